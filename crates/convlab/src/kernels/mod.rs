@@ -1,0 +1,6 @@
+//! Raw f32 slice kernels: no shapes to validate, no allocation policy.
+//!
+//! Everything here assumes its caller (the `ops` room) already checked the
+//! geometry; violations are bugs and are caught by `debug_assert!` only.
+
+pub mod gemm;

@@ -1,0 +1,101 @@
+//! The allocation guard: every output and scratch buffer whose size comes from
+//! user input is checked here first, so a request for a 100000x100000 output
+//! is an `Err`, not an abort from the allocator or the OOM killer.
+//!
+//! The limit is `CONVLAB_MAX_BYTES` when set, otherwise the machine's
+//! available memory (`MemAvailable` in `/proc/meminfo`), otherwise 8 GiB.
+//! [`set_max_bytes`] overrides both at run time.
+
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+static OVERRIDE: AtomicUsize = AtomicUsize::new(0);
+static DEFAULT: OnceLock<usize> = OnceLock::new();
+
+fn default_limit() -> usize {
+    *DEFAULT.get_or_init(|| {
+        if let Some(v) = std::env::var("CONVLAB_MAX_BYTES")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+        {
+            return v;
+        }
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("MemAvailable:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<usize>().ok())
+            })
+            .map(|kb| kb.saturating_mul(1024))
+            .unwrap_or(8 << 30)
+    })
+}
+
+/// The largest single buffer, in bytes, that convlab will allocate.
+pub fn max_bytes() -> usize {
+    match OVERRIDE.load(Ordering::Relaxed) {
+        0 => default_limit(),
+        v => v,
+    }
+}
+
+/// Set the allocation limit in bytes for this process (0 restores the default).
+pub fn set_max_bytes(bytes: usize) {
+    OVERRIDE.store(bytes, Ordering::Relaxed);
+}
+
+/// Check that `elems` f32 values fit under the limit; the error names `op`.
+pub fn check_f32(op: &'static str, elems: usize) -> Result<()> {
+    let bytes = elems
+        .checked_mul(4)
+        .ok_or_else(|| Error::too_large(op, format!("{elems} elements overflow usize bytes")))?;
+    let limit = max_bytes();
+    if bytes > limit {
+        return Err(Error::too_large(
+            op,
+            format!(
+                "needs {} for {elems} values, over the memory limit of {} (set CONVLAB_MAX_BYTES to change it)",
+                human_bytes(bytes),
+                human_bytes(limit)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A zero-filled f32 buffer of `elems` values, after [`check_f32`].
+pub fn zeros_f32(op: &'static str, elems: usize) -> Result<Vec<f32>> {
+    check_f32(op, elems)?;
+    Ok(vec![0.0; elems])
+}
+
+fn human_bytes(b: usize) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_request_is_an_error() {
+        let err = check_f32("conv2d", 100_000 * 100_000 * 64).unwrap_err();
+        assert!(err.to_string().contains("memory limit"), "{err}");
+        assert!(check_f32("x", usize::MAX).is_err());
+        assert!(check_f32("x", 16).is_ok());
+    }
+}
