@@ -13,6 +13,33 @@ pub enum Layout {
 /// Below this many multiply-adds a single thread is faster than waking rayon.
 const PARALLEL_MIN_FLOPS: usize = 1 << 20;
 
+/// A read-only matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A `[rows, cols]` matrix stored with `layout`, rows `ld` apart
+    /// (`ld` = cols for a dense row-major matrix).
+    pub fn new(data: &'a [f32], layout: Layout, ld: usize) -> MatRef<'a> {
+        match layout {
+            Layout::RowMajor => MatRef {
+                data,
+                rs: ld,
+                cs: 1,
+            },
+            Layout::Transposed => MatRef {
+                data,
+                rs: 1,
+                cs: ld,
+            },
+        }
+    }
+}
+
 /// `c[m, n] (+)= a[m, k] @ b[k, n]`; `accumulate` adds to `c` instead of
 /// overwriting it. Slices must hold exactly the matrices described.
 pub fn sgemm(
@@ -26,24 +53,43 @@ pub fn sgemm(
     c: &mut [f32],
     accumulate: bool,
 ) {
-    debug_assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    let a = match a_layout {
+        Layout::RowMajor => MatRef::new(a, a_layout, k),
+        Layout::Transposed => MatRef::new(a, a_layout, m),
+    };
+    let b = match b_layout {
+        Layout::RowMajor => MatRef::new(b, b_layout, n),
+        Layout::Transposed => MatRef::new(b, b_layout, k),
+    };
+    sgemm_strided(m, k, n, a, b, c, n, accumulate);
+}
+
+/// `c[m, n] (+)= a[m, k] @ b[k, n]` on strided views; `c` is row-major with
+/// rows `ldc` apart. Every element the views describe must be in bounds.
+pub fn sgemm_strided(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
     if m == 0 || n == 0 {
         return;
     }
+    debug_assert!(c.len() >= (m - 1) * ldc + n);
     if k == 0 {
         if !accumulate {
-            c[..m * n].fill(0.0);
+            for i in 0..m {
+                c[i * ldc..i * ldc + n].fill(0.0);
+            }
         }
         return;
     }
-    let (a_rs, a_cs) = match a_layout {
-        Layout::RowMajor => (k as isize, 1),
-        Layout::Transposed => (1, m as isize),
-    };
-    let (b_rs, b_cs) = match b_layout {
-        Layout::RowMajor => (n as isize, 1),
-        Layout::Transposed => (1, k as isize),
-    };
+    debug_assert!(a.data.len() > (m - 1) * a.rs + (k - 1) * a.cs);
+    debug_assert!(b.data.len() > (k - 1) * b.rs + (n - 1) * b.cs);
     let work = m.saturating_mul(n).saturating_mul(k);
     let threads = rayon::current_num_threads();
     let par = if work >= PARALLEL_MIN_FLOPS && threads > 1 {
@@ -51,10 +97,10 @@ pub fn sgemm(
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the slices hold m*k, k*n and m*n values (asserted above in debug,
-    // guaranteed by the callers' shape checks), and the strides describe
-    // exactly those row-major or transposed matrices, so every access gemm
-    // makes is in bounds; `c` does not alias `a` or `b` (&mut borrow).
+    // SAFETY: callers guarantee (checked in debug builds above) that every
+    // element the (rows, strides) views address lies inside its slice, so all
+    // of gemm's reads and writes are in bounds; `c` cannot alias `a` or `b`
+    // because it is borrowed mutably.
     unsafe {
         gemm::gemm(
             m,
@@ -62,14 +108,14 @@ pub fn sgemm(
             k,
             c.as_mut_ptr(),
             1,
-            n as isize,
+            ldc as isize,
             accumulate,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
             1.0,
             1.0,
             false,

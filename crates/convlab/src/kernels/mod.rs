@@ -4,3 +4,4 @@
 //! geometry; violations are bugs and are caught by `debug_assert!` only.
 
 pub mod gemm;
+pub mod im2col;

@@ -1,3 +1,74 @@
 //! Checked, shaped functional ops. Each file holds one op family: its
 //! parameters and validation, the forward and backward passes side by side,
 //! and the plain reference loop every fast path is tested against.
+//!
+//! Gradients follow one convention: `*_backward` returns the gradient of
+//! `sum(output * grad_output)` with respect to each input.
+
+pub mod conv2d;
+pub mod conv_transpose2d;
+pub mod corr2d;
+pub mod pad;
+
+pub use conv2d::{
+    conv2d, conv2d_backward, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
+    Conv2dGrads, Conv2dParams,
+};
+pub use conv_transpose2d::{conv_transpose2d, conv_transpose2d_backward, ConvTranspose2dParams};
+pub use corr2d::{convolve2d, corr2d, corr2d_backward};
+pub use pad::{pad2d, pad2d_backward};
+
+use crate::shape::ConvGeometry;
+use std::cell::Cell;
+
+/// The convolution algorithms the dispatcher can pick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvAlgo {
+    /// Let the dispatcher choose by shape.
+    Auto,
+    /// The plain reference loops (slow; the oracle).
+    Reference,
+    /// im2col over bands of output rows, then GEMM.
+    Im2col,
+}
+
+impl ConvAlgo {
+    /// Every algorithm a test can force.
+    pub const ALL: [ConvAlgo; 2] = [ConvAlgo::Reference, ConvAlgo::Im2col];
+}
+
+thread_local! {
+    static FORCED: Cell<ConvAlgo> = const { Cell::new(ConvAlgo::Auto) };
+}
+
+/// Force every convolution run on this thread to use `algo` until the
+/// returned guard is dropped (for tests and benchmarks).
+///
+/// ```
+/// use convlab::ops::{force_conv_algo, ConvAlgo};
+/// let _guard = force_conv_algo(ConvAlgo::Reference);
+/// ```
+pub fn force_conv_algo(algo: ConvAlgo) -> ForcedAlgo {
+    let previous = FORCED.with(|f| f.replace(algo));
+    ForcedAlgo { previous }
+}
+
+/// Restores the previous forced algorithm when dropped.
+#[must_use = "the algorithm is forced only while the guard lives"]
+pub struct ForcedAlgo {
+    previous: ConvAlgo,
+}
+
+impl Drop for ForcedAlgo {
+    fn drop(&mut self) {
+        FORCED.with(|f| f.set(self.previous));
+    }
+}
+
+/// The algorithm for geometry `g`: the forced one, or the dispatcher's choice.
+pub(crate) fn conv_algo(_g: &ConvGeometry) -> ConvAlgo {
+    match FORCED.with(|f| f.get()) {
+        ConvAlgo::Auto => ConvAlgo::Im2col,
+        forced => forced,
+    }
+}

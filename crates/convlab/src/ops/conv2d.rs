@@ -1,0 +1,862 @@
+//! `conv2d`: PyTorch's `F.conv2d` (cross-correlation) with stride, padding
+//! (sides, `"same"`, `"valid"`), dilation, groups, bias and padding modes;
+//! forward, backward and the reference loops, in that order.
+//!
+//! Layouts: input `[N, C_in, H, W]` (or unbatched `[C_in, H, W]`), weight
+//! `[C_out, C_in / groups, kh, kw]`, bias `[C_out]`, output `[N, C_out, oh, ow]`.
+
+use super::pad::{pad2d, pad2d_backward};
+use super::{conv_algo, ConvAlgo};
+use crate::error::{numel_or_err, Dims, Error, Result};
+use crate::kernels::gemm::{sgemm_strided, MatRef};
+use crate::kernels::im2col::{col2im, im2col};
+use crate::memory;
+use crate::shape::{check_positive, conv_out_len, ConvGeometry, Padding, PaddingMode, Pair};
+use crate::tensor::Tensor;
+
+/// Parameters of [`conv2d`], with PyTorch's defaults (stride 1, padding 0,
+/// dilation 1, groups 1, zeros padding).
+///
+/// ```
+/// use convlab::ops::Conv2dParams;
+/// let p = Conv2dParams::default().stride(2).padding((1, 2)).groups(4);
+/// assert_eq!(p.groups, 4);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    pub stride: Pair,
+    pub padding: Padding,
+    pub dilation: Pair,
+    pub groups: usize,
+    pub padding_mode: PaddingMode,
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Conv2dParams {
+            stride: Pair(1, 1),
+            padding: Padding::Valid,
+            dilation: Pair(1, 1),
+            groups: 1,
+            padding_mode: PaddingMode::Zeros,
+        }
+    }
+}
+
+impl Conv2dParams {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Set the stride (`2` or `(2, 1)`).
+    pub fn stride(mut self, s: impl Into<Pair>) -> Self {
+        self.stride = s.into();
+        self
+    }
+    /// Set the padding (`1`, `(1, 2)`, `[t, b, l, r]`, `Padding::Same`).
+    pub fn padding(mut self, p: impl Into<Padding>) -> Self {
+        self.padding = p.into();
+        self
+    }
+    /// Set the dilation.
+    pub fn dilation(mut self, d: impl Into<Pair>) -> Self {
+        self.dilation = d.into();
+        self
+    }
+    /// Set the number of groups.
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+    /// Set how padded values are made.
+    pub fn padding_mode(mut self, m: PaddingMode) -> Self {
+        self.padding_mode = m;
+        self
+    }
+}
+
+/// Gradients of a convolution: of `sum(output * grad_output)` with respect
+/// to each input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv2dGrads {
+    pub grad_input: Tensor,
+    pub grad_weight: Tensor,
+    pub grad_bias: Option<Tensor>,
+}
+
+/// A validated convolution: its geometry on the (possibly pre-padded) input.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plan {
+    pub geom: ConvGeometry,
+    /// `[top, bottom, left, right]`.
+    pub pads: [usize; 4],
+    pub mode: PaddingMode,
+    /// The caller gave `[C, H, W]`.
+    pub unbatched: bool,
+}
+
+impl Plan {
+    /// Non-zero padding modes pad explicitly first, then convolve unpadded.
+    fn pre_padded(&self) -> bool {
+        self.mode != PaddingMode::Zeros && self.pads != [0; 4]
+    }
+
+    /// The shape the caller sees for the output.
+    pub fn output_shape(&self) -> Vec<usize> {
+        let g = &self.geom;
+        if self.unbatched {
+            vec![g.c_out, g.oh, g.ow]
+        } else {
+            vec![g.n, g.c_out, g.oh, g.ow]
+        }
+    }
+}
+
+/// The 4-D view of a `[C, H, W]` or `[N, C, H, W]` input.
+pub(crate) fn batched_dims(op: &'static str, shape: &[usize]) -> Result<([usize; 4], bool)> {
+    match *shape {
+        [n, c, h, w] => Ok(([n, c, h, w], false)),
+        [c, h, w] => Ok(([1, c, h, w], true)),
+        _ => Err(Error::shape(
+            op,
+            format!(
+                "input must be 3-D (C, H, W) or 4-D (N, C, H, W) but has shape {}",
+                Dims(shape)
+            ),
+        )),
+    }
+}
+
+/// Check the channel bookkeeping shared by conv2d and conv_transpose2d.
+pub(crate) fn check_groups(
+    op: &'static str,
+    groups: usize,
+    channels: usize,
+    channels_name: &str,
+) -> Result<()> {
+    if groups == 0 {
+        return Err(Error::param(
+            op,
+            "groups",
+            "0 is invalid: must be at least 1",
+        ));
+    }
+    if channels % groups != 0 {
+        return Err(Error::param(
+            op,
+            "groups",
+            format!("{groups} must divide the {channels_name} {channels}"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn plan(
+    input: &[usize],
+    weight: &[usize],
+    bias: Option<&[usize]>,
+    p: &Conv2dParams,
+) -> Result<Plan> {
+    const OP: &str = "conv2d";
+    let ([n, c_in, h, w], unbatched) = batched_dims(OP, input)?;
+    let [c_out, cin_g, kh, kw] = match *weight {
+        [a, b, c, d] => [a, b, c, d],
+        _ => {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "weight must be 4-D (C_out, C_in/groups, kh, kw) but has shape {}",
+                    Dims(weight)
+                ),
+            ))
+        }
+    };
+    check_positive(OP, "stride", p.stride)?;
+    check_positive(OP, "dilation", p.dilation)?;
+    if kh == 0 || kw == 0 {
+        return Err(Error::shape(
+            OP,
+            format!("weight {} has an empty kernel", Dims(weight)),
+        ));
+    }
+    let g = p.groups;
+    if g == 0 {
+        return Err(Error::param(
+            OP,
+            "groups",
+            "0 is invalid: must be at least 1",
+        ));
+    }
+    let expected = cin_g
+        .checked_mul(g)
+        .ok_or_else(|| Error::too_large(OP, "channels overflow"))?;
+    if c_in != expected {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "input has {c_in} channels but weight {} with groups={g} expects {expected}",
+                Dims(weight)
+            ),
+        ));
+    }
+    check_groups(OP, g, c_out, "output channels")?;
+    if let Some(b) = bias {
+        if b != [c_out] {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "bias has shape {} but weight {} has {c_out} output channels",
+                    Dims(b),
+                    Dims(weight)
+                ),
+            ));
+        }
+    }
+    let pads = p.padding.resolve(OP, Pair(kh, kw), p.dilation, p.stride)?;
+    let [pt, pb, pl, pr] = pads;
+    let oh = conv_out_len(OP, "height", h, kh, p.stride.0, pt, pb, p.dilation.0)?;
+    let ow = conv_out_len(OP, "width", w, kw, p.stride.1, pl, pr, p.dilation.1)?;
+    numel_or_err(OP, &[n, c_out, oh, ow])?;
+    let mut geom = ConvGeometry {
+        n,
+        c_in,
+        h,
+        w,
+        c_out,
+        kh,
+        kw,
+        groups: g,
+        sh: p.stride.0,
+        sw: p.stride.1,
+        dh: p.dilation.0,
+        dw: p.dilation.1,
+        pt,
+        pl,
+        oh,
+        ow,
+    };
+    let plan = Plan {
+        geom,
+        pads,
+        mode: p.padding_mode,
+        unbatched,
+    };
+    if plan.pre_padded() {
+        // The kernel then sees the explicitly padded input and no padding.
+        geom.h += pt + pb;
+        geom.w += pl + pr;
+        geom.pt = 0;
+        geom.pl = 0;
+        return Ok(Plan { geom, ..plan });
+    }
+    Ok(plan)
+}
+
+/// The input as the kernels see it: explicitly padded for non-zero modes.
+fn kernel_input(plan: &Plan, input: &Tensor) -> Result<Tensor> {
+    if plan.pre_padded() {
+        pad2d(input, plan.pads, plan.mode)
+    } else {
+        Ok(input.clone())
+    }
+}
+
+/// 2-D convolution (cross-correlation, as in deep learning), PyTorch's `F.conv2d`.
+///
+/// # Errors
+/// A wrong rank, channels that do not match the weight and groups, a bias of
+/// the wrong size, a zero stride or dilation, or a kernel larger than the
+/// padded input.
+///
+/// ```
+/// use convlab::{ops::{conv2d, Conv2dParams}, Tensor};
+/// let x = Tensor::ones(&[1, 1, 8, 8])?;
+/// let w = Tensor::ones(&[1, 1, 3, 3])?;
+/// let y = conv2d(&x, &w, None, &Conv2dParams::new().padding(1).stride(2))?;
+/// assert_eq!(y.shape(), &[1, 1, 4, 4]);
+/// # Ok::<(), convlab::Error>(())
+/// ```
+pub fn conv2d(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    p: &Conv2dParams,
+) -> Result<Tensor> {
+    let plan = plan(input.shape(), weight.shape(), bias.map(|b| b.shape()), p)?;
+    let g = plan.geom;
+    let x = kernel_input(&plan, input)?;
+    let mut out = memory::zeros_f32(
+        "conv2d",
+        numel_or_err("conv2d", &[g.n, g.c_out, g.oh, g.ow])?,
+    )?;
+    forward_geom(&g, x.data(), weight.data(), &mut out)?;
+    if let Some(b) = bias {
+        add_bias(&g, b.data(), &mut out);
+    }
+    Tensor::from_vec(out, &plan.output_shape())
+}
+
+/// All three gradients of [`conv2d`] (`grad_bias` when `with_bias`).
+pub fn conv2d_backward(
+    input: &Tensor,
+    weight: &Tensor,
+    with_bias: bool,
+    grad_output: &Tensor,
+    p: &Conv2dParams,
+) -> Result<Conv2dGrads> {
+    Ok(Conv2dGrads {
+        grad_input: conv2d_backward_input(input.shape(), weight, grad_output, p)?,
+        grad_weight: conv2d_backward_weight(input, weight.shape(), grad_output, p)?,
+        grad_bias: if with_bias {
+            Some(conv2d_backward_bias(grad_output)?)
+        } else {
+            None
+        },
+    })
+}
+
+fn check_grad_output(plan: &Plan, grad_output: &Tensor, op: &'static str) -> Result<()> {
+    let want = plan.output_shape();
+    if grad_output.shape() != want.as_slice() {
+        return Err(Error::shape(
+            op,
+            format!(
+                "grad_output has shape {} but the output has shape {}",
+                Dims(grad_output.shape()),
+                Dims(&want)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The gradient of [`conv2d`] with respect to its input.
+pub fn conv2d_backward_input(
+    input_shape: &[usize],
+    weight: &Tensor,
+    grad_output: &Tensor,
+    p: &Conv2dParams,
+) -> Result<Tensor> {
+    let plan = plan(input_shape, weight.shape(), None, p)?;
+    check_grad_output(&plan, grad_output, "conv2d_backward")?;
+    let g = plan.geom;
+    let mut gin = memory::zeros_f32(
+        "conv2d_backward",
+        numel_or_err("conv2d_backward", &[g.n, g.c_in, g.h, g.w])?,
+    )?;
+    backward_input_geom(&g, weight.data(), grad_output.data(), &mut gin)?;
+    if plan.pre_padded() {
+        let padded_shape: Vec<usize> = if plan.unbatched {
+            vec![g.c_in, g.h, g.w]
+        } else {
+            vec![g.n, g.c_in, g.h, g.w]
+        };
+        let gp = Tensor::from_vec(gin, &padded_shape)?;
+        return pad2d_backward(&gp, input_shape, plan.pads, plan.mode);
+    }
+    Tensor::from_vec(gin, input_shape)
+}
+
+/// The gradient of [`conv2d`] with respect to its weight.
+pub fn conv2d_backward_weight(
+    input: &Tensor,
+    weight_shape: &[usize],
+    grad_output: &Tensor,
+    p: &Conv2dParams,
+) -> Result<Tensor> {
+    let plan = plan(input.shape(), weight_shape, None, p)?;
+    check_grad_output(&plan, grad_output, "conv2d_backward")?;
+    let g = plan.geom;
+    let x = kernel_input(&plan, input)?;
+    let mut gw = memory::zeros_f32(
+        "conv2d_backward",
+        numel_or_err("conv2d_backward", weight_shape)?,
+    )?;
+    backward_weight_geom(&g, x.data(), grad_output.data(), &mut gw)?;
+    Tensor::from_vec(gw, weight_shape)
+}
+
+/// The gradient of a convolution's bias: `grad_output` summed over all but
+/// the channel dimension.
+pub fn conv2d_backward_bias(grad_output: &Tensor) -> Result<Tensor> {
+    let ([n, c, h, w], _) = batched_dims("conv2d_backward", grad_output.shape())?;
+    let go = grad_output.data();
+    let plane = h * w;
+    let mut gb = vec![0.0f32; c];
+    for b in 0..n {
+        for (ch, acc) in gb.iter_mut().enumerate() {
+            let s: f64 = go[(b * c + ch) * plane..(b * c + ch + 1) * plane]
+                .iter()
+                .map(|&v| v as f64)
+                .sum();
+            *acc += s as f32;
+        }
+    }
+    Tensor::from_vec(gb, &[c])
+}
+
+pub(crate) fn add_bias(g: &ConvGeometry, bias: &[f32], out: &mut [f32]) {
+    let plane = g.oh * g.ow;
+    for (i, chunk) in out.chunks_mut(plane).enumerate() {
+        let b = bias[i % g.c_out];
+        chunk.iter_mut().for_each(|v| *v += b);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Dispatch on a validated geometry (shared with conv_transpose2d, whose
+// forward is this convolution's input gradient and vice versa).
+
+/// `out` = conv(input, weight) on a validated geometry.
+pub(crate) fn forward_geom(
+    g: &ConvGeometry,
+    input: &[f32],
+    weight: &[f32],
+    out: &mut [f32],
+) -> Result<()> {
+    match conv_algo(g) {
+        ConvAlgo::Reference => reference::forward(g, input, weight, out),
+        ConvAlgo::Im2col | ConvAlgo::Auto => im2col_path::forward(g, input, weight, out)?,
+    }
+    Ok(())
+}
+
+/// `grad_input` (zeroed, `[n, c_in, h, w]`) += conv's input gradient.
+pub(crate) fn backward_input_geom(
+    g: &ConvGeometry,
+    weight: &[f32],
+    grad_output: &[f32],
+    grad_input: &mut [f32],
+) -> Result<()> {
+    match conv_algo(g) {
+        ConvAlgo::Reference => reference::backward_input(g, weight, grad_output, grad_input),
+        ConvAlgo::Im2col | ConvAlgo::Auto => {
+            im2col_path::backward_input(g, weight, grad_output, grad_input)?
+        }
+    }
+    Ok(())
+}
+
+/// `grad_weight` (zeroed) += conv's weight gradient.
+pub(crate) fn backward_weight_geom(
+    g: &ConvGeometry,
+    input: &[f32],
+    grad_output: &[f32],
+    grad_weight: &mut [f32],
+) -> Result<()> {
+    match conv_algo(g) {
+        ConvAlgo::Reference => reference::backward_weight(g, input, grad_output, grad_weight),
+        ConvAlgo::Im2col | ConvAlgo::Auto => {
+            im2col_path::backward_weight(g, input, grad_output, grad_weight)?
+        }
+    }
+    Ok(())
+}
+
+/// im2col + GEMM, one image and group at a time, over bands of output rows
+/// sized so the column buffer stays under [`im2col_path::SCRATCH_FLOATS`].
+pub(crate) mod im2col_path {
+    use super::*;
+
+    /// 16 Mi floats = 64 MiB, the scratch cap.
+    pub const SCRATCH_FLOATS: usize = 16 << 20;
+
+    /// Output rows per band and the column buffer for them.
+    fn band(g: &ConvGeometry) -> Result<(usize, Vec<f32>)> {
+        let k = g.cin_g() * g.kh * g.kw;
+        let per_row = k.saturating_mul(g.ow).max(1);
+        let rows = (SCRATCH_FLOATS / per_row).clamp(1, g.oh.max(1));
+        let len = per_row
+            .checked_mul(rows)
+            .ok_or_else(|| Error::too_large("conv2d", "column buffer overflows"))?;
+        Ok((rows, memory::zeros_f32("conv2d", len)?))
+    }
+
+    /// A 1x1, stride-1, unpadded convolution needs no columns: the input is already
+    /// the `[C_in/groups, H*W]` matrix.
+    fn is_pointwise(g: &ConvGeometry) -> bool {
+        g.kh == 1
+            && g.kw == 1
+            && g.sh == 1
+            && g.sw == 1
+            && g.pt == 0
+            && g.pl == 0
+            && g.oh == g.h
+            && g.ow == g.w
+    }
+
+    pub fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], out: &mut [f32]) -> Result<()> {
+        let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+        let k = cin_g * g.kh * g.kw;
+        let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+        let pointwise = is_pointwise(g);
+        let (rows, mut cols) = if pointwise {
+            (g.oh, Vec::new())
+        } else {
+            band(g)?
+        };
+        for n in 0..g.n {
+            for grp in 0..g.groups {
+                let x = &input[(n * g.c_in + grp * cin_g) * hw..][..cin_g * hw];
+                let wt = MatRef {
+                    data: &weight[grp * cout_g * k..][..cout_g * k],
+                    rs: k,
+                    cs: 1,
+                };
+                let y = &mut out[(n * g.c_out + grp * cout_g) * ohw..][..cout_g * ohw];
+                if pointwise {
+                    sgemm_strided(
+                        cout_g,
+                        k,
+                        ohw,
+                        wt,
+                        MatRef {
+                            data: x,
+                            rs: hw,
+                            cs: 1,
+                        },
+                        y,
+                        ohw,
+                        false,
+                    );
+                    continue;
+                }
+                let mut r0 = 0;
+                while r0 < g.oh {
+                    let rr = rows.min(g.oh - r0);
+                    let width = rr * g.ow;
+                    im2col(g, cin_g, x, r0, rr, &mut cols);
+                    sgemm_strided(
+                        cout_g,
+                        k,
+                        width,
+                        wt,
+                        MatRef {
+                            data: &cols,
+                            rs: width,
+                            cs: 1,
+                        },
+                        &mut y[r0 * g.ow..],
+                        ohw,
+                        false,
+                    );
+                    r0 += rr;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn backward_input(
+        g: &ConvGeometry,
+        weight: &[f32],
+        grad_output: &[f32],
+        grad_input: &mut [f32],
+    ) -> Result<()> {
+        let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+        let k = cin_g * g.kh * g.kw;
+        let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+        let pointwise = is_pointwise(g);
+        let (rows, mut cols) = if pointwise {
+            (g.oh, Vec::new())
+        } else {
+            band(g)?
+        };
+        for n in 0..g.n {
+            for grp in 0..g.groups {
+                // W^T: [k, cout_g] view of the [cout_g, k] weight.
+                let wt = MatRef {
+                    data: &weight[grp * cout_g * k..][..cout_g * k],
+                    rs: 1,
+                    cs: k,
+                };
+                let gy = &grad_output[(n * g.c_out + grp * cout_g) * ohw..][..cout_g * ohw];
+                let gx = &mut grad_input[(n * g.c_in + grp * cin_g) * hw..][..cin_g * hw];
+                if pointwise {
+                    sgemm_strided(
+                        k,
+                        cout_g,
+                        ohw,
+                        wt,
+                        MatRef {
+                            data: gy,
+                            rs: ohw,
+                            cs: 1,
+                        },
+                        gx,
+                        hw,
+                        true,
+                    );
+                    continue;
+                }
+                let mut r0 = 0;
+                while r0 < g.oh {
+                    let rr = rows.min(g.oh - r0);
+                    let width = rr * g.ow;
+                    sgemm_strided(
+                        k,
+                        cout_g,
+                        width,
+                        wt,
+                        MatRef {
+                            data: &gy[r0 * g.ow..],
+                            rs: ohw,
+                            cs: 1,
+                        },
+                        &mut cols,
+                        width,
+                        false,
+                    );
+                    col2im(g, cin_g, &cols, r0, rr, gx);
+                    r0 += rr;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn backward_weight(
+        g: &ConvGeometry,
+        input: &[f32],
+        grad_output: &[f32],
+        grad_weight: &mut [f32],
+    ) -> Result<()> {
+        let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+        let k = cin_g * g.kh * g.kw;
+        let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+        let pointwise = is_pointwise(g);
+        let (rows, mut cols) = if pointwise {
+            (g.oh, Vec::new())
+        } else {
+            band(g)?
+        };
+        for n in 0..g.n {
+            for grp in 0..g.groups {
+                let x = &input[(n * g.c_in + grp * cin_g) * hw..][..cin_g * hw];
+                let gy = &grad_output[(n * g.c_out + grp * cout_g) * ohw..][..cout_g * ohw];
+                let gw = &mut grad_weight[grp * cout_g * k..][..cout_g * k];
+                if pointwise {
+                    sgemm_strided(
+                        cout_g,
+                        ohw,
+                        k,
+                        MatRef {
+                            data: gy,
+                            rs: ohw,
+                            cs: 1,
+                        },
+                        MatRef {
+                            data: x,
+                            rs: 1,
+                            cs: hw,
+                        },
+                        gw,
+                        k,
+                        true,
+                    );
+                    continue;
+                }
+                let mut r0 = 0;
+                while r0 < g.oh {
+                    let rr = rows.min(g.oh - r0);
+                    let width = rr * g.ow;
+                    im2col(g, cin_g, x, r0, rr, &mut cols);
+                    sgemm_strided(
+                        cout_g,
+                        width,
+                        k,
+                        MatRef {
+                            data: &gy[r0 * g.ow..],
+                            rs: ohw,
+                            cs: 1,
+                        },
+                        MatRef {
+                            data: &cols,
+                            rs: 1,
+                            cs: width,
+                        },
+                        gw,
+                        k,
+                        true,
+                    );
+                    r0 += rr;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The plain loops: the definition of the convolution, and the oracle every
+/// fast path is tested against. Slow on purpose; do not optimise.
+pub mod reference {
+    use crate::shape::ConvGeometry;
+
+    /// Input index along one axis for output `o`, tap `k`, or `None` in the padding.
+    #[inline]
+    fn at(o: usize, k: usize, s: usize, d: usize, pad: usize, len: usize) -> Option<usize> {
+        let i = (o * s + k * d) as isize - pad as isize;
+        (i >= 0 && (i as usize) < len).then_some(i as usize)
+    }
+
+    /// `out[n, co, oy, ox] = sum_{ci, ki, kj} input[n, grp*cin_g + ci, iy, ix] * weight[co, ci, ki, kj]`.
+    pub fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], out: &mut [f32]) {
+        let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+        for n in 0..g.n {
+            for co in 0..g.c_out {
+                let grp = co / cout_g;
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let mut acc = 0.0f64;
+                        for ci in 0..cin_g {
+                            let c = grp * cin_g + ci;
+                            for ki in 0..g.kh {
+                                let Some(iy) = at(oy, ki, g.sh, g.dh, g.pt, g.h) else {
+                                    continue;
+                                };
+                                for kj in 0..g.kw {
+                                    let Some(ix) = at(ox, kj, g.sw, g.dw, g.pl, g.w) else {
+                                        continue;
+                                    };
+                                    let x = input[((n * g.c_in + c) * g.h + iy) * g.w + ix];
+                                    let wv = weight[((co * cin_g + ci) * g.kh + ki) * g.kw + kj];
+                                    acc += x as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        out[((n * g.c_out + co) * g.oh + oy) * g.ow + ox] = acc as f32;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Scatter every output gradient back through the same index map.
+    pub fn backward_input(
+        g: &ConvGeometry,
+        weight: &[f32],
+        grad_output: &[f32],
+        grad_input: &mut [f32],
+    ) {
+        let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+        for n in 0..g.n {
+            for co in 0..g.c_out {
+                let grp = co / cout_g;
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let go = grad_output[((n * g.c_out + co) * g.oh + oy) * g.ow + ox];
+                        for ci in 0..cin_g {
+                            let c = grp * cin_g + ci;
+                            for ki in 0..g.kh {
+                                let Some(iy) = at(oy, ki, g.sh, g.dh, g.pt, g.h) else {
+                                    continue;
+                                };
+                                for kj in 0..g.kw {
+                                    let Some(ix) = at(ox, kj, g.sw, g.dw, g.pl, g.w) else {
+                                        continue;
+                                    };
+                                    grad_input[((n * g.c_in + c) * g.h + iy) * g.w + ix] +=
+                                        go * weight[((co * cin_g + ci) * g.kh + ki) * g.kw + kj];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `grad_weight[co, ci, ki, kj] = sum_{n, oy, ox} grad_output[n, co, oy, ox] * input[n, c, iy, ix]`.
+    pub fn backward_weight(
+        g: &ConvGeometry,
+        input: &[f32],
+        grad_output: &[f32],
+        grad_weight: &mut [f32],
+    ) {
+        let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+        for co in 0..g.c_out {
+            let grp = co / cout_g;
+            for ci in 0..cin_g {
+                let c = grp * cin_g + ci;
+                for ki in 0..g.kh {
+                    for kj in 0..g.kw {
+                        let mut acc = 0.0f64;
+                        for n in 0..g.n {
+                            for oy in 0..g.oh {
+                                let Some(iy) = at(oy, ki, g.sh, g.dh, g.pt, g.h) else {
+                                    continue;
+                                };
+                                for ox in 0..g.ow {
+                                    let Some(ix) = at(ox, kj, g.sw, g.dw, g.pl, g.w) else {
+                                        continue;
+                                    };
+                                    acc += grad_output[((n * g.c_out + co) * g.oh + oy) * g.ow + ox]
+                                        as f64
+                                        * input[((n * g.c_in + c) * g.h + iy) * g.w + ix] as f64;
+                                }
+                            }
+                        }
+                        grad_weight[((co * cin_g + ci) * g.kh + ki) * g.kw + kj] += acc as f32;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_mismatch_names_everything() {
+        let x = Tensor::zeros(&[1, 8, 5, 5]).unwrap();
+        let w = Tensor::zeros(&[4, 4, 3, 3]).unwrap();
+        let e = conv2d(&x, &w, None, &Conv2dParams::new()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "conv2d: input has 8 channels but weight [4, 4, 3, 3] with groups=1 expects 4"
+        );
+    }
+
+    #[test]
+    fn bad_parameters_are_errors() {
+        let x = Tensor::zeros(&[1, 4, 5, 5]).unwrap();
+        let w = Tensor::zeros(&[6, 2, 3, 3]).unwrap();
+        let e = |p: Conv2dParams| conv2d(&x, &w, None, &p).unwrap_err().to_string();
+        assert_eq!(
+            e(Conv2dParams::new().groups(2).stride(0)),
+            "conv2d: stride 0 is invalid: must be at least 1"
+        );
+        assert!(e(Conv2dParams::new().groups(3)).contains("input has 4 channels"));
+        assert!(e(Conv2dParams::new().groups(0)).contains("groups 0 is invalid"));
+        let big = Tensor::zeros(&[6, 2, 7, 7]).unwrap();
+        let msg = conv2d(&x, &big, None, &Conv2dParams::new().groups(2))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            msg,
+            "conv2d: kernel height 7 is larger than the padded input height 5 (5 + padding 0+0)"
+        );
+        let e4 = conv2d(
+            &Tensor::zeros(&[5, 5]).unwrap(),
+            &w,
+            None,
+            &Conv2dParams::new(),
+        )
+        .unwrap_err();
+        assert!(e4.to_string().contains("input must be 3-D"), "{e4}");
+        let bias = Tensor::zeros(&[5]).unwrap();
+        let e5 = conv2d(&x, &w, Some(&bias), &Conv2dParams::new().groups(2)).unwrap_err();
+        assert!(e5.to_string().contains("bias has shape [5]"), "{e5}");
+    }
+
+    #[test]
+    fn unbatched_input_keeps_rank() {
+        let x = Tensor::ones(&[2, 4, 4]).unwrap();
+        let w = Tensor::ones(&[3, 2, 3, 3]).unwrap();
+        let y = conv2d(&x, &w, None, &Conv2dParams::new()).unwrap();
+        assert_eq!(y.shape(), &[3, 2, 2]);
+        assert!(y.data().iter().all(|&v| v == 18.0));
+    }
+}
