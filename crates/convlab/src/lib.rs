@@ -17,10 +17,13 @@
 //! [`kernels`] (raw slice loops) → [`ops`] (checked functional ops, forward
 //! and backward, with reference loops) → [`autograd`] → [`nn`] / [`optim`] → [`io`].
 
+pub mod autograd;
 pub mod error;
 pub mod kernels;
 pub mod memory;
+pub mod nn;
 pub mod ops;
+pub mod optim;
 mod print;
 pub mod shape;
 pub mod tensor;
