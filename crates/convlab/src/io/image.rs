@@ -55,22 +55,31 @@ fn decode(bytes: &[u8], gray: bool) -> Result<Tensor> {
     let mut limits = Limits::default();
     limits.max_alloc = Some(memory::max_bytes() as u64);
     reader.limits(limits);
-    let corrupt = |e: ::image::ImageError| bad(format!("cannot decode {format:?}: {e}"));
+    let corrupt = |e: ::image::ImageError| match e {
+        ::image::ImageError::Limits(l) => Error::too_large(
+            "image",
+            format!("decoding needs more memory than allowed: {l}"),
+        ),
+        e => bad(format!("cannot decode {format:?}: {e}")),
+    };
     let decoder = reader.into_decoder().map_err(corrupt)?;
     let (w, h) = decoder.dimensions();
     let (w, h) = (w as usize, h as usize);
-    let channels = match decoder.color_type().channel_count() {
+    let c_file = usize::from(decoder.color_type().channel_count());
+    let channels = match c_file {
         _ if gray => 1,
         1 | 2 => 1,
-        c => usize::from(c),
+        c => c,
     };
-    let numel = checked_numel(&[channels, h, w]).ok_or_else(|| {
+    // The interleaved f32 samples (all of the file's channels) are the largest buffer.
+    let samples_len = checked_numel(&[c_file, h, w]).ok_or_else(|| {
         Error::too_large(
             "image",
             format!("{w}x{h} image has more pixels than fit in memory"),
         )
     })?;
-    memory::check_f32("image", numel)?;
+    memory::check_f32("image", samples_len)?;
+    let numel = channels * h * w;
     let img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     let (hw, c_in) = (h * w, usize::from(img.color().channel_count()));
     let samples: Vec<f32> = match &img {

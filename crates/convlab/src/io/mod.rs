@@ -3,9 +3,8 @@
 //!
 //! Readers validate everything before allocating: a size read from a header
 //! is trusted only after it matches the file's length and passes
-//! [`memory::check_f32`](crate::memory::check_f32), so a malformed or hostile
-//! file is an [`Error::Io`](crate::Error::Io) or
-//! [`Error::TooLarge`](crate::Error::TooLarge), never a panic or an abort.
+//! [`memory::check_f32`], so a malformed or hostile file is an [`Error::Io`]
+//! or [`Error::TooLarge`], never a panic or an abort.
 //! Writers go through [`write_atomic`]: a crash leaves the old file or the
 //! new one, never a truncated one.
 //!

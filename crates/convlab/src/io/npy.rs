@@ -592,7 +592,7 @@ mod tests {
         assert_eq!(t.data(), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
 
         // Rank 3, shape (2, 3, 4): element (i, j, k) = 100i + 10j + k sits at i + 2j + 6k.
-        let mut f = vec![0f32; 24];
+        let mut f = [0f32; 24];
         for i in 0..2 {
             for j in 0..3 {
                 for k in 0..4 {
