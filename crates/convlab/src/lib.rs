@@ -19,6 +19,7 @@
 
 pub mod autograd;
 pub mod error;
+pub mod io;
 pub mod kernels;
 pub mod memory;
 pub mod nn;

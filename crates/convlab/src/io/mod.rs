@@ -1,0 +1,74 @@
+//! Files in and out: NumPy `.npy` arrays, safetensors state dicts (PyTorch's
+//! `state_dict` names), and PNG/JPEG images.
+//!
+//! Readers validate everything before allocating: a size read from a header
+//! is trusted only after it matches the file's length and passes
+//! [`memory::check_f32`], so a malformed or hostile file is an [`Error::Io`]
+//! or [`Error::TooLarge`], never a panic or an abort.
+//! Writers go through [`write_atomic`]: a crash leaves the old file or the
+//! new one, never a truncated one.
+//!
+//! ```
+//! use convlab::{io, Tensor};
+//! let x = Tensor::arange(6.0)?.reshape(&[2, 3])?;
+//! let back = io::npy_from_bytes(&io::npy_to_bytes(&x))?;
+//! assert_eq!(back, x);
+//! # Ok::<(), convlab::Error>(())
+//! ```
+
+mod atomic;
+mod dtype;
+mod image;
+mod npy;
+mod safetensors;
+
+pub use self::atomic::{write_atomic, write_atomic_with};
+pub use self::image::{load_image, save_image, Normalize};
+pub use self::npy::{npy_from_bytes, npy_to_bytes, read_npy, write_npy};
+pub use self::safetensors::{
+    load_safetensors, safetensors_from_bytes, safetensors_to_bytes, save_safetensors,
+};
+
+use crate::error::{Error, Result};
+use crate::memory;
+use std::path::Path;
+
+/// Reads a whole file for the parser of `op`, refusing files larger than the
+/// memory limit before reading them (the parsers then allocate at most a
+/// small multiple of this length).
+fn read_file(op: &'static str, path: &Path) -> Result<Vec<u8>> {
+    let cannot = |e: std::io::Error| Error::io(op, format!("cannot read {}: {e}", path.display()));
+    let len = std::fs::metadata(path).map_err(cannot)?.len();
+    let limit = memory::max_bytes();
+    if len > limit as u64 {
+        return Err(Error::too_large(
+            op,
+            format!(
+                "{} is {len} bytes, over the memory limit of {limit} bytes (set CONVLAB_MAX_BYTES to change it)",
+                path.display()
+            ),
+        ));
+    }
+    std::fs::read(path).map_err(cannot)
+}
+
+/// A name or value taken from a file, for an error message: quoted, escaped
+/// so it stays on one line, and cut short so a hostile file cannot flood it.
+fn quoted(s: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = s.chars().take(MAX).flat_map(char::escape_debug).collect();
+    if s.chars().nth(MAX).is_some() {
+        out.push_str("...");
+    }
+    format!("'{out}'")
+}
+
+/// Puts the file name in front of a parser's message, so the one line says
+/// which file was malformed: `npy: w.npy: data has 12 bytes but ...`.
+fn in_file(path: &Path, err: Error) -> Error {
+    match err {
+        Error::Io { op, msg } => Error::io(op, format!("{}: {msg}", path.display())),
+        Error::TooLarge { op, msg } => Error::too_large(op, format!("{}: {msg}", path.display())),
+        other => other,
+    }
+}
