@@ -26,7 +26,7 @@ pub mod shape;
 pub mod tensor;
 
 pub use error::{Error, Result};
-pub use shape::{Pair, Padding, PaddingMode};
+pub use shape::{Padding, PaddingMode, Pair};
 pub use tensor::{seeded_rng, Rng64, Tensor};
 
 /// Formats a tensor as PyTorch does, with a suffix such as `", requires_grad=True"`.

@@ -57,7 +57,10 @@ impl Formatter {
         if nz.is_empty() {
             return f;
         }
-        let min = nz.iter().map(|v| v.abs() as f64).fold(f64::INFINITY, f64::min);
+        let min = nz
+            .iter()
+            .map(|v| v.abs() as f64)
+            .fold(f64::INFINITY, f64::min);
         let max = nz.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
         f.int_mode = nz.iter().all(|v| v.ceil() == *v);
         let widths: Box<dyn Fn(f32) -> usize> = if f.int_mode {
