@@ -10,7 +10,7 @@
 //! # Ok::<(), convlab::Error>(())
 //! ```
 //!
-//! Validation happens once here; the plain loops in [`reference`] trust the
+//! Validation happens once here; the plain loops in [`reference`](mod@reference) trust the
 //! [`PoolGeometry`] they are given. A fast kernel will slot in behind the same
 //! public functions and be tested against those loops.
 
@@ -95,11 +95,18 @@ impl MaxPool2dParams {
         // whose dilated taps all fall in the padding or past the end (e.g.
         // H=2, kernel 2, dilation 3, padding 1: taps at -1 and 2). Its
         // backward then writes out of bounds, so convlab refuses instead.
+        // With padding <= k/2 a window's first tap at or after 0 lies below
+        // `d`, so only `d > len` can leave a window empty; the kernel then
+        // nearly spans the padded input and `out` is tiny, so this loop is
+        // short even for a huge user-given shape.
         if g.planes() > 0 {
             for (axis, len, out, k, s, p, d) in [
                 ("height", g.h, g.oh, g.kh, g.sh, g.ph, g.dh),
                 ("width", g.w, g.ow, g.kw, g.sw, g.pw, g.dw),
             ] {
+                if d <= len {
+                    continue;
+                }
                 for o in 0..out {
                     if reference::axis_window(o, len, k, s, p, d).count == 0 {
                         return Err(Error::shape(
@@ -858,6 +865,36 @@ mod tests {
         let x = arange(16, &[1, 1, 4, 4]);
         let y = max_pool2d(&x, &MaxPool2dParams::new(2).stride(1).dilation(2)).unwrap();
         assert_eq!(y.data(), &[10.0, 11.0, 14.0, 15.0]);
+    }
+
+    #[test]
+    fn only_dilation_beyond_the_input_can_empty_a_window() {
+        // The shortcut in `MaxPool2dParams::geometry` skips the empty-window
+        // scan when d <= len; enumerate small geometries to back it.
+        let mut empty_seen = 0;
+        for len in 1..8 {
+            for k in 1..5 {
+                for s in 1..4 {
+                    for p in 0..=k / 2 {
+                        for d in 1..6 {
+                            for ceil in [false, true] {
+                                let Ok(out) = pool_out_len("t", "h", len, k, s, p, d, ceil) else {
+                                    continue;
+                                };
+                                for o in 0..out {
+                                    let win = reference::axis_window(o, len, k, s, p, d);
+                                    if win.count == 0 {
+                                        empty_seen += 1;
+                                        assert!(d > len, "len {len} k {k} s {s} p {p} d {d}");
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(empty_seen > 0, "the enumeration should reach empty windows");
     }
 
     #[test]
