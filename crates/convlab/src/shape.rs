@@ -248,6 +248,10 @@ pub fn conv_out_len(
 /// Output length of a pooling window along one axis, PyTorch's
 /// `pooling_output_shape` (with `ceil_mode`, the last window must start
 /// inside the input or the left padding).
+///
+/// With `ceil_mode` a kernel one or more taps larger than the padded input
+/// can still give one window, as in PyTorch: `MaxPool2d(3, 2, ceil_mode=True)`
+/// on a 2x2 input gives 1x1 (the window is clipped to the input).
 pub fn pool_out_len(
     op: &'static str,
     axis: &str,
@@ -263,7 +267,22 @@ pub fn pool_out_len(
         .checked_mul(2)
         .and_then(|v| v.checked_add(input))
         .ok_or_else(|| Error::too_large(op, "padded input size overflows"))?;
-    if eff > padded {
+    if s == 0 {
+        return Err(Error::param(
+            op,
+            "stride",
+            "0 is invalid: must be at least 1",
+        ));
+    }
+    // i128 holds every usize difference exactly, so PyTorch's signed
+    // `div_rtn(in + 2p - eff + (ceil ? s - 1 : 0), s) + 1` is computed as written.
+    let (s_i, eff_i, padded_i) = (s as i128, eff as i128, padded as i128);
+    let num = padded_i - eff_i + if ceil_mode { s_i - 1 } else { 0 };
+    let mut out = num.div_euclid(s_i) + 1;
+    if ceil_mode && (out - 1) * s_i >= input as i128 + p as i128 {
+        out -= 1;
+    }
+    if out < 1 {
         return Err(Error::shape(
             op,
             format!(
@@ -271,16 +290,7 @@ pub fn pool_out_len(
             ),
         ));
     }
-    let span = padded - eff;
-    let mut out = if ceil_mode {
-        span.div_ceil(s) + 1
-    } else {
-        span / s + 1
-    };
-    if ceil_mode && (out - 1) * s >= input + p {
-        out -= 1;
-    }
-    Ok(out)
+    usize::try_from(out).map_err(|_| Error::too_large(op, "output size overflows"))
 }
 
 /// Output length of a transposed convolution along one axis:
@@ -382,6 +392,10 @@ mod tests {
         assert_eq!(pool_out_len("p", "h", 6, 3, 2, 0, 1, false).unwrap(), 2);
         // The last window may not start in the right padding only.
         assert_eq!(pool_out_len("p", "h", 4, 2, 2, 1, 1, true).unwrap(), 3);
+        // PyTorch: MaxPool2d(3, 2, ceil_mode=True) on 2x2 -> 1x1; without ceil it is an error.
+        assert_eq!(pool_out_len("p", "h", 2, 3, 2, 0, 1, true).unwrap(), 1);
+        assert!(pool_out_len("p", "h", 2, 3, 2, 0, 1, false).is_err());
+        assert!(pool_out_len("p", "h", 1, 3, 2, 0, 1, true).is_err());
     }
 
     #[test]
