@@ -349,7 +349,7 @@ fn pytorch_fixtures() {
     let bundled = std::env::var_os("CONVLAB_FIXTURES").is_none();
     for op in OPS.iter().filter(|_| bundled) {
         assert!(
-            checked.get(op).copied().unwrap_or(0) > 0,
+            checked.get(*op).copied().unwrap_or(0) > 0,
             "no {op} case ran"
         );
     }
