@@ -3,8 +3,10 @@
 
 use super::Var;
 use crate::error::{Dims, Error, Result};
-use crate::ops::{self, Conv2dParams, ConvTranspose2dParams};
-use crate::shape::PaddingMode;
+use crate::ops::{
+    self, AvgPool2dParams, Conv2dParams, ConvTranspose2dParams, MaxPool2dParams, UnfoldParams,
+};
+use crate::shape::{PaddingMode, Pair};
 use crate::tensor::Tensor;
 
 impl Var {
@@ -350,6 +352,68 @@ impl Var {
         let y = ops::pad2d(&self.value(), pads, mode)?;
         Ok(Var::from_op(y, "Pad", &[self], move |g| {
             Ok(vec![Some(ops::pad2d_backward(g, &shape, pads, mode)?)])
+        }))
+    }
+
+    /// Max pooling (see [`ops::max_pool2d`]); the argmax indices are kept
+    /// only when a gradient will be needed.
+    pub fn max_pool2d(&self, p: &MaxPool2dParams) -> Result<Var> {
+        if !(self.requires_grad() && super::is_grad_enabled()) {
+            return Ok(Var::new(ops::max_pool2d(&self.value(), p)?));
+        }
+        let shape = self.shape();
+        let (y, idx) = ops::max_pool2d_with_indices(&self.value(), p)?;
+        Ok(Var::from_op(y, "MaxPool2DWithIndices", &[self], move |g| {
+            Ok(vec![Some(ops::max_pool2d_backward(&shape, &idx, g)?)])
+        }))
+    }
+
+    /// Average pooling (see [`ops::avg_pool2d`]).
+    pub fn avg_pool2d(&self, p: &AvgPool2dParams) -> Result<Var> {
+        let p = *p;
+        let shape = self.shape();
+        let y = ops::avg_pool2d(&self.value(), &p)?;
+        Ok(Var::from_op(y, "AvgPool2D", &[self], move |g| {
+            Ok(vec![Some(ops::avg_pool2d_backward(&shape, g, &p)?)])
+        }))
+    }
+
+    /// Adaptive average pooling to `output_size`.
+    pub fn adaptive_avg_pool2d(&self, output_size: impl Into<Pair>) -> Result<Var> {
+        let shape = self.shape();
+        let y = ops::adaptive_avg_pool2d(&self.value(), output_size)?;
+        Ok(Var::from_op(y, "AdaptiveAvgPool2D", &[self], move |g| {
+            Ok(vec![Some(ops::adaptive_avg_pool2d_backward(&shape, g)?)])
+        }))
+    }
+
+    /// Adaptive max pooling to `output_size`.
+    pub fn adaptive_max_pool2d(&self, output_size: impl Into<Pair>) -> Result<Var> {
+        let shape = self.shape();
+        let (y, idx) = ops::adaptive_max_pool2d(&self.value(), output_size)?;
+        Ok(Var::from_op(y, "AdaptiveMaxPool2D", &[self], move |g| {
+            Ok(vec![Some(ops::adaptive_max_pool2d_backward(
+                &shape, &idx, g,
+            )?)])
+        }))
+    }
+
+    /// im2col (see [`ops::unfold`]): `[N, C, H, W] -> [N, C*kh*kw, L]`.
+    pub fn unfold(&self, p: &UnfoldParams) -> Result<Var> {
+        let p = *p;
+        let shape = self.shape();
+        let y = ops::unfold(&self.value(), &p)?;
+        Ok(Var::from_op(y, "Im2Col", &[self], move |g| {
+            Ok(vec![Some(ops::unfold_backward(&shape, g, &p)?)])
+        }))
+    }
+
+    /// col2im (see [`ops::fold`]): `[N, C*kh*kw, L] -> [N, C, H, W]`.
+    pub fn fold(&self, output_size: impl Into<Pair>, p: &UnfoldParams) -> Result<Var> {
+        let p = *p;
+        let y = ops::fold(&self.value(), output_size, &p)?;
+        Ok(Var::from_op(y, "Col2Im", &[self], move |g| {
+            Ok(vec![Some(ops::fold_backward(g, &p)?)])
         }))
     }
 }

@@ -16,6 +16,10 @@
 //! # Ok::<(), convlab::Error>(())
 //! ```
 
+mod pool;
+
+pub use pool::{AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d};
+
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::ops::{Conv2dParams, ConvTranspose2dParams};
