@@ -77,6 +77,17 @@ impl Error {
             msg: msg.into(),
         }
     }
+    /// The same error attributed to `op` (for ops implemented by another,
+    /// so the message names what the user called).
+    pub fn with_op(self, op: &'static str) -> Self {
+        match self {
+            Error::Shape { msg, .. } => Error::Shape { op, msg },
+            Error::Param { param, msg, .. } => Error::Param { op, param, msg },
+            Error::TooLarge { msg, .. } => Error::TooLarge { op, msg },
+            Error::Io { msg, .. } => Error::Io { op, msg },
+            Error::Autograd { msg, .. } => Error::Autograd { op, msg },
+        }
+    }
     /// Misuse of the autograd graph.
     pub fn autograd(op: &'static str, msg: impl Into<String>) -> Self {
         Error::Autograd {

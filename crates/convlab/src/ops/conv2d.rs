@@ -242,6 +242,7 @@ pub(crate) fn plan(
         unbatched,
     };
     if plan.pre_padded() {
+        super::pad::check(OP, &[h, w], pads, plan.mode)?;
         // The kernel then sees the explicitly padded input and no padding.
         geom.h += pt + pb;
         geom.w += pl + pr;

@@ -22,7 +22,7 @@ fn as_nchw(x: &Tensor, op: &'static str) -> Result<Tensor> {
 pub fn corr2d(x: &Tensor, k: &Tensor) -> Result<Tensor> {
     let xi = as_nchw(x, "corr2d")?;
     let ki = as_nchw(k, "corr2d")?;
-    let y = conv2d(&xi, &ki, None, &Conv2dParams::new())?;
+    let y = conv2d(&xi, &ki, None, &Conv2dParams::new()).map_err(|e| e.with_op("corr2d"))?;
     let [_, _, oh, ow] = y.dims4("corr2d", "output")?;
     y.into_shape(&[oh, ow])
 }
@@ -32,7 +32,8 @@ pub fn corr2d_backward(x: &Tensor, k: &Tensor, grad_output: &Tensor) -> Result<(
     let xi = as_nchw(x, "corr2d")?;
     let ki = as_nchw(k, "corr2d")?;
     let go = as_nchw(grad_output, "corr2d")?;
-    let g = conv2d_backward(&xi, &ki, false, &go, &Conv2dParams::new())?;
+    let g = conv2d_backward(&xi, &ki, false, &go, &Conv2dParams::new())
+        .map_err(|e| e.with_op("corr2d_backward"))?;
     Ok((
         g.grad_input.into_shape(x.shape())?,
         g.grad_weight.into_shape(k.shape())?,

@@ -35,7 +35,12 @@ fn source(i: usize, before: usize, len: usize, mode: PaddingMode) -> Option<usiz
 }
 
 /// Validate `[top, bottom, left, right]` against `[.., h, w]` for `mode`.
-fn check(op: &'static str, shape: &[usize], pads: [usize; 4], mode: PaddingMode) -> Result<()> {
+pub(crate) fn check(
+    op: &'static str,
+    shape: &[usize],
+    pads: [usize; 4],
+    mode: PaddingMode,
+) -> Result<()> {
     if shape.len() < 2 {
         return Err(Error::shape(
             op,
