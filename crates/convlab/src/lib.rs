@@ -21,6 +21,7 @@ pub mod autograd;
 pub mod error;
 pub mod io;
 pub mod kernels;
+pub mod learn;
 pub mod memory;
 pub mod nn;
 pub mod ops;

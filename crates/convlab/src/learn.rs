@@ -1,0 +1,858 @@
+//! Learning a kernel from an input/output pair, as in *Dive into Deep
+//! Learning* §6.2.4: gradient descent on the summed squared error
+//! `L(w, b) = sum((corr2d(X, w) + b - Y)^2)`, with a trainer that notices when
+//! the learning rate makes the loss blow up and says which rates are stable.
+//!
+//! ```
+//! use convlab::learn::{learn_kernel, LearnOptions, LearningRate, Outcome};
+//! use convlab::{ops, Tensor};
+//! // The book's image: ones with a dark band in columns 2..6.
+//! let x = Tensor::from_rows(&[[1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]; 6])?;
+//! let y = ops::corr2d(&x, &Tensor::from_rows(&[[1.0, -1.0]])?)?;
+//! let opts = LearnOptions::new((1, 2)).lr(LearningRate::Auto).steps(50);
+//! let report = learn_kernel(&x, &y, &opts, |_, _| {})?;
+//! assert!(matches!(report.outcome, Outcome::Finished));
+//! assert!((report.kernel.data()[0] - 1.0).abs() < 1e-2);
+//! assert!((report.kernel.data()[1] + 1.0).abs() < 1e-2);
+//! # Ok::<(), convlab::Error>(())
+//! ```
+//!
+//! # Which learning rates are stable
+//! The loss is quadratic in the parameters. Write the output as `A·θ`, where
+//! `θ` is the flattened kernel (plus the bias) and each row of `A` is one
+//! window of `X` (plus a 1 for the bias) — the unfolded input. Then
+//! `L(θ) = |Aθ - y|²`, its Hessian is `H = 2·AᵀA`, and one plain gradient step
+//! maps the error `e = θ - θ*` to `(I - lr·H)·e`. Along an eigenvector of `H`
+//! with eigenvalue `λ` the error is multiplied by `1 - lr·λ`, so plain gradient
+//! descent converges from every start iff `|1 - lr·λmax| < 1`, i.e.
+//! `lr < 2/λmax`. [`max_stable_lr`] computes that bound.
+
+use crate::autograd::Var;
+use crate::error::{Dims, Error, Result};
+use crate::ops::{self, Conv2dParams};
+use crate::optim::{Adam, Optimizer, Sgd};
+use crate::shape::Pair;
+use crate::tensor::{seeded_rng, Tensor};
+
+/// The update rule of [`learn_kernel`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerKind {
+    /// Plain gradient descent (`torch.optim.SGD` without momentum), the book's loop.
+    Sgd,
+    /// `torch.optim.Adam` with default betas.
+    Adam,
+}
+
+/// How [`learn_kernel`] picks its learning rate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LearningRate {
+    /// This learning rate.
+    Fixed(f32),
+    /// Chosen from the problem: see [`auto_lr`].
+    Auto,
+}
+
+/// Whether the learned layer computes a cross-correlation (what deep-learning
+/// "convolution" layers compute) or a true convolution (flipped kernel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelMode {
+    /// `y = corr2d(x, w) + b`, the chapter's layer.
+    Correlation,
+    /// `y = convolve2d(x, w) + b`: the learned kernel is the flip of the
+    /// correlation one.
+    Convolution,
+}
+
+/// Options of [`learn_kernel`]. Build with [`LearnOptions::new`] and the
+/// setters, like `nn.Conv2d`'s keyword arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LearnOptions {
+    /// `(kh, kw)` of the kernel to learn.
+    pub kernel_size: Pair,
+    /// Learn a bias together with the kernel.
+    pub bias: bool,
+    /// The learning rate (default `Fixed(0.03)`, the book's `3e-2`).
+    pub lr: LearningRate,
+    /// The number of gradient steps (default 10, the book's).
+    pub steps: usize,
+    /// The update rule (default plain SGD).
+    pub optimizer: OptimizerKind,
+    /// Correlation (default) or true convolution.
+    pub mode: KernelMode,
+    /// Seed of the random initial kernel when `init` is `None`.
+    pub seed: u64,
+    /// The initial kernel, `[kh, kw]`; `None` draws it as PyTorch's `Conv2d` does,
+    /// `U(-1/sqrt(kh*kw), 1/sqrt(kh*kw))`.
+    pub init: Option<Tensor>,
+    /// The initial bias; `None` draws it like the kernel.
+    pub init_bias: Option<f32>,
+    /// Stop early, as [`Outcome::Converged`], once the loss is at most this.
+    pub stop_below: Option<f32>,
+}
+
+impl LearnOptions {
+    /// Options for a `kernel_size` kernel with the book's defaults: no bias,
+    /// plain SGD, lr 0.03, 10 steps, seed 0, random initial kernel.
+    pub fn new(kernel_size: impl Into<Pair>) -> Self {
+        LearnOptions {
+            kernel_size: kernel_size.into(),
+            bias: false,
+            lr: LearningRate::Fixed(0.03),
+            steps: 10,
+            optimizer: OptimizerKind::Sgd,
+            mode: KernelMode::Correlation,
+            seed: 0,
+            init: None,
+            init_bias: None,
+            stop_below: None,
+        }
+    }
+    /// Learn a bias too.
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+    /// Set the learning rate.
+    pub fn lr(mut self, lr: LearningRate) -> Self {
+        self.lr = lr;
+        self
+    }
+    /// Set the number of steps.
+    pub fn steps(mut self, steps: usize) -> Self {
+        self.steps = steps;
+        self
+    }
+    /// Set the update rule.
+    pub fn optimizer(mut self, optimizer: OptimizerKind) -> Self {
+        self.optimizer = optimizer;
+        self
+    }
+    /// Learn a correlation or a true convolution kernel.
+    pub fn mode(mut self, mode: KernelMode) -> Self {
+        self.mode = mode;
+        self
+    }
+    /// Set the seed of the random initial parameters.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// Start from this kernel (`[kh, kw]`).
+    pub fn init(mut self, kernel: Tensor) -> Self {
+        self.init = Some(kernel);
+        self
+    }
+    /// Start from this bias.
+    pub fn init_bias(mut self, bias: f32) -> Self {
+        self.init_bias = Some(bias);
+        self
+    }
+    /// Stop once the loss is at most `loss`.
+    pub fn stop_below(mut self, loss: f32) -> Self {
+        self.stop_below = Some(loss);
+        self
+    }
+}
+
+/// How a [`learn_kernel`] run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The loss reached [`LearnOptions::stop_below`] at step `step` (0-based).
+    Converged {
+        /// The step whose loss was at most the threshold.
+        step: usize,
+    },
+    /// Every step ran and the loss never blew up.
+    Finished,
+    /// The loss blew up (see [`learn_kernel`] for the rule); training stopped.
+    Diverged {
+        /// The step (0-based) at which the blow-up was recognised.
+        step: usize,
+        /// The learning rate that was used.
+        lr: f32,
+        /// The step where the growth began (the start of the window shown).
+        from_step: usize,
+        /// The loss at `from_step`.
+        from_loss: f32,
+        /// The loss at `step` (may be infinite or NaN).
+        to_loss: f32,
+        /// For plain SGD, the bound `2/λmax` below which every learning rate
+        /// converges ([`max_stable_lr`]); `None` for Adam, whose step size
+        /// does not scale with the gradient, so that bound does not apply.
+        stable_below: Option<f32>,
+    },
+}
+
+impl std::fmt::Display for Outcome {
+    /// One sentence: "lr 0.03 diverges here (loss 40.7 → 2535 in 2 steps);
+    /// stable below 0.0151; try --lr auto".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Converged { step } => write!(f, "converged at step {step}"),
+            Outcome::Finished => write!(f, "finished"),
+            Outcome::Diverged {
+                step,
+                lr,
+                from_step,
+                from_loss,
+                to_loss,
+                stable_below,
+            } => {
+                write!(
+                    f,
+                    "lr {} diverges here (loss {} → {} in {} steps); ",
+                    fmt_sig(*lr, Round::Nearest),
+                    fmt_sig(*from_loss, Round::Nearest),
+                    fmt_sig(*to_loss, Round::Nearest),
+                    step - from_step
+                )?;
+                match stable_below {
+                    // Rounded down so the printed bound is itself stable.
+                    Some(b) => write!(
+                        f,
+                        "stable below {}; try --lr auto",
+                        fmt_sig(*b, Round::Down)
+                    ),
+                    None => write!(f, "try a smaller lr"),
+                }
+            }
+        }
+    }
+}
+
+/// What [`learn_kernel`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LearnReport {
+    /// The loss at each step, before that step's update (as the book prints it).
+    pub losses: Vec<f32>,
+    /// The learned kernel, `[kh, kw]`.
+    pub kernel: Tensor,
+    /// The learned bias, when one was learned.
+    pub bias: Option<f32>,
+    /// The learning rate used (the resolved one for [`LearningRate::Auto`]).
+    pub lr: f32,
+    /// How the run ended.
+    pub outcome: Outcome,
+}
+
+/// Consecutive rising steps after which a ×[`FAST_GROWTH`] rise counts as divergence.
+const FAST_STEPS: usize = 2;
+/// Growth over [`FAST_STEPS`] steps that counts as a blow-up.
+const FAST_GROWTH: f32 = 10.0;
+/// Consecutive rising steps that count as divergence whatever the growth.
+const SLOW_STEPS: usize = 10;
+
+/// Learn a kernel `w` (and bias `b`) with `corr2d(x, w) + b ≈ y` by gradient
+/// descent on `sum((corr2d(x, w) + b - y)^2)`, calling `on_step(step, loss)`
+/// after each loss is computed (before the update).
+///
+/// # Divergence
+/// The run stops as [`Outcome::Diverged`] when, at some step,
+/// - the loss is not finite, or
+/// - the loss is above the first step's loss (all progress lost) and either
+///   it rose on each of the last 2 steps by ×10 in total (fast blow-up:
+///   plain GD with `lr` well above the bound grows ×`(1 - lr·λmax)²` per
+///   step, ×8.8 for the chapter's `diverging_lr` run), or it rose on each of
+///   the last 10 steps (slow blow-up: `lr` just above the bound grows only
+///   a few percent per step).
+///
+/// Why this rule: below the bound, plain GD on this quadratic never raises
+/// the loss at all (every error mode shrinks), so any sustained rise is a
+/// symptom; the "above the first loss" clause keeps f32 rounding noise near
+/// a converged minimum, and Adam's brief overshoots, from being reported.
+///
+/// # Errors
+/// `x` or `y` not 2-D; a kernel size of zero or larger than `x`; `y` not the
+/// shape of the output (`[h - kh + 1, w - kw + 1]`); `init` of another shape;
+/// a non-finite or negative learning rate; zero steps.
+pub fn learn_kernel(
+    x: &Tensor,
+    y: &Tensor,
+    opts: &LearnOptions,
+    mut on_step: impl FnMut(usize, f32),
+) -> Result<LearnReport> {
+    const OP: &str = "learn_kernel";
+    let (oh, ow) = check_problem(OP, x, opts.kernel_size)?;
+    let [yh, yw] = y.dims2(OP)?;
+    if (yh, yw) != (oh, ow) {
+        return Err(Error::shape(
+            OP,
+            format!(
+                "target has shape {} but a {}x{} kernel on input {} gives {}",
+                Dims(y.shape()),
+                opts.kernel_size.h(),
+                opts.kernel_size.w(),
+                Dims(x.shape()),
+                Dims(&[oh, ow])
+            ),
+        ));
+    }
+    if opts.steps == 0 {
+        return Err(Error::param(
+            OP,
+            "steps",
+            "0 is invalid: must be at least 1",
+        ));
+    }
+    let k_shape = [opts.kernel_size.h(), opts.kernel_size.w()];
+    let lr = match opts.lr {
+        LearningRate::Fixed(lr) => lr,
+        LearningRate::Auto => auto_lr(x, opts.kernel_size, opts.bias, opts.optimizer)?,
+    };
+
+    let mut rng = seeded_rng(opts.seed);
+    let bound = 1.0 / ((k_shape[0] * k_shape[1]) as f32).sqrt();
+    let w0 = match &opts.init {
+        Some(k) if k.shape() != k_shape => {
+            return Err(Error::shape(
+                OP,
+                format!(
+                    "initial kernel has shape {} but kernel_size is {}",
+                    Dims(k.shape()),
+                    Dims(&k_shape)
+                ),
+            ))
+        }
+        Some(k) => k.clone(),
+        None => Tensor::uniform(&k_shape, -bound, bound, &mut rng)?,
+    };
+    // A true convolution with kernel v is the correlation with flip(v). The
+    // flip is a permutation of the parameters, so it commutes with every
+    // gradient step (and with Adam's per-coordinate rule): learn the
+    // correlation kernel from flip(init) and flip the result back.
+    let convolution = opts.mode == KernelMode::Convolution;
+    let w = Var::param(if convolution { flip(&w0)? } else { w0 });
+    let b = if opts.bias {
+        let b0 = match opts.init_bias {
+            Some(b0) => b0,
+            None => Tensor::uniform(&[1], -bound, bound, &mut rng)?.data()[0],
+        };
+        Some(Var::param(Tensor::from_slice(&[b0], &[1])?))
+    } else {
+        None
+    };
+    let mut params = vec![w.clone()];
+    params.extend(b.clone());
+    let mut opt: Box<dyn Optimizer> = match opts.optimizer {
+        OptimizerKind::Sgd => Box::new(Sgd::new(params, lr).map_err(|e| e.with_op(OP))?),
+        OptimizerKind::Adam => Box::new(Adam::new(params, lr).map_err(|e| e.with_op(OP))?),
+    };
+
+    let xv = Var::new(x.clone());
+    let yv = Var::new(y.clone());
+    let mut losses = Vec::with_capacity(opts.steps);
+    let mut outcome = Outcome::Finished;
+    for step in 0..opts.steps {
+        opt.zero_grad();
+        let mut out = xv.corr2d(&w)?;
+        if let Some(b) = &b {
+            out = out.add(b)?;
+        }
+        let loss = out.sub(&yv)?.square()?.sum()?;
+        let l = loss.item()?;
+        losses.push(l);
+        on_step(step, l);
+        if let Some((from_step, from_loss)) = divergence(&losses) {
+            let stable_below = match opts.optimizer {
+                OptimizerKind::Sgd => Some(max_stable_lr(x, opts.kernel_size, opts.bias)?),
+                OptimizerKind::Adam => None,
+            };
+            outcome = Outcome::Diverged {
+                step,
+                lr,
+                from_step,
+                from_loss,
+                to_loss: l,
+                stable_below,
+            };
+            break;
+        }
+        if opts.stop_below.is_some_and(|t| l <= t) {
+            outcome = Outcome::Converged { step };
+            break;
+        }
+        loss.backward()?;
+        opt.step()?;
+    }
+    let kernel = if convolution {
+        flip(&w.tensor())?
+    } else {
+        w.tensor()
+    };
+    Ok(LearnReport {
+        losses,
+        kernel,
+        bias: b.map(|b| b.item()).transpose()?,
+        lr,
+        outcome,
+    })
+}
+
+/// The divergence rule of [`learn_kernel`] on the losses so far: the step
+/// and loss where the blow-up began, or `None`.
+fn divergence(losses: &[f32]) -> Option<(usize, f32)> {
+    let now = losses.len() - 1;
+    let last = losses[now];
+    if !last.is_finite() {
+        return Some((0, losses[0]));
+    }
+    if last <= losses[0] {
+        return None;
+    }
+    let rising = losses.windows(2).rev().take_while(|p| p[1] > p[0]).count();
+    if rising >= FAST_STEPS && last >= FAST_GROWTH * losses[now - FAST_STEPS] {
+        return Some((now - FAST_STEPS, losses[now - FAST_STEPS]));
+    }
+    if rising >= SLOW_STEPS {
+        return Some((now - rising, losses[now - rising]));
+    }
+    None
+}
+
+/// `k` flipped in both axes.
+fn flip(k: &Tensor) -> Result<Tensor> {
+    let mut v = k.data().to_vec();
+    v.reverse();
+    Tensor::from_vec(v, k.shape())
+}
+
+/// Validate `x` and the kernel size; the output size `(oh, ow)`.
+fn check_problem(op: &'static str, x: &Tensor, kernel_size: Pair) -> Result<(usize, usize)> {
+    let [h, w] = x.dims2(op)?;
+    let (kh, kw) = (kernel_size.h(), kernel_size.w());
+    if kh == 0 || kw == 0 {
+        return Err(Error::param(
+            op,
+            "kernel_size",
+            format!("({kh}, {kw}) is invalid: must be at least 1"),
+        ));
+    }
+    if kh > h || kw > w {
+        return Err(Error::shape(
+            op,
+            format!(
+                "kernel ({kh}, {kw}) is larger than the input {}",
+                Dims(&[h, w])
+            ),
+        ));
+    }
+    Ok((h - kh + 1, w - kw + 1))
+}
+
+/// The largest eigenvalue of the loss's Hessian `H = 2·AᵀA` (see the module
+/// docs), by power iteration, matrix-free: `A·v = corr2d(x, v) + v_b` and
+/// `Aᵀ·r = (corr2d's weight gradient for r, sum(r))`, so each iteration costs
+/// two small convolutions and nothing of size `L x kh·kw` is stored.
+///
+/// # Errors
+/// `x` not 2-D; a kernel size of zero or larger than `x`.
+pub fn hessian_max_eigenvalue(x: &Tensor, kernel_size: Pair, bias: bool) -> Result<f64> {
+    const OP: &str = "max_stable_lr";
+    let (oh, ow) = check_problem(OP, x, kernel_size)?;
+    let (kh, kw) = (kernel_size.h(), kernel_size.w());
+    let x4 = x.reshape(&[1, 1, x.shape()[0], x.shape()[1]])?;
+    let w_shape = [1, 1, kh, kw];
+    let p = Conv2dParams::new();
+    let n = kh * kw + usize::from(bias);
+    // A fixed, generic start: a positive ramp is not orthogonal to the top
+    // eigenvector of any image we expect, and keeps the result reproducible.
+    let mut v: Vec<f64> = (0..n).map(|i| 1.0 + 0.37 * i as f64 / n as f64).collect();
+    let mut lambda = 0.0f64;
+    // The Rayleigh quotient's error shrinks like (λ2/λ1)^(2k); 1e-7 relative
+    // is below f32 resolution of the convolutions themselves.
+    for _ in 0..1000 {
+        let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        if norm == 0.0 {
+            return Ok(0.0);
+        }
+        v.iter_mut().for_each(|a| *a /= norm);
+        let kv: Vec<f32> = v[..kh * kw].iter().map(|&a| a as f32).collect();
+        let mut av = ops::conv2d(&x4, &Tensor::from_vec(kv, &w_shape)?, None, &p)
+            .map_err(|e| e.with_op(OP))?;
+        if bias {
+            let vb = v[kh * kw] as f32;
+            av.data_mut().iter_mut().for_each(|a| *a += vb);
+        }
+        let gw = ops::conv2d_backward_weight(&x4, &w_shape, &av, &p).map_err(|e| e.with_op(OP))?;
+        let mut hv: Vec<f64> = gw.data().iter().map(|&g| 2.0 * g as f64).collect();
+        if bias {
+            hv.push(2.0 * av.data().iter().map(|&a| a as f64).sum::<f64>());
+        }
+        debug_assert_eq!(av.numel(), oh * ow);
+        let next: f64 = v.iter().zip(&hv).map(|(a, b)| a * b).sum();
+        let done = (next - lambda).abs() <= 1e-7 * next.abs();
+        lambda = next;
+        v = hv;
+        if done {
+            break;
+        }
+    }
+    Ok(lambda)
+}
+
+/// The learning rates below which plain gradient descent on the kernel
+/// learning loss converges from every start: `2/λmax(H)` (see the module
+/// docs). `f32::INFINITY` when the loss does not depend on the parameters
+/// (an all-zero input without bias).
+///
+/// ```
+/// use convlab::{learn::max_stable_lr, Tensor};
+/// // A constant image: H = 2·AᵀA with A all ones (7 rows, 2 columns),
+/// // λmax = 2 * 7 * 2 = 28, so lr < 2/28.
+/// let x = Tensor::ones(&[1, 8])?;
+/// let b = max_stable_lr(&x, (1, 2).into(), false)?;
+/// assert!((b - 2.0 / 28.0).abs() < 1e-6);
+/// # Ok::<(), convlab::Error>(())
+/// ```
+///
+/// # Errors
+/// `x` not 2-D; a kernel size of zero or larger than `x`.
+pub fn max_stable_lr(x: &Tensor, kernel_size: Pair, bias: bool) -> Result<f32> {
+    let lambda = hessian_max_eigenvalue(x, kernel_size, bias)?;
+    Ok(if lambda > 0.0 {
+        (2.0 / lambda) as f32
+    } else {
+        f32::INFINITY
+    })
+}
+
+/// The learning rate [`LearningRate::Auto`] picks.
+///
+/// - Plain SGD: `1/λmax`, half the stability bound. It is the classic `1/L`
+///   step for an `L`-smooth loss: it removes the stiffest error component
+///   in one step, every other component shrinks by `(1 - λ/λmax)²` per step
+///   without oscillating, and it stays stable even if `λmax` were
+///   underestimated by up to 2×.
+/// - Adam: `0.05`. Adam's steps are about `lr` per coordinate whatever the
+///   gradient's scale, so the curvature says nothing about them; kernels
+///   that map images to edge maps have entries of order 1, which 0.05
+///   reaches in a few tens of steps without large overshoots.
+///
+/// # Errors
+/// As [`max_stable_lr`].
+pub fn auto_lr(x: &Tensor, kernel_size: Pair, bias: bool, optimizer: OptimizerKind) -> Result<f32> {
+    match optimizer {
+        OptimizerKind::Sgd => {
+            let bound = max_stable_lr(x, kernel_size, bias)?;
+            // An input of zeros: any rate is stable and none helps; use the book's.
+            Ok(if bound.is_finite() { bound / 2.0 } else { 0.03 })
+        }
+        OptimizerKind::Adam => Ok(0.05),
+    }
+}
+
+/// How [`fmt_sig`] rounds.
+#[derive(Clone, Copy)]
+enum Round {
+    Nearest,
+    Down,
+}
+
+/// `v` with 3 significant digits, but never in exponent form for values the
+/// tour prints (`40.7`, `2535`, `0.0151`); integers of 4+ digits are shown whole.
+fn fmt_sig(v: f32, round: Round) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let v = v as f64;
+    let mag = v.abs().log10().floor() as i32;
+    if mag >= 3 {
+        let r = match round {
+            Round::Nearest => v.round(),
+            Round::Down => v.floor(),
+        };
+        return if mag >= 12 {
+            format!("{r:.3e}")
+        } else {
+            format!("{r:.0}")
+        };
+    }
+    let decimals = (2 - mag).max(0) as usize;
+    let scale = 10f64.powi(decimals as i32);
+    let r = match round {
+        Round::Nearest => (v * scale).round() / scale,
+        Round::Down => (v * scale).floor() / scale,
+    };
+    let s = format!("{r:.decimals$}");
+    // 0.0300 reads as 0.03: the digits after the last non-zero add nothing.
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn run(name: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/training.json");
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        doc["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()
+            .clone()
+    }
+
+    fn matrix(v: &Value) -> Tensor {
+        let rows: Vec<Vec<f32>> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap() as f32)
+                    .collect()
+            })
+            .collect();
+        Tensor::from_rows(&rows).unwrap()
+    }
+
+    fn floats(v: &Value) -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    }
+
+    fn rel(a: f32, b: f32) -> f32 {
+        (a - b).abs() / b.abs().max(1e-6)
+    }
+
+    fn fixture_opts(r: &Value) -> LearnOptions {
+        let mut o = LearnOptions::new((1, 2))
+            .init(matrix(&r["w0"]))
+            .lr(LearningRate::Fixed(r["lr"].as_f64().unwrap() as f32))
+            .steps(r["steps"].as_u64().unwrap() as usize);
+        if let Some(b0) = r.get("b0") {
+            o = o.bias(true).init_bias(floats(b0)[0]);
+        }
+        o
+    }
+
+    #[test]
+    fn edge_1x2_reproduces_pytorch() {
+        for name in ["edge_1x2", "edge_1x2_bias"] {
+            let r = run(name);
+            let mut seen = Vec::new();
+            let rep = learn_kernel(
+                &matrix(&r["X"]),
+                &matrix(&r["Y"]),
+                &fixture_opts(&r),
+                |s, l| seen.push((s, l)),
+            )
+            .unwrap();
+            let want = floats(&r["losses"]);
+            assert_eq!(rep.losses.len(), want.len(), "{name}");
+            for (got, want) in rep.losses.iter().zip(&want) {
+                assert!(rel(*got, *want) <= 1e-4, "{name}: loss {got} vs {want}");
+            }
+            assert_eq!(seen.len(), want.len());
+            assert_eq!(seen[3], (3, rep.losses[3]));
+            for (g, e) in rep.kernel.data().iter().zip(&floats(&r["w_final"][0])) {
+                assert!(rel(*g, *e) <= 1e-4, "{name}: weight {g} vs {e}");
+            }
+            if let Some(bf) = r.get("b_final") {
+                let (b, e) = (rep.bias.unwrap(), floats(bf)[0]);
+                assert!((b - e).abs() <= 1e-6, "{name}: bias {b} vs {e}");
+            }
+            assert_eq!(rep.outcome, Outcome::Finished, "{name}");
+        }
+    }
+
+    #[test]
+    fn diverging_lr_is_reported_with_the_stable_bound() {
+        let r = run("diverging_lr");
+        let (x, y) = (matrix(&r["X"]), matrix(&r["Y"]));
+        let rep = learn_kernel(&x, &y, &fixture_opts(&r), |_, _| {}).unwrap();
+        // The losses up to detection are PyTorch's.
+        let want = floats(&r["losses"]);
+        assert_eq!(rep.losses.len(), 3);
+        for (got, want) in rep.losses.iter().zip(&want) {
+            assert!(rel(*got, *want) <= 1e-3, "loss {got} vs {want}");
+        }
+        // X has 6 rows of 1 1 1 0 1 1 1 1: AᵀA = 6·[[6, 5], [5, 6]], whose top
+        // eigenvalue is 66, so λmax(H) = 132 and the bound is 2/132.
+        let bound = max_stable_lr(&x, (1, 2).into(), false).unwrap();
+        assert!(rel(bound, 2.0 / 132.0) < 1e-5, "bound {bound}");
+        match &rep.outcome {
+            Outcome::Diverged {
+                step,
+                from_step,
+                stable_below,
+                lr,
+                ..
+            } => {
+                assert_eq!((*step, *from_step), (2, 0));
+                assert_eq!(*lr, 0.03);
+                assert!(rel(stable_below.unwrap(), bound) < 1e-6);
+            }
+            o => panic!("expected Diverged, got {o:?}"),
+        }
+        assert_eq!(
+            rep.outcome.to_string(),
+            "lr 0.03 diverges here (loss 40.7 → 2535 in 2 steps); stable below 0.0151; try --lr auto"
+        );
+
+        // The bound is sharp: 2% below it converges, 2% above it diverges.
+        let below = fixture_opts(&r)
+            .lr(LearningRate::Fixed(0.98 * bound))
+            .steps(400);
+        let rep = learn_kernel(&x, &y, &below, |_, _| {}).unwrap();
+        assert_eq!(rep.outcome, Outcome::Finished);
+        assert!(*rep.losses.last().unwrap() < 1e-6 * rep.losses[0]);
+        let above = below.clone().lr(LearningRate::Fixed(1.02 * bound));
+        let rep = learn_kernel(&x, &y, &above, |_, _| {}).unwrap();
+        assert!(
+            matches!(rep.outcome, Outcome::Diverged { .. }),
+            "{:?}",
+            rep.outcome
+        );
+
+        // lr auto converges on the same problem.
+        let auto = fixture_opts(&r).lr(LearningRate::Auto).steps(100);
+        let rep = learn_kernel(&x, &y, &auto, |_, _| {}).unwrap();
+        assert!(rel(rep.lr, 1.0 / 132.0) < 1e-5);
+        assert!(rep.losses[99] < 1e-6, "{:?}", rep.losses);
+        assert!((rep.kernel.data()[0] + 1.0).abs() < 1e-3);
+        assert!((rep.kernel.data()[1] - 1.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn bias_bound_includes_the_ones_column() {
+        // With a bias, A gains a ones column: for the constant image above
+        // AᵀA = 7·ones(3, 3), λmax(H) = 2 * 7 * 3 = 42.
+        let x = Tensor::ones(&[1, 8]).unwrap();
+        let b = max_stable_lr(&x, (1, 2).into(), true).unwrap();
+        assert!(rel(b, 2.0 / 42.0) < 1e-5, "{b}");
+        assert_eq!(
+            max_stable_lr(&Tensor::zeros(&[3, 3]).unwrap(), (2, 2).into(), false).unwrap(),
+            f32::INFINITY
+        );
+    }
+
+    #[test]
+    fn convolution_mode_learns_the_flipped_kernel() {
+        let r = run("edge_1x2");
+        let (x, y) = (matrix(&r["X"]), matrix(&r["Y"]));
+        let corr = learn_kernel(&x, &y, &fixture_opts(&r), |_, _| {}).unwrap();
+        let conv_opts = fixture_opts(&r)
+            .init(flip(&matrix(&r["w0"])).unwrap())
+            .mode(KernelMode::Convolution);
+        let conv = learn_kernel(&x, &y, &conv_opts, |_, _| {}).unwrap();
+        assert_eq!(conv.losses, corr.losses);
+        assert_eq!(conv.kernel, flip(&corr.kernel).unwrap());
+        let back = ops::convolve2d(&x, &conv.kernel).unwrap();
+        assert!(
+            back.max_abs_diff(&ops::corr2d(&x, &corr.kernel).unwrap())
+                .unwrap()
+                == 0.0
+        );
+    }
+
+    #[test]
+    fn adam_and_random_init_learn_the_edge_kernel() {
+        let r = run("edge_1x2");
+        let (x, y) = (matrix(&r["X"]), matrix(&r["Y"]));
+        let opts = LearnOptions::new((1, 2))
+            .optimizer(OptimizerKind::Adam)
+            .lr(LearningRate::Auto)
+            .steps(300)
+            .seed(7);
+        let rep = learn_kernel(&x, &y, &opts, |_, _| {}).unwrap();
+        assert_eq!(rep.lr, 0.05);
+        assert!(matches!(rep.outcome, Outcome::Finished));
+        assert!(rep.losses[299] < 1e-2 * rep.losses[0], "{:?}", rep.losses);
+        let early = opts.clone().steps(1000).stop_below(1e-3);
+        let rep = learn_kernel(&x, &y, &early, |_, _| {}).unwrap();
+        assert!(matches!(rep.outcome, Outcome::Converged { step } if step < 999));
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let x = Tensor::ones(&[6, 8]).unwrap();
+        let y = Tensor::zeros(&[6, 7]).unwrap();
+        let o = LearnOptions::new((1, 2));
+        let e = |r: Result<LearnReport>| r.unwrap_err().to_string();
+        assert_eq!(
+            e(learn_kernel(
+                &x,
+                &Tensor::zeros(&[6, 8]).unwrap(),
+                &o,
+                |_, _| {}
+            )),
+            "learn_kernel: target has shape [6, 8] but a 1x2 kernel on input [6, 8] gives [6, 7]"
+        );
+        assert_eq!(
+            e(learn_kernel(
+                &x.reshape(&[1, 1, 6, 8]).unwrap(),
+                &y,
+                &o,
+                |_, _| {}
+            )),
+            "learn_kernel: expected a 2-D matrix but got shape [1, 1, 6, 8]"
+        );
+        assert_eq!(
+            e(learn_kernel(&x, &y, &o.clone().steps(0), |_, _| {})),
+            "learn_kernel: steps 0 is invalid: must be at least 1"
+        );
+        assert!(e(learn_kernel(
+            &x,
+            &y,
+            &o.clone().init(Tensor::zeros(&[2, 1]).unwrap()),
+            |_, _| {}
+        ))
+        .contains("initial kernel has shape [2, 1]"));
+        assert!(e(learn_kernel(
+            &x,
+            &y,
+            &o.clone().lr(LearningRate::Fixed(f32::NAN)),
+            |_, _| {}
+        ))
+        .contains("lr NaN is invalid"));
+        assert!(
+            e(learn_kernel(&x, &y, &LearnOptions::new((7, 2)), |_, _| {}))
+                .contains("larger than the input")
+        );
+        assert!(
+            e(learn_kernel(&x, &y, &LearnOptions::new((0, 2)), |_, _| {}))
+                .contains("kernel_size (0, 2) is invalid")
+        );
+    }
+
+    #[test]
+    fn divergence_rule() {
+        // A converging run with an Adam-like bump is not divergence.
+        assert_eq!(divergence(&[10.0, 5.0, 6.0, 7.0]), None);
+        // Fast: above the start, rising twice, ×10.
+        assert_eq!(divergence(&[10.0, 50.0, 120.0]), Some((0, 10.0)));
+        // Rising twice but only ×2.4: not yet.
+        assert_eq!(divergence(&[10.0, 11.0, 24.0]), None);
+        // Slow: ten rises in a row above the start.
+        let slow: Vec<f32> = (0..12).map(|i| 10.0 * 1.05f32.powi(i)).collect();
+        assert_eq!(divergence(&slow[..10]), None);
+        assert_eq!(divergence(&slow[..11]), Some((0, 10.0)));
+        assert_eq!(divergence(&[1.0, f32::NAN]), Some((0, 1.0)));
+    }
+
+    #[test]
+    fn significant_digits() {
+        assert_eq!(fmt_sig(40.679996, Round::Nearest), "40.7");
+        assert_eq!(fmt_sig(2534.5535, Round::Nearest), "2535");
+        assert_eq!(fmt_sig(0.015151, Round::Down), "0.0151");
+        assert_eq!(fmt_sig(0.03, Round::Nearest), "0.03");
+        assert_eq!(fmt_sig(0.0151999, Round::Down), "0.0151");
+    }
+}
