@@ -454,8 +454,11 @@ pub fn hessian_max_eigenvalue(x: &Tensor, kernel_size: Pair, bias: bool) -> Resu
     let w_shape = [1, 1, kh, kw];
     let p = Conv2dParams::new();
     let n = kh * kw + usize::from(bias);
-    // A fixed, generic start: a positive ramp is not orthogonal to the top
-    // eigenvector of any image we expect, and keeps the result reproducible.
+    // A fixed positive start keeps the result reproducible. For an image
+    // with no negative pixels AᵀA is entrywise non-negative, so (Perron–
+    // Frobenius) its top eigenvector can be taken non-negative and a positive
+    // start has a component along it; the ramp (not a constant) also avoids
+    // exact orthogonality in the symmetric cases of signed images.
     let mut v: Vec<f64> = (0..n).map(|i| 1.0 + 0.37 * i as f64 / n as f64).collect();
     let mut lambda = 0.0f64;
     // The Rayleigh quotient's error shrinks like (λ2/λ1)^(2k); 1e-7 relative
