@@ -19,6 +19,7 @@
 
 pub mod autograd;
 pub mod error;
+pub mod filters;
 pub mod io;
 pub mod kernels;
 pub mod learn;
@@ -27,6 +28,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 mod print;
+pub mod receptive_field;
 pub mod shape;
 pub mod tensor;
 

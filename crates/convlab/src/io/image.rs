@@ -42,6 +42,15 @@ pub fn load_image(path: &Path, gray: bool) -> Result<Tensor> {
     decode(&bytes, gray).map_err(|e| in_file(path, e))
 }
 
+/// Decodes a PNG or JPEG image held in memory (an embedded asset, a
+/// download), exactly as [`load_image`] decodes a file.
+///
+/// # Errors
+/// As [`load_image`], without the file name.
+pub fn image_from_bytes(bytes: &[u8], gray: bool) -> Result<Tensor> {
+    decode(bytes, gray)
+}
+
 fn decode(bytes: &[u8], gray: bool) -> Result<Tensor> {
     let format = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         ImageFormat::Png
