@@ -19,6 +19,14 @@ struct Cli {
 enum Command {
     /// Reproduce Dive into Deep Learning ch. 6.2-6.5 cell by cell.
     Tour,
+    /// Filter an image (or a directory of them) with a kernel, optionally pooled.
+    Filter(filter::Args),
+    /// Learn the kernel that maps INPUT to TARGET by gradient descent.
+    Learn(learn::Args),
+    /// Receptive field, jump and output size of a layer stack.
+    Rf(rf::Args),
+    /// Render kernels or feature maps as a PNG grid.
+    Show(show::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -27,9 +35,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", tour::render()?);
             Ok(())
         }
+        Command::Filter(a) => filter::run(a),
+        Command::Learn(a) => learn::run(a),
+        Command::Rf(a) => rf::run(a),
+        Command::Show(a) => show::run(a),
     }
 }
 
+mod files;
+mod filter;
+mod learn;
+mod plot;
+mod rf;
+mod show;
 mod tour;
 
 fn main() -> ExitCode {

@@ -373,9 +373,86 @@ pub fn kernel_from_spec(spec: &str) -> Result<Tensor> {
     named_kernel(trimmed)
 }
 
+/// Filters an image with one 2-D `kernel`, each channel on its own:
+/// `[H, W]` gives `[OH, OW]`, `[C, H, W]` gives `[C, OH, OW]`. This is
+/// [`conv2d`] (a cross-correlation, PyTorch's semantics, any padding, mode,
+/// stride and dilation in `p`) with the channels as the batch, so a colour
+/// image is filtered per channel rather than summed across channels as a
+/// `Conv2d(3, 1, k)` layer would.
+///
+/// ```
+/// use convlab::{filters, ops::Conv2dParams, Tensor, Padding};
+/// let x = Tensor::arange(12.0)?.reshape(&[3, 4])?;
+/// let k = filters::named_kernel("edge-v")?;
+/// let y = filters::apply(&x, &k, &Conv2dParams::new())?;
+/// assert_eq!(y.shape(), &[3, 3]);
+/// assert!(y.data().iter().all(|&v| v == -1.0));
+/// let same = filters::apply(&x, &k, &Conv2dParams::new().padding(Padding::Same))?;
+/// assert_eq!(same.shape(), &[3, 4]);
+/// # Ok::<(), convlab::Error>(())
+/// ```
+///
+/// # Errors
+/// An image that is not 2-D or 3-D, or a kernel that is not 2-D
+/// ([`Error::Shape`]); everything [`conv2d`] rejects (a kernel larger than
+/// the padded image, a zero stride, `same` with a stride, ...), with
+/// `conv2d` named in the message. `p.groups` must be 1.
+///
+/// [`conv2d`]: crate::ops::conv2d
+pub fn apply(image: &Tensor, kernel: &Tensor, p: &crate::ops::Conv2dParams) -> Result<Tensor> {
+    let (c, h, w) = match *image.shape() {
+        [h, w] => (1, h, w),
+        [c, h, w] => (c, h, w),
+        _ => {
+            return Err(Error::shape(
+                "filter",
+                format!(
+                    "image must be [H, W] or [C, H, W], got {}",
+                    Dims(image.shape())
+                ),
+            ))
+        }
+    };
+    let [kh, kw] = kernel.dims2("filter")?;
+    let x = image.reshape(&[c, 1, h, w])?;
+    let k = kernel.reshape(&[1, 1, kh, kw])?;
+    let y = crate::ops::conv2d(&x, &k, None, p)?;
+    let (oh, ow) = (y.shape()[2], y.shape()[3]);
+    if image.ndim() == 2 {
+        y.into_shape(&[oh, ow])
+    } else {
+        y.into_shape(&[c, oh, ow])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apply_filters_channels_independently() {
+        use crate::ops::Conv2dParams;
+        let gray = Tensor::arange(20.0).unwrap().reshape(&[4, 5]).unwrap();
+        let rgb = Tensor::stack(&[&gray, &gray.scale(2.0), &gray.scale(-1.0)], 0).unwrap();
+        let k = named_kernel("sobel-x").unwrap();
+        let y1 = apply(&gray, &k, &Conv2dParams::new()).unwrap();
+        // d/dx of a ramp with slope 1: (1+2+1)*2 = 8 everywhere.
+        assert_eq!(y1.shape(), &[2, 3]);
+        assert!(y1.data().iter().all(|&v| v == 8.0));
+        let y3 = apply(&rgb, &k, &Conv2dParams::new()).unwrap();
+        assert_eq!(y3.shape(), &[3, 2, 3]);
+        assert_eq!(&y3.data()[6..12], y1.scale(2.0).data());
+        assert_eq!(&y3.data()[12..], y1.scale(-1.0).data());
+        let e = apply(
+            &gray,
+            &named_kernel("gaussian:2").unwrap(),
+            &Conv2dParams::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("conv2d: kernel height 13 is larger"), "{e}");
+        assert!(apply(&Tensor::zeros(&[5]).unwrap(), &k, &Conv2dParams::new()).is_err());
+    }
 
     #[test]
     fn every_listed_name_builds() {

@@ -1,0 +1,238 @@
+//! `convlab filter IN OUT --kernel K`: one image (or a directory of them)
+//! through a 2-D kernel with `conv2d`'s semantics, optionally pooled.
+
+use crate::files::{self, Kind};
+use anyhow::{bail, Context};
+use clap::Args as ClapArgs;
+use convlab::filters;
+use convlab::io::Normalize;
+use convlab::ops::{self, AvgPool2dParams, Conv2dParams, MaxPool2dParams};
+use convlab::{Padding, PaddingMode, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+#[derive(ClapArgs)]
+pub struct Args {
+    /// Input: a PNG, JPEG or .npy ([H, W] or [C, H, W]), or a directory of them.
+    input: PathBuf,
+    /// Output: .npy keeps raw values, .png/.jpg maps them to 0..255; a directory when IN is one.
+    output: PathBuf,
+    /// Kernel: a name (edge-v, edge-h, sobel-x, sobel-y, scharr-x, scharr-y, laplacian,
+    /// gaussian:SIGMA, box:N, sharpen, identity, emboss), a literal "[[1,-1],[2,0]]" or a .npy file.
+    #[arg(short, long)]
+    kernel: String,
+    /// Padding: valid (PyTorch's default, output shrinks by k-1), same, N, H,W or T,B,L,R.
+    #[arg(long, default_value = "valid")]
+    padding: String,
+    /// How padded values are made: zeros, reflect, replicate or circular.
+    #[arg(long, default_value = "zeros")]
+    mode: String,
+    /// Stride of the kernel.
+    #[arg(long, default_value_t = 1)]
+    stride: usize,
+    /// Dilation of the kernel.
+    #[arg(long, default_value_t = 1)]
+    dilation: usize,
+    /// Pool the filtered image: max:K[:S] or avg:K[:S] (stride S defaults to K).
+    #[arg(long)]
+    pool: Option<String>,
+    /// Mapping of values to 0..255 for PNG/JPEG output: minmax, abs or clip.
+    #[arg(long, default_value = "minmax")]
+    normalize: String,
+    /// Convert colour images to gray before filtering.
+    #[arg(long)]
+    gray: bool,
+    /// With a directory, the output format (png, jpg or npy; default: the input's).
+    #[arg(long)]
+    format: Option<String>,
+}
+
+/// `--pool`'s parsed form.
+enum Pool {
+    Max(MaxPool2dParams),
+    Avg(AvgPool2dParams),
+}
+
+fn parse_pool(spec: &str) -> anyhow::Result<Pool> {
+    let bad = || {
+        anyhow::anyhow!(
+            "--pool '{spec}' is not max:K[:S] or avg:K[:S] with positive K and S (e.g. max:2)"
+        )
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let num = |s: &str| s.trim().parse::<usize>().ok().filter(|&v| v > 0);
+    let (k, s) = match parts.as_slice() {
+        [_, k] => (num(k).ok_or_else(bad)?, None),
+        [_, k, s] => (num(k).ok_or_else(bad)?, Some(num(s).ok_or_else(bad)?)),
+        _ => return Err(bad()),
+    };
+    Ok(match parts[0].trim() {
+        "max" => {
+            let p = MaxPool2dParams::new(k);
+            Pool::Max(s.map_or(p, |s| p.stride(s)))
+        }
+        "avg" => {
+            let p = AvgPool2dParams::new(k);
+            Pool::Avg(s.map_or(p, |s| p.stride(s)))
+        }
+        _ => return Err(bad()),
+    })
+}
+
+/// Everything a file needs, parsed once.
+struct Plan {
+    kernel: Tensor,
+    conv: Conv2dParams,
+    pool: Option<Pool>,
+    norm: Normalize,
+    gray: bool,
+}
+
+impl Plan {
+    fn new(a: &Args) -> anyhow::Result<Plan> {
+        let kernel = filters::kernel_from_spec(&a.kernel)?;
+        let padding: Padding = a.padding.parse()?;
+        let mode: PaddingMode = a.mode.parse()?;
+        let conv = Conv2dParams::new()
+            .padding(padding)
+            .padding_mode(mode)
+            .stride(a.stride)
+            .dilation(a.dilation);
+        let pool = a.pool.as_deref().map(parse_pool).transpose()?;
+        let norm: Normalize = a.normalize.parse()?;
+        Ok(Plan {
+            kernel,
+            conv,
+            pool,
+            norm,
+            gray: a.gray,
+        })
+    }
+
+    /// The filtered (and pooled) image, same rank as `x`.
+    fn apply(&self, x: &Tensor) -> anyhow::Result<Tensor> {
+        let y = filters::apply(x, &self.kernel, &self.conv)?;
+        let Some(pool) = &self.pool else {
+            return Ok(y);
+        };
+        // Pooling ops take [C, H, W]; a gray image is one channel.
+        let y3 = if y.ndim() == 2 {
+            y.reshape(&[1, y.shape()[0], y.shape()[1]])?
+        } else {
+            y.clone()
+        };
+        let p = match pool {
+            Pool::Max(p) => ops::max_pool2d(&y3, p)?,
+            Pool::Avg(p) => ops::avg_pool2d(&y3, p)?,
+        };
+        Ok(if y.ndim() == 2 {
+            let (h, w) = (p.shape()[1], p.shape()[2]);
+            p.into_shape(&[h, w])?
+        } else {
+            p
+        })
+    }
+
+    fn file(&self, input: &Path, output: &Path) -> anyhow::Result<Tensor> {
+        let x = files::load(input, self.gray)?;
+        let y = self
+            .apply(&x)
+            .with_context(|| format!("{} {:?}", input.display(), x.shape()))?;
+        files::save(output, &y, self.norm)?;
+        Ok(y)
+    }
+}
+
+pub fn run(a: Args) -> anyhow::Result<()> {
+    let plan = Plan::new(&a)?;
+    if a.input.is_dir() {
+        return run_dir(&a, &plan);
+    }
+    if a.format.is_some() {
+        bail!("--format applies only when IN is a directory");
+    }
+    let y = plan.file(&a.input, &a.output)?;
+    let how = match files::kind(&a.output) {
+        Some(Kind::Image) => format!(" ({} to 0..255)", plan.norm),
+        _ => String::new(),
+    };
+    println!(
+        "wrote {}: shape {:?}, {}{how}",
+        a.output.display(),
+        y.shape(),
+        files::value_range(&y)
+    );
+    Ok(())
+}
+
+fn run_dir(a: &Args, plan: &Plan) -> anyhow::Result<()> {
+    let ext = match &a.format {
+        Some(f) => match f.to_ascii_lowercase().as_str() {
+            e @ ("png" | "jpg" | "jpeg" | "npy") => Some(e.to_string()),
+            _ => bail!("--format '{f}' is not png, jpg or npy"),
+        },
+        None => None,
+    };
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(&a.input)
+        .with_context(|| format!("cannot read directory {}", a.input.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && files::kind(p).is_some())
+        .collect();
+    inputs.sort();
+    if inputs.is_empty() {
+        bail!(
+            "no .png, .jpg, .jpeg or .npy files in {}",
+            a.input.display()
+        );
+    }
+    if a.output.exists() && !a.output.is_dir() {
+        bail!(
+            "{} is a file; with a directory as IN, OUT must be a directory",
+            a.output.display()
+        );
+    }
+    std::fs::create_dir_all(&a.output)
+        .with_context(|| format!("cannot create directory {}", a.output.display()))?;
+    let bar = ProgressBar::new(inputs.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    for input in &inputs {
+        let name = input.file_name().unwrap_or_default();
+        bar.set_message(name.to_string_lossy().into_owned());
+        let mut out = a.output.join(name);
+        if let Some(e) = &ext {
+            out.set_extension(e);
+        }
+        // Stop at the first bad file: its one-line error names it, and the
+        // files before it are written.
+        plan.file(input, &out).inspect_err(|_| bar.abandon())?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!(
+        "filtered {} files from {} into {}",
+        inputs.len(),
+        a.input.display(),
+        a.output.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_specs() {
+        assert!(matches!(parse_pool("max:2").unwrap(), Pool::Max(p) if p.stride.is_none()));
+        assert!(
+            matches!(parse_pool("avg:3:2").unwrap(), Pool::Avg(p) if p.stride == Some(2.into()))
+        );
+        for bad in ["max", "max:0", "min:2", "avg:2:x", "max:2:2:2", ""] {
+            let e = parse_pool(bad).err().unwrap().to_string();
+            assert!(e.contains("is not max:K[:S]"), "{bad}: {e}");
+        }
+    }
+}
