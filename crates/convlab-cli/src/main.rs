@@ -54,10 +54,23 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // --help and --version are not errors; usage mistakes exit 2 (clap's convention too).
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
+            // --help and --version are not errors; usage mistakes exit 2 (clap's convention too)
+            // with one line, like every other error: clap's first line, without its "error: ".
+            if !e.use_stderr() {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            let text = e.render().to_string();
+            // The first paragraph: "required arguments were not provided:" lists them below.
+            let first: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.is_empty())
+                .collect();
+            let first = first.join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
+            eprintln!("convlab: {first} (see --help)");
+            return ExitCode::from(2);
         }
     };
     match run(cli) {
