@@ -7,3 +7,4 @@ pub mod direct;
 pub mod gemm;
 pub mod im2col;
 pub mod isa;
+pub mod pool;

@@ -387,7 +387,53 @@ fn pool_geometry(
 /// input element at all (only possible with dilation larger than the input)
 /// is an error rather than `-inf` with an out-of-range index.
 pub fn max_pool2d(input: &Tensor, p: &MaxPool2dParams) -> Result<Tensor> {
-    Ok(max_pool2d_with_indices(input, p)?.0)
+    const OP: &str = "max_pool2d";
+    let g = p.geometry(OP, input.shape())?;
+    let shape = g.out_shape();
+    let mut out = memory::zeros_f32(OP, numel_or_err(OP, &shape)?)?;
+    // Forward only: no indices (maxpool_3x3_s2_p1 22 ms with them, see BENCHMARKS.md).
+    fast::planes(&g, input.data(), &mut out, |rows, cols, x, y, tmp| {
+        crate::kernels::pool::max_pool2d_plane(g.w, g.dh, g.dw, rows, cols, x, y, tmp)
+    });
+    Tensor::from_vec(out, &shape)
+}
+
+/// Plane-parallel drivers of the two-pass pooling kernels in
+/// [`crate::kernels::pool`].
+mod fast {
+    use super::reference::{windows, AxisWindow};
+    use super::PoolGeometry;
+    use rayon::prelude::*;
+
+    /// Below this many input values per call a single thread is faster.
+    const PARALLEL_MIN: usize = 1 << 16;
+
+    /// Run `kernel(rows, cols, plane_in, plane_out, tmp)` on every plane.
+    pub fn planes(
+        g: &PoolGeometry,
+        input: &[f32],
+        out: &mut [f32],
+        kernel: impl Fn(&[AxisWindow], &[AxisWindow], &[f32], &mut [f32], &mut [f32]) + Sync,
+    ) {
+        let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+        if out.is_empty() || hw == 0 {
+            return;
+        }
+        let (rows, cols) = windows(g);
+        let one =
+            |(x, y): (&[f32], &mut [f32]), tmp: &mut Vec<f32>| kernel(&rows, &cols, x, y, tmp);
+        if input.len() < PARALLEL_MIN || rayon::current_num_threads() == 1 {
+            let mut tmp = vec![0.0; g.w];
+            for pair in input.chunks_exact(hw).zip(out.chunks_exact_mut(ohw)) {
+                one(pair, &mut tmp);
+            }
+        } else {
+            input
+                .par_chunks_exact(hw)
+                .zip(out.par_chunks_exact_mut(ohw))
+                .for_each_init(|| vec![0.0; g.w], |tmp, pair| one(pair, tmp));
+        }
+    }
 }
 
 /// [`max_pool2d`] and, for each output element, the flat index `h * W + w`
@@ -507,7 +553,12 @@ pub fn avg_pool2d(input: &Tensor, p: &AvgPool2dParams) -> Result<Tensor> {
     let g = p.geometry(OP, input.shape())?;
     let shape = g.out_shape();
     let mut out = memory::zeros_f32(OP, numel_or_err(OP, &shape)?)?;
-    reference::avg_pool2d_reference(&g, p.divisor(), input.data(), &mut out);
+    let rule = p.divisor();
+    let divisor =
+        |r: &reference::AxisWindow, c: &reference::AxisWindow| reference::divisor(rule, r, c);
+    fast::planes(&g, input.data(), &mut out, |rows, cols, x, y, tmp| {
+        crate::kernels::pool::avg_pool2d_plane(g.w, rows, cols, &divisor, x, y, tmp)
+    });
     Tensor::from_vec(out, &shape)
 }
 
@@ -678,7 +729,7 @@ pub mod reference {
     }
 
     /// The divisor of the window `(r, c)`.
-    fn divisor(rule: AvgDivisor, r: &AxisWindow, c: &AxisWindow) -> f64 {
+    pub fn divisor(rule: AvgDivisor, r: &AxisWindow, c: &AxisWindow) -> f64 {
         match rule {
             AvgDivisor::Override(d) => d as f64,
             // f64: the product of two huge kernel sizes must not overflow.
