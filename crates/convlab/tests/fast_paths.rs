@@ -174,3 +174,61 @@ fn max_pool_propagates_nan() {
     assert!(y.data()[0].is_nan());
     assert_eq!(y.data()[1], 11.0);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Pooling gradients (two-pass avg, plane-parallel max scatter) against
+    /// the reference loops.
+    #[test]
+    fn pooling_backward_equals_reference(
+        n in 1usize..3, c in 1usize..4, h in side(), w in side(),
+        k in 1usize..5, s in 1usize..4, pad in 0usize..3,
+        ceil in any::<bool>(), include_pad in any::<bool>(), seed in any::<u64>(),
+    ) {
+        use convlab::ops::pool::reference;
+        let x = rand_tensor(&[n, c, h, w], seed);
+        let ap = AvgPool2dParams::new(k).stride(s).padding(pad).ceil_mode(ceil)
+            .count_include_pad(include_pad);
+        if let Ok(y) = avg_pool2d(&x, &ap) {
+            let go = rand_tensor(y.shape(), seed ^ 1);
+            let got = avg_pool2d_backward(x.shape(), &go, &ap).unwrap();
+            let g = ap.geometry("avg_pool2d", x.shape()).unwrap();
+            let mut want = vec![0.0; x.numel()];
+            reference::avg_pool2d_backward_reference(&g, ap.divisor(), go.data(), &mut want);
+            let want = Tensor::from_vec(want, x.shape()).unwrap();
+            prop_assert!(rel_err(&got, &want) <= 1e-5, "{:?}", ap);
+        }
+        let mp = MaxPool2dParams::new(k).stride(s).padding(pad).ceil_mode(ceil);
+        if let Ok((y, idx)) = max_pool2d_with_indices(&x, &mp) {
+            let go = rand_tensor(y.shape(), seed ^ 2);
+            let got = max_pool2d_backward(x.shape(), &idx, &go).unwrap();
+            let mut want = vec![0.0; x.numel()];
+            let (ohw, hw) = (y.numel() / (n * c), h * w);
+            reference::max_pool2d_backward_reference(n * c, hw, ohw, &idx, go.data(), &mut want);
+            prop_assert_eq!(got.data(), &want[..]);
+        }
+    }
+}
+
+/// A pooling large enough to take the threaded paths, forward and backward.
+#[test]
+fn threaded_pooling_matches_reference() {
+    use convlab::ops::pool::reference;
+    let x = rand_tensor(&[2, 8, 67, 65], 11);
+    let ap = AvgPool2dParams::new(3).stride(1).padding(1);
+    let y = avg_pool2d(&x, &ap).unwrap();
+    let go = rand_tensor(y.shape(), 12);
+    let got = avg_pool2d_backward(x.shape(), &go, &ap).unwrap();
+    let g = ap.geometry("avg_pool2d", x.shape()).unwrap();
+    let mut want = vec![0.0; x.numel()];
+    reference::avg_pool2d_backward_reference(&g, ap.divisor(), go.data(), &mut want);
+    assert!(rel_err(&got, &Tensor::from_vec(want, x.shape()).unwrap()) <= 1e-5);
+    let mp = MaxPool2dParams::new(3).stride(2).padding(1);
+    let (want, idx) = max_pool2d_with_indices(&x, &mp).unwrap();
+    assert_eq!(max_pool2d(&x, &mp).unwrap().data(), want.data());
+    let go = rand_tensor(want.shape(), 13);
+    let gx = max_pool2d_backward(x.shape(), &idx, &go).unwrap();
+    let total: f32 = go.data().iter().sum();
+    assert!((gx.data().iter().sum::<f32>() - total).abs() < 1e-2);
+}

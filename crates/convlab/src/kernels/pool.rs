@@ -69,14 +69,15 @@ fn sum_body<const FMA: bool>(
     w: usize,
     rows: &[AxisWindow],
     cols: &[AxisWindow],
-    divisor: &dyn Fn(&AxisWindow, &AxisWindow) -> f64,
+    row_scale: &[f32],
+    col_scale: &[f32],
     x: &[f32],
     out: &mut [f32],
     tmp: &mut [f32],
 ) {
     let ow = cols.len();
     let tmp = &mut tmp[..w];
-    for (r, orow) in rows.iter().zip(out.chunks_exact_mut(ow)) {
+    for ((r, orow), &rs) in rows.iter().zip(out.chunks_exact_mut(ow)).zip(row_scale) {
         tmp.fill(0.0);
         for row in r.start..r.start + r.count {
             let line = &x[row * w..][..w];
@@ -84,27 +85,80 @@ fn sum_body<const FMA: bool>(
                 *t += v;
             }
         }
-        for (o, c) in orow.iter_mut().zip(cols) {
+        for ((o, c), &cs) in orow.iter_mut().zip(cols).zip(col_scale) {
             if r.count == 0 || c.count == 0 {
                 *o = 0.0;
                 continue;
             }
             let s: f32 = tmp[c.start..c.start + c.count].iter().sum();
-            *o = (s as f64 / divisor(r, c)) as f32;
+            *o = s * rs * cs;
         }
     }
 }
 
 dispatch_isa! {
-    /// Average pooling (dilation 1) of one plane: window sums in f32
-    /// divided by `divisor(row_window, col_window)`; `tmp` holds `w` floats.
+    /// Average pooling (dilation 1) of one plane: window sums in f32 times
+    /// `row_scale[oy] * col_scale[ox]` (the reciprocal divisor, which is a
+    /// product of a row and a column factor); `tmp` holds `w` floats.
     pub fn avg_pool2d_plane(
         w: usize,
         rows: &[AxisWindow],
         cols: &[AxisWindow],
-        divisor: &dyn Fn(&AxisWindow, &AxisWindow) -> f64,
+        row_scale: &[f32],
+    col_scale: &[f32],
         x: &[f32],
         out: &mut [f32],
         tmp: &mut [f32],
     ) => sum_body
+}
+
+#[inline(always)]
+fn avg_back_body<const FMA: bool>(
+    w: usize,
+    rows: &[AxisWindow],
+    cols: &[AxisWindow],
+    row_scale: &[f32],
+    col_scale: &[f32],
+    grad_output: &[f32],
+    grad_input: &mut [f32],
+    tmp: &mut [f32],
+) {
+    let ow = cols.len();
+    let tmp = &mut tmp[..w];
+    for ((r, gyrow), &rs) in rows.iter().zip(grad_output.chunks_exact(ow)).zip(row_scale) {
+        if r.count == 0 {
+            continue;
+        }
+        tmp.fill(0.0);
+        for ((&gy, c), &cs) in gyrow.iter().zip(cols).zip(col_scale) {
+            if c.count == 0 {
+                continue;
+            }
+            let share = gy * rs * cs;
+            for t in &mut tmp[c.start..c.start + c.count] {
+                *t += share;
+            }
+        }
+        for row in r.start..r.start + r.count {
+            for (gx, &t) in grad_input[row * w..][..w].iter_mut().zip(tmp.iter()) {
+                *gx += t;
+            }
+        }
+    }
+}
+
+dispatch_isa! {
+    /// Gradient of [`avg_pool2d_plane`] for one plane: each output's share
+    /// spread along its columns in one row, then that row added to the
+    /// window's input rows (vectorised); `grad_input` zeroed by the caller.
+    pub fn avg_pool2d_backward_plane(
+        w: usize,
+        rows: &[AxisWindow],
+        cols: &[AxisWindow],
+        row_scale: &[f32],
+    col_scale: &[f32],
+        grad_output: &[f32],
+        grad_input: &mut [f32],
+        tmp: &mut [f32],
+    ) => avg_back_body
 }
