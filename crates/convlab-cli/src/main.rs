@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Reproduce Dive into Deep Learning ch. 6.2-6.5 cell by cell.
     Tour,
+    /// Time conv and pooling forward and backward on a benchmark suite.
+    Bench(bench::BenchArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -27,9 +29,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", tour::render()?);
             Ok(())
         }
+        Command::Bench(args) => bench::run(args),
     }
 }
 
+mod bench;
 mod tour;
 
 fn main() -> ExitCode {
