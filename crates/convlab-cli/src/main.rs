@@ -19,6 +19,8 @@ struct Cli {
 enum Command {
     /// Reproduce Dive into Deep Learning ch. 6.2-6.5 cell by cell.
     Tour,
+    /// Train a small CNN on the UCI handwritten digits (checkpoints, resume, plot).
+    TrainDigits(train_digits::TrainDigitsArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -27,10 +29,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", tour::render()?);
             Ok(())
         }
+        Command::TrainDigits(args) => train_digits::run(args),
     }
 }
 
 mod tour;
+mod train_digits;
+mod train_plot;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
