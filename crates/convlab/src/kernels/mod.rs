@@ -5,3 +5,4 @@
 
 pub mod gemm;
 pub mod im2col;
+pub mod pool;
