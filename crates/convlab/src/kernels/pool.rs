@@ -43,10 +43,11 @@ pub fn max_pool2d_inside(
                 for a in 0..kh {
                     let row = origin + a * w;
                     for (b, &v) in x[row..row + kw].iter().enumerate() {
-                        // Selects, not a branch: which value wins is data
-                        // dependent, and the mispredicted branch made this
-                        // loop as slow as the reference one.
-                        let take = v > best || v.is_nan();
+                        // Selects, not a branch (`|` does not short-circuit):
+                        // which value wins is data dependent, and the
+                        // mispredicted branch made this loop as slow as the
+                        // reference one.
+                        let take = (v > best) | v.is_nan();
                         best = if take { v } else { best };
                         best_at = if take { row + b } else { best_at };
                     }
@@ -85,7 +86,7 @@ fn max_pool2d_2x2s2(
                     (r1[2 * ox], i0 + w + 2 * ox),
                     (r1[2 * ox + 1], i0 + w + 2 * ox + 1),
                 ] {
-                    let take = v > best || v.is_nan();
+                    let take = (v > best) | v.is_nan();
                     best = if take { v } else { best };
                     at = if take { i } else { at };
                 }
