@@ -63,6 +63,7 @@ fn draw(buf: &mut [u8], title: &str, h: &[EpochPoint]) -> Result<(), Box<dyn std
         .build_cartesian_2d(x_range.clone(), 0f64..max_loss)?;
     c.configure_mesh()
         .x_desc("epoch")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc("loss")
         .label_style(("sans-serif", 13))
         .draw()?;
@@ -85,6 +86,8 @@ fn draw(buf: &mut [u8], title: &str, h: &[EpochPoint]) -> Result<(), Box<dyn std
         .build_cartesian_2d(x_range, lo..100.5)?;
     c.configure_mesh()
         .x_desc("epoch")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .y_desc("%")
         .label_style(("sans-serif", 13))
         .draw()?;
