@@ -21,6 +21,8 @@ enum Command {
     Tour,
     /// Time conv and pooling forward and backward on a benchmark suite.
     Bench(bench::BenchArgs),
+    /// Train a small CNN on the UCI handwritten digits (checkpoints, resume, plot).
+    TrainDigits(train_digits::TrainDigitsArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -30,11 +32,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args),
+        Command::TrainDigits(args) => train_digits::run(args),
     }
 }
 
 mod bench;
 mod tour;
+mod train_digits;
+mod train_plot;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -506,8 +506,32 @@ pub fn max_pool2d_with_indices(
     let numel = numel_or_err(OP, &shape)?;
     let mut out = memory::zeros_f32(OP, numel)?;
     let mut indices = zeros_index(OP, numel)?;
-    reference::max_pool2d_reference(&g, input.data(), &mut out, &mut indices);
+    if windows_inside(&g) {
+        crate::kernels::pool::max_pool2d_inside(
+            g.planes(),
+            (g.h, g.w),
+            (g.oh, g.ow),
+            (g.kh, g.kw),
+            (g.sh, g.sw),
+            input.data(),
+            &mut out,
+            &mut indices,
+        );
+    } else {
+        reference::max_pool2d_reference(&g, input.data(), &mut out, &mut indices);
+    }
     Ok((Tensor::from_vec(out, &shape)?, indices))
+}
+
+/// Whether every window is a whole `kh x kw` block of the input (no padding,
+/// dilation 1, no ceil-mode overhang), so the fast kernel applies.
+fn windows_inside(g: &PoolGeometry) -> bool {
+    g.ph == 0
+        && g.pw == 0
+        && g.dh == 1
+        && g.dw == 1
+        && (g.oh == 0 || (g.oh - 1) * g.sh + g.kh <= g.h)
+        && (g.ow == 0 || (g.ow - 1) * g.sw + g.kw <= g.w)
 }
 
 /// Gradient of [`max_pool2d`] with respect to its input: each
