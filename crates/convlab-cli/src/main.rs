@@ -27,6 +27,10 @@ enum Command {
     Rf(rf::Args),
     /// Render kernels or feature maps as a PNG grid.
     Show(show::Args),
+    /// Time conv and pooling forward and backward on a benchmark suite.
+    Bench(bench::BenchArgs),
+    /// Train a small CNN on the UCI handwritten digits (checkpoints, resume, plot).
+    TrainDigits(train_digits::TrainDigitsArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -39,9 +43,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Learn(a) => learn::run(a),
         Command::Rf(a) => rf::run(a),
         Command::Show(a) => show::run(a),
+        Command::Bench(args) => bench::run(args),
+        Command::TrainDigits(args) => train_digits::run(args),
     }
 }
 
+mod bench;
 mod files;
 mod filter;
 mod learn;
@@ -49,6 +56,8 @@ mod plot;
 mod rf;
 mod show;
 mod tour;
+mod train_digits;
+mod train_plot;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

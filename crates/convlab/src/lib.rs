@@ -18,6 +18,7 @@
 //! and backward, with reference loops) → [`autograd`] → [`nn`] / [`optim`] → [`io`].
 
 pub mod autograd;
+pub mod data;
 pub mod error;
 pub mod filters;
 pub mod io;

@@ -27,7 +27,9 @@ pub use self::atomic::{write_atomic, write_atomic_with};
 pub use self::image::{image_from_bytes, load_image, save_image, Normalize};
 pub use self::npy::{npy_from_bytes, npy_to_bytes, read_npy, write_npy};
 pub use self::safetensors::{
-    load_safetensors, safetensors_from_bytes, safetensors_to_bytes, save_safetensors,
+    load_safetensors, load_safetensors_with_metadata, safetensors_from_bytes, safetensors_to_bytes,
+    safetensors_with_metadata_from_bytes, safetensors_with_metadata_to_bytes, save_safetensors,
+    save_safetensors_with_metadata, SafetensorsWithMetadata,
 };
 pub use self::state_dict::{load_state_dict, load_state_dict_from, save_state_dict, state_dict};
 

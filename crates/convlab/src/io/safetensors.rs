@@ -40,7 +40,38 @@ pub fn load_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
 /// # Errors
 /// As [`load_safetensors`].
 pub fn safetensors_from_bytes(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
+    Ok(safetensors_with_metadata_from_bytes(bytes)?.0)
+}
+
+/// Reads a safetensors file and the string map in its `__metadata__`
+/// header entry (empty when there is none); see [`load_safetensors`].
+///
+/// Checkpoints keep their bookkeeping (epoch, RNG position, history) there,
+/// so one atomic rename switches tensors and bookkeeping together.
+///
+/// # Errors
+/// As [`load_safetensors`].
+pub fn load_safetensors_with_metadata(path: &Path) -> Result<SafetensorsWithMetadata> {
+    let bytes = read_file("safetensors", path)?;
+    safetensors_with_metadata_from_bytes(&bytes).map_err(|e| in_file(path, e))
+}
+
+/// Tensors sorted by name, and the `__metadata__` map.
+pub type SafetensorsWithMetadata = (Vec<(String, Tensor)>, HashMap<String, String>);
+
+/// Parses the bytes of a safetensors file with its metadata (see
+/// [`load_safetensors_with_metadata`]).
+///
+/// # Errors
+/// As [`load_safetensors`].
+pub fn safetensors_with_metadata_from_bytes(bytes: &[u8]) -> Result<SafetensorsWithMetadata> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| explain(e, bytes))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| explain(e, bytes))?;
+    let metadata = meta.metadata().clone().unwrap_or_default();
+    Ok((tensors_of(&st)?, metadata))
+}
+
+fn tensors_of(st: &SafeTensors<'_>) -> Result<Vec<(String, Tensor)>> {
     let mut out = Vec::with_capacity(st.len());
     for (name, view) in st.tensors() {
         let elem = elem_of(view.dtype()).ok_or_else(|| {
@@ -75,12 +106,45 @@ pub fn save_safetensors(path: &Path, tensors: &[(&str, &Tensor)]) -> Result<()> 
 /// # Errors
 /// [`Error::Io`] when two tensors share a name.
 pub fn safetensors_to_bytes(tensors: &[(&str, &Tensor)]) -> Result<Vec<u8>> {
+    safetensors_with_metadata_to_bytes(tensors, &[])
+}
+
+/// Writes `tensors` as [`save_safetensors`] does, with `metadata` added to
+/// the `__metadata__` header entry (beside `"format": "pt"`), atomically:
+/// tensors and metadata switch together.
+///
+/// # Errors
+/// [`Error::Io`] when two tensors share a name, a metadata key is `format`,
+/// or the file cannot be written.
+pub fn save_safetensors_with_metadata(
+    path: &Path,
+    tensors: &[(&str, &Tensor)],
+    metadata: &[(&str, &str)],
+) -> Result<()> {
+    let bytes = safetensors_with_metadata_to_bytes(tensors, metadata)?;
+    write_atomic(path, &bytes)
+}
+
+/// The bytes of [`save_safetensors_with_metadata`].
+///
+/// # Errors
+/// As [`save_safetensors_with_metadata`].
+pub fn safetensors_with_metadata_to_bytes(
+    tensors: &[(&str, &Tensor)],
+    metadata: &[(&str, &str)],
+) -> Result<Vec<u8>> {
     let mut names: Vec<&str> = tensors.iter().map(|(n, _)| *n).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
         return Err(bad(format!("two tensors are named {}", quoted(w[0]))));
     }
-    let metadata = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
+    let mut map = HashMap::from([("format".to_string(), "pt".to_string())]);
+    for (k, v) in metadata {
+        if map.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(bad(format!("metadata key {} is given twice", quoted(k))));
+        }
+    }
+    let metadata = Some(map);
     let views = tensors.iter().map(|(n, t)| (*n, F32View(t)));
     ::safetensors::serialize(views, &metadata).map_err(|e| bad(format!("cannot serialize: {e}")))
 }
@@ -209,6 +273,21 @@ mod tests {
         let s = safetensors_from_bytes(bytes).unwrap_err().to_string();
         assert!(s.starts_with("safetensors: ") && !s.contains('\n'), "{s}");
         s
+    }
+
+    #[test]
+    fn metadata_round_trips_beside_format() {
+        let a = Tensor::from_vec(vec![1.0, 2.0], &[2]).unwrap();
+        let bytes =
+            safetensors_with_metadata_to_bytes(&[("a", &a)], &[("epoch", "3"), ("seed", "7")])
+                .unwrap();
+        let (back, meta) = safetensors_with_metadata_from_bytes(&bytes).unwrap();
+        assert_eq!(back, vec![("a".to_string(), a.clone())]);
+        assert_eq!(meta.get("epoch").map(String::as_str), Some("3"));
+        assert_eq!(meta.get("seed").map(String::as_str), Some("7"));
+        assert_eq!(meta.get("format").map(String::as_str), Some("pt"));
+        let e = safetensors_with_metadata_to_bytes(&[("a", &a)], &[("format", "np")]).unwrap_err();
+        assert!(e.to_string().contains("'format' is given twice"), "{e}");
     }
 
     #[test]

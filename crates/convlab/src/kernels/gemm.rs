@@ -76,6 +76,22 @@ pub fn sgemm_strided(
     ldc: usize,
     accumulate: bool,
 ) {
+    sgemm_strided_par(m, k, n, a, b, c, ldc, accumulate, true);
+}
+
+/// [`sgemm_strided`], on the calling thread only unless `allow_parallel`
+/// (callers that already split the work over rayon pass `false`).
+pub fn sgemm_strided_par(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+    allow_parallel: bool,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -92,7 +108,7 @@ pub fn sgemm_strided(
     debug_assert!(b.data.len() > (k - 1) * b.rs + (n - 1) * b.cs);
     let work = m.saturating_mul(n).saturating_mul(k);
     let threads = rayon::current_num_threads();
-    let par = if work >= PARALLEL_MIN_FLOPS && threads > 1 {
+    let par = if allow_parallel && work >= PARALLEL_MIN_FLOPS && threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None

@@ -3,5 +3,8 @@
 //! Everything here assumes its caller (the `ops` room) already checked the
 //! geometry; violations are bugs and are caught by `debug_assert!` only.
 
+pub mod direct;
 pub mod gemm;
 pub mod im2col;
+pub mod isa;
+pub mod pool;

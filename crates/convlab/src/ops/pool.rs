@@ -387,7 +387,102 @@ fn pool_geometry(
 /// input element at all (only possible with dilation larger than the input)
 /// is an error rather than `-inf` with an out-of-range index.
 pub fn max_pool2d(input: &Tensor, p: &MaxPool2dParams) -> Result<Tensor> {
-    Ok(max_pool2d_with_indices(input, p)?.0)
+    const OP: &str = "max_pool2d";
+    let g = p.geometry(OP, input.shape())?;
+    let shape = g.out_shape();
+    let mut out = memory::zeros_f32(OP, numel_or_err(OP, &shape)?)?;
+    // Forward only: no indices (maxpool_3x3_s2_p1 22 ms with them, see BENCHMARKS.md).
+    fast::planes(&g, input.data(), &mut out, |rows, cols, x, y, tmp| {
+        crate::kernels::pool::max_pool2d_plane(g.w, g.dh, g.dw, rows, cols, x, y, tmp)
+    });
+    Tensor::from_vec(out, &shape)
+}
+
+/// Plane-parallel drivers of the two-pass pooling kernels in
+/// [`crate::kernels::pool`].
+mod fast {
+    use super::reference::{windows, AxisWindow};
+    use super::{AvgDivisor, PoolGeometry};
+    use rayon::prelude::*;
+
+    /// Reciprocal divisors per output row and column: every rule is a
+    /// product of a row and a column factor. A per-output f64 division cost
+    /// several ms of avgpool_3x3_s1_p1's backward (loaded box).
+    pub fn avg_scales(g: &PoolGeometry, rule: AvgDivisor) -> (Vec<f32>, Vec<f32>) {
+        let (rows, cols) = windows(g);
+        let axis = |ws: &[AxisWindow], first: bool| -> Vec<f32> {
+            ws.iter()
+                .map(|a| match rule {
+                    AvgDivisor::Override(d) if first => (1.0 / d as f64) as f32,
+                    AvgDivisor::Override(_) => 1.0,
+                    AvgDivisor::IncludePad => (1.0 / a.padded_count as f64) as f32,
+                    AvgDivisor::ExcludePad => (1.0 / a.count as f64) as f32,
+                })
+                .collect()
+        };
+        (axis(&rows, true), axis(&cols, false))
+    }
+
+    /// Below this many input values per call a single thread is faster.
+    const PARALLEL_MIN: usize = 1 << 16;
+
+    /// Run `kernel(rows, cols, grad_output_plane, grad_input_plane, tmp)`
+    /// on every plane.
+    pub fn planes_backward(
+        g: &PoolGeometry,
+        grad_output: &[f32],
+        grad_input: &mut [f32],
+        kernel: impl Fn(&[AxisWindow], &[AxisWindow], &[f32], &mut [f32], &mut [f32]) + Sync,
+    ) {
+        let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+        if grad_output.is_empty() || hw == 0 {
+            return;
+        }
+        let (rows, cols) = windows(g);
+        let one =
+            |(gy, gx): (&[f32], &mut [f32]), tmp: &mut Vec<f32>| kernel(&rows, &cols, gy, gx, tmp);
+        if grad_input.len() < PARALLEL_MIN || rayon::current_num_threads() == 1 {
+            let mut tmp = vec![0.0; g.w];
+            for pair in grad_output
+                .chunks_exact(ohw)
+                .zip(grad_input.chunks_exact_mut(hw))
+            {
+                one(pair, &mut tmp);
+            }
+        } else {
+            grad_output
+                .par_chunks_exact(ohw)
+                .zip(grad_input.par_chunks_exact_mut(hw))
+                .for_each_init(|| vec![0.0; g.w], |tmp, pair| one(pair, tmp));
+        }
+    }
+
+    /// Run `kernel(rows, cols, plane_in, plane_out, tmp)` on every plane.
+    pub fn planes(
+        g: &PoolGeometry,
+        input: &[f32],
+        out: &mut [f32],
+        kernel: impl Fn(&[AxisWindow], &[AxisWindow], &[f32], &mut [f32], &mut [f32]) + Sync,
+    ) {
+        let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
+        if out.is_empty() || hw == 0 {
+            return;
+        }
+        let (rows, cols) = windows(g);
+        let one =
+            |(x, y): (&[f32], &mut [f32]), tmp: &mut Vec<f32>| kernel(&rows, &cols, x, y, tmp);
+        if input.len() < PARALLEL_MIN || rayon::current_num_threads() == 1 {
+            let mut tmp = vec![0.0; g.w];
+            for pair in input.chunks_exact(hw).zip(out.chunks_exact_mut(ohw)) {
+                one(pair, &mut tmp);
+            }
+        } else {
+            input
+                .par_chunks_exact(hw)
+                .zip(out.par_chunks_exact_mut(ohw))
+                .for_each_init(|| vec![0.0; g.w], |tmp, pair| one(pair, tmp));
+        }
+    }
 }
 
 /// [`max_pool2d`] and, for each output element, the flat index `h * W + w`
@@ -411,8 +506,32 @@ pub fn max_pool2d_with_indices(
     let numel = numel_or_err(OP, &shape)?;
     let mut out = memory::zeros_f32(OP, numel)?;
     let mut indices = zeros_index(OP, numel)?;
-    reference::max_pool2d_reference(&g, input.data(), &mut out, &mut indices);
+    if windows_inside(&g) {
+        crate::kernels::pool::max_pool2d_inside(
+            g.planes(),
+            (g.h, g.w),
+            (g.oh, g.ow),
+            (g.kh, g.kw),
+            (g.sh, g.sw),
+            input.data(),
+            &mut out,
+            &mut indices,
+        );
+    } else {
+        reference::max_pool2d_reference(&g, input.data(), &mut out, &mut indices);
+    }
     Ok((Tensor::from_vec(out, &shape)?, indices))
+}
+
+/// Whether every window is a whole `kh x kw` block of the input (no padding,
+/// dilation 1, no ceil-mode overhang), so the fast kernel applies.
+fn windows_inside(g: &PoolGeometry) -> bool {
+    g.ph == 0
+        && g.pw == 0
+        && g.dh == 1
+        && g.dw == 1
+        && (g.oh == 0 || (g.oh - 1) * g.sh + g.kh <= g.h)
+        && (g.ow == 0 || (g.ow - 1) * g.sw + g.kw <= g.w)
 }
 
 /// Gradient of [`max_pool2d`] with respect to its input: each
@@ -478,14 +597,28 @@ pub(crate) fn scatter_max_grad(
     }
     let mut grad_input = memory::zeros_f32(op, numel_or_err(op, input_shape)?)?;
     let ohw = gs[gs.len() - 2] * gs[gs.len() - 1];
-    reference::max_pool2d_backward_reference(
-        n * c,
-        hw,
-        ohw,
-        indices,
-        grad_output.data(),
-        &mut grad_input,
-    );
+    // Planes are independent: split them over rayon when there is enough work.
+    let planes = n * c;
+    if hw > 0 && ohw > 0 && planes >= 2 && grad_input.len() >= 1 << 16 {
+        use rayon::prelude::*;
+        let per = planes.div_ceil(rayon::current_num_threads() * 4).max(1);
+        grad_input
+            .par_chunks_mut(per * hw)
+            .zip(indices.par_chunks(per * ohw))
+            .zip(grad_output.data().par_chunks(per * ohw))
+            .for_each(|((gx, idx), gy)| {
+                reference::max_pool2d_backward_reference(gx.len() / hw, hw, ohw, idx, gy, gx)
+            });
+    } else {
+        reference::max_pool2d_backward_reference(
+            planes,
+            hw,
+            ohw,
+            indices,
+            grad_output.data(),
+            &mut grad_input,
+        );
+    }
     Tensor::from_vec(grad_input, input_shape)
 }
 
@@ -507,7 +640,10 @@ pub fn avg_pool2d(input: &Tensor, p: &AvgPool2dParams) -> Result<Tensor> {
     let g = p.geometry(OP, input.shape())?;
     let shape = g.out_shape();
     let mut out = memory::zeros_f32(OP, numel_or_err(OP, &shape)?)?;
-    reference::avg_pool2d_reference(&g, p.divisor(), input.data(), &mut out);
+    let (rs, cs) = fast::avg_scales(&g, p.divisor());
+    fast::planes(&g, input.data(), &mut out, |rows, cols, x, y, tmp| {
+        crate::kernels::pool::avg_pool2d_plane(g.w, rows, cols, &rs, &cs, x, y, tmp)
+    });
     Tensor::from_vec(out, &shape)
 }
 
@@ -538,7 +674,15 @@ pub fn avg_pool2d_backward(
         ));
     }
     let mut grad_input = memory::zeros_f32(OP, numel_or_err(OP, input_shape)?)?;
-    reference::avg_pool2d_backward_reference(&g, p.divisor(), grad_output.data(), &mut grad_input);
+    let (rs, cs) = fast::avg_scales(&g, p.divisor());
+    fast::planes_backward(
+        &g,
+        grad_output.data(),
+        &mut grad_input,
+        |rows, cols, gy, gx, tmp| {
+            crate::kernels::pool::avg_pool2d_backward_plane(g.w, rows, cols, &rs, &cs, gy, gx, tmp)
+        },
+    );
     Tensor::from_vec(grad_input, input_shape)
 }
 

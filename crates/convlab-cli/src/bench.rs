@@ -1,0 +1,289 @@
+//! `convlab bench`: time every case of a suite (default: the repo's
+//! `bench/suite.json`), forward and backward, through the public API only.
+//!
+//! Each pass is warmed up once, then repeated until about
+//! [`BUDGET`] has elapsed (at least [`MIN_REPS`] times); the median is reported.
+
+use anyhow::{anyhow, bail, Context, Result};
+use convlab::ops::{
+    adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward, conv2d,
+    conv2d_backward, force_conv_algo, max_pool2d, max_pool2d_backward, max_pool2d_with_indices,
+    AvgPool2dParams, Conv2dParams, ConvAlgo, MaxPool2dParams,
+};
+use convlab::{seeded_rng, Tensor};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// The suite every speed figure in BENCHMARKS.md is measured on.
+const DEFAULT_SUITE: &str = include_str!("../../../bench/suite.json");
+/// Time spent repeating one pass of one case.
+const BUDGET: Duration = Duration::from_millis(400);
+const MIN_REPS: usize = 5;
+const MAX_REPS: usize = 100_000;
+
+/// Options of `convlab bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// A suite file in the format of bench/suite.json (default: the bundled one).
+    #[arg(long)]
+    suite: Option<std::path::PathBuf>,
+    /// Run only cases whose name contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Size of the rayon thread pool (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Force a convolution algorithm (auto, reference, im2col, ...).
+    #[arg(long, default_value = "auto")]
+    algo: String,
+}
+
+struct Timing {
+    name: String,
+    pass: &'static str,
+    median_ms: f64,
+    gflops: Option<f64>,
+}
+
+fn median_ms(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?; // warm-up: page in buffers, build caches
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < MIN_REPS || (start.elapsed() < BUDGET && times.len() < MAX_REPS) {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+fn usize_of(case: &Value, key: &str) -> Result<usize> {
+    case[key]
+        .as_u64()
+        .map(|v| v as usize)
+        .ok_or_else(|| anyhow!("case {}: '{key}' is missing or not a number", case["name"]))
+}
+
+/// `3` or `[3, 5]` as a (height, width) pair.
+fn pair_of(case: &Value, key: &str) -> Result<(usize, usize)> {
+    match &case[key] {
+        Value::Number(_) => {
+            let v = usize_of(case, key)?;
+            Ok((v, v))
+        }
+        Value::Array(a) if a.len() == 2 => {
+            let g = |v: &Value| {
+                v.as_u64()
+                    .map(|v| v as usize)
+                    .ok_or_else(|| anyhow!("case {}: bad '{key}'", case["name"]))
+            };
+            Ok((g(&a[0])?, g(&a[1])?))
+        }
+        _ => bail!("case {}: '{key}' must be N or [H, W]", case["name"]),
+    }
+}
+
+fn conv_case(case: &Value, rng: &mut convlab::Rng64) -> Result<Vec<Timing>> {
+    let name = case["name"].as_str().unwrap_or("?").to_string();
+    let (n, cin, h, w, cout) = (
+        usize_of(case, "n")?,
+        usize_of(case, "cin")?,
+        usize_of(case, "h")?,
+        usize_of(case, "w")?,
+        usize_of(case, "cout")?,
+    );
+    let groups = usize_of(case, "groups")?;
+    let k = pair_of(case, "k")?;
+    let p = Conv2dParams::new()
+        .stride(pair_of(case, "stride")?)
+        .padding(pair_of(case, "padding")?)
+        .dilation(pair_of(case, "dilation")?)
+        .groups(groups);
+    let with_bias = case["bias"].as_bool().unwrap_or(false);
+    let x = Tensor::randn(&[n, cin, h, w], rng)?;
+    let wt = Tensor::randn(&[cout, cin / groups.max(1), k.0, k.1], rng)?;
+    let b = if with_bias {
+        Some(Tensor::randn(&[cout], rng)?)
+    } else {
+        None
+    };
+    let y = conv2d(&x, &wt, b.as_ref(), &p).with_context(|| name.clone())?;
+    let go = Tensor::randn(y.shape(), rng)?;
+    let [_, _, oh, ow] = y.dims4("bench", "output")?;
+    let flops = 2.0 * (n * cout * oh * ow * (cin / groups) * k.0 * k.1) as f64;
+    let fwd = median_ms(|| {
+        std::hint::black_box(conv2d(&x, &wt, b.as_ref(), &p)?);
+        Ok(())
+    })?;
+    let bwd = median_ms(|| {
+        std::hint::black_box(conv2d_backward(&x, &wt, with_bias, &go, &p)?);
+        Ok(())
+    })?;
+    Ok(vec![
+        Timing {
+            name: name.clone(),
+            pass: "fwd",
+            median_ms: fwd,
+            gflops: Some(flops / fwd / 1e6),
+        },
+        Timing {
+            name,
+            pass: "bwd",
+            median_ms: bwd,
+            gflops: Some(2.0 * flops / bwd / 1e6),
+        },
+    ])
+}
+
+fn pool_case(case: &Value, rng: &mut convlab::Rng64) -> Result<Vec<Timing>> {
+    let name = case["name"].as_str().unwrap_or("?").to_string();
+    let shape = [
+        usize_of(case, "n")?,
+        usize_of(case, "c")?,
+        usize_of(case, "h")?,
+        usize_of(case, "w")?,
+    ];
+    let x = Tensor::randn(&shape, rng)?;
+    let (fwd, bwd) = match case["op"].as_str() {
+        Some("max_pool2d") => {
+            let p = MaxPool2dParams::new(pair_of(case, "k")?)
+                .stride(pair_of(case, "stride")?)
+                .padding(pair_of(case, "padding")?);
+            let (y, idx) = max_pool2d_with_indices(&x, &p)?;
+            let go = Tensor::randn(y.shape(), rng)?;
+            (
+                median_ms(|| {
+                    std::hint::black_box(max_pool2d(&x, &p)?);
+                    Ok(())
+                })?,
+                median_ms(|| {
+                    std::hint::black_box(max_pool2d_backward(&shape, &idx, &go)?);
+                    Ok(())
+                })?,
+            )
+        }
+        Some("avg_pool2d") => {
+            let p = AvgPool2dParams::new(pair_of(case, "k")?)
+                .stride(pair_of(case, "stride")?)
+                .padding(pair_of(case, "padding")?);
+            let y = avg_pool2d(&x, &p)?;
+            let go = Tensor::randn(y.shape(), rng)?;
+            (
+                median_ms(|| {
+                    std::hint::black_box(avg_pool2d(&x, &p)?);
+                    Ok(())
+                })?,
+                median_ms(|| {
+                    std::hint::black_box(avg_pool2d_backward(&shape, &go, &p)?);
+                    Ok(())
+                })?,
+            )
+        }
+        Some("adaptive_avg_pool2d") => {
+            let out = pair_of(case, "output_size")?;
+            let y = adaptive_avg_pool2d(&x, out)?;
+            let go = Tensor::randn(y.shape(), rng)?;
+            (
+                median_ms(|| {
+                    std::hint::black_box(adaptive_avg_pool2d(&x, out)?);
+                    Ok(())
+                })?,
+                median_ms(|| {
+                    std::hint::black_box(adaptive_avg_pool2d_backward(&shape, &go)?);
+                    Ok(())
+                })?,
+            )
+        }
+        other => bail!("case {name}: unknown pool op {other:?}"),
+    };
+    Ok(vec![
+        Timing {
+            name: name.clone(),
+            pass: "fwd",
+            median_ms: fwd,
+            gflops: None,
+        },
+        Timing {
+            name,
+            pass: "bwd",
+            median_ms: bwd,
+            gflops: None,
+        },
+    ])
+}
+
+fn parse_algo(s: &str) -> Result<ConvAlgo> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(ConvAlgo::Auto);
+    }
+    ConvAlgo::ALL
+        .into_iter()
+        .find(|a| a.name().eq_ignore_ascii_case(s))
+        .ok_or_else(|| {
+            let names: Vec<&str> = ConvAlgo::ALL.iter().map(|a| a.name()).collect();
+            anyhow!("unknown --algo '{s}': one of auto, {}", names.join(", "))
+        })
+}
+
+/// Run the suite and print the table or JSON lines.
+pub fn run(args: BenchArgs) -> Result<()> {
+    if let Some(t) = args.threads {
+        if t == 0 {
+            bail!("--threads 0 is invalid: must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .context("setting the rayon thread pool")?;
+    }
+    let algo = parse_algo(&args.algo)?;
+    let _forced = force_conv_algo(algo);
+    let text = match &args.suite {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading suite {}", path.display()))?,
+        None => DEFAULT_SUITE.to_string(),
+    };
+    let suite: Value = serde_json::from_str(&text).context("parsing the suite JSON")?;
+    let selected = |c: &&Value| {
+        args.filter
+            .as_deref()
+            .is_none_or(|f| c["name"].as_str().unwrap_or("").contains(f))
+    };
+    let empty = Vec::new();
+    let convs = suite["conv2d"].as_array().unwrap_or(&empty);
+    let pools = suite["pool"].as_array().unwrap_or(&empty);
+    let mut rng = seeded_rng(0);
+    if !args.json {
+        println!(
+            "{:<22} {:<4} {:>12} {:>9}",
+            "name", "pass", "median ms", "GFLOP/s"
+        );
+    }
+    let print = |rows: Vec<Timing>| {
+        for t in rows {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"name": t.name, "pass": t.pass, "median_ms": t.median_ms, "gflops": t.gflops})
+                );
+            } else {
+                let gf = t.gflops.map_or("-".to_string(), |g| format!("{g:.1}"));
+                println!(
+                    "{:<22} {:<4} {:>12.4} {:>9}",
+                    t.name, t.pass, t.median_ms, gf
+                );
+            }
+        }
+    };
+    for c in convs.iter().filter(selected) {
+        print(conv_case(c, &mut rng)?);
+    }
+    for c in pools.iter().filter(selected) {
+        print(pool_case(c, &mut rng)?);
+    }
+    Ok(())
+}

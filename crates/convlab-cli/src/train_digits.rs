@@ -1,0 +1,666 @@
+//! `convlab train-digits`: a small CNN trained on the UCI handwritten digits,
+//! end to end, with crash-safe checkpoints and exact resume.
+//!
+//! Data: `convlab::data::Digits` (the bundled `digits.csv.gz` is embedded in
+//! the binary; `--data` reads another file). Image `i` is a test image when
+//! `i % 5 == 0` (360 test, 1437 train); pixels are divided by 16.
+//!
+//! Randomness: one ChaCha8 generator seeded with `--seed` makes every draw,
+//! in this order: the layers' initialisation (PyTorch's order and bounds:
+//! weight then bias, layer by layer), then one shuffle per epoch. The
+//! shuffle is Fisher–Yates over `0..1437` from the last position down:
+//! for `i` in `(1..n).rev()`, `j = (next_u64() * (i + 1)) >> 64` (a 128-bit
+//! product), swap `i` and `j`. Batches are consecutive runs of 32 of that
+//! order; the last one holds the remaining 29 (PyTorch's `drop_last=False`).
+//!
+//! Checkpoints: after every epoch, one safetensors file
+//! `DIR/digits-checkpoint.safetensors` holds the parameters (`model.*`), the
+//! optimizer state (`optim.*`) and, in its `__metadata__` header, the epoch,
+//! the generator's seed, stream and word position, the settings and the
+//! per-epoch history. It is written through `io::write_atomic` (temporary
+//! file, fsync, rename), so a kill leaves the previous checkpoint or the new
+//! one. `--resume` restores all of it, so the resumed run draws the same
+//! numbers and ends with the same weights, bit for bit, as one never stopped.
+
+use crate::train_plot::{plot_training, EpochPoint};
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use convlab::autograd::{no_grad, Var};
+use convlab::data::{digits, Digits};
+use convlab::nn::{Conv2d, Conv2dConfig, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
+use convlab::optim::{Adam, Optimizer, Sgd};
+use convlab::{io, seeded_rng, Rng64, Tensor};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::{RngCore, SeedableRng};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The bundled data set, so the binary runs anywhere.
+const BUNDLED: &[u8] = include_bytes!("../../../assets/digits.csv.gz");
+
+/// The checkpoint's file name inside `--checkpoint DIR`.
+pub const CHECKPOINT_FILE: &str = "digits-checkpoint.safetensors";
+
+/// Marks a file as a train-digits checkpoint of this layout.
+const FORMAT: &str = "convlab-train-digits-1";
+
+/// Which optimizer updates the weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OptimizerKind {
+    /// SGD with momentum (`torch.optim.SGD`).
+    Sgd,
+    /// Adam with PyTorch's defaults (`torch.optim.Adam`).
+    Adam,
+}
+
+impl OptimizerKind {
+    fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+        }
+    }
+}
+
+/// The options of `convlab train-digits`.
+#[derive(Args, Debug)]
+pub struct TrainDigitsArgs {
+    /// Number of epochs (passes over the 1437 training images).
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Minibatch size.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Learning rate [default: 0.05 for sgd, 0.001 (PyTorch's default) for adam].
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// SGD momentum (ignored by adam).
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f32,
+    /// The optimizer.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
+    pub optimizer: OptimizerKind,
+    /// Seed of the one generator behind initialisation and shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write a checkpoint into DIR after every epoch.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+    /// Continue from the checkpoint in --checkpoint DIR (start afresh when there is none yet).
+    #[arg(long, requires = "checkpoint")]
+    pub resume: bool,
+    /// Save the trained weights as safetensors with PyTorch's nn.Sequential names.
+    #[arg(long, value_name = "PATH")]
+    pub save: Option<PathBuf>,
+    /// Where to draw loss and accuracy per epoch (PNG).
+    #[arg(long, value_name = "PATH", default_value = "digits_training.png")]
+    pub plot: PathBuf,
+    /// Draw no plot.
+    #[arg(long)]
+    pub no_plot: bool,
+    /// Read the digits from this .csv or .csv.gz instead of the bundled copy.
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+}
+
+/// The settings a checkpoint must agree with to be resumed.
+#[derive(Clone, Debug, PartialEq)]
+struct Settings {
+    optimizer: OptimizerKind,
+    lr: f32,
+    momentum: f32,
+    batch: usize,
+    seed: u64,
+    data_hash: u64,
+}
+
+impl Settings {
+    fn to_meta(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("optimizer", self.optimizer.name().to_string()),
+            // f32's Display round-trips exactly.
+            ("lr", self.lr.to_string()),
+            ("momentum", self.momentum.to_string()),
+            ("batch", self.batch.to_string()),
+            ("seed", self.seed.to_string()),
+            ("data_hash", format!("{:016x}", self.data_hash)),
+        ]
+    }
+}
+
+/// The network of the issue, in PyTorch notation:
+/// `Conv2d(1,16,3,padding=1), ReLU, MaxPool2d(2), Conv2d(16,32,3,padding=1),
+/// ReLU, MaxPool2d(2), Flatten, Linear(128,64), ReLU, Linear(64,10)`.
+/// Parameters are drawn from `rng` in PyTorch's order.
+pub fn digits_net(rng: &mut Rng64) -> convlab::Result<Sequential> {
+    Ok(Sequential::new()
+        .push(Conv2d::new(Conv2dConfig::new(1, 16, 3).padding(1), rng)?)
+        .push(ReLU)
+        .push(MaxPool2d::new(2))
+        .push(Conv2d::new(Conv2dConfig::new(16, 32, 3).padding(1), rng)?)
+        .push(ReLU)
+        .push(MaxPool2d::new(2))
+        .push(Flatten)
+        .push(Linear::new(128, 64, rng)?)
+        .push(ReLU)
+        .push(Linear::new(64, 10, rng)?))
+}
+
+/// Fisher–Yates from the last position down, `j` by a 128-bit multiply of
+/// one 64-bit draw (bias below 2^-50 for n < 2^14; documented in the module
+/// docs so another implementation can reproduce it).
+pub fn shuffle(order: &mut [usize], rng: &mut Rng64) {
+    for i in (1..order.len()).rev() {
+        let j = ((rng.next_u64() as u128 * (i as u128 + 1)) >> 64) as usize;
+        order.swap(i, j);
+    }
+}
+
+/// FNV-1a over the pixels' bits and the labels: a resumed run must see the
+/// data it started with.
+fn data_hash(d: &Digits) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: u8| {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    };
+    for v in d.pixels() {
+        v.to_bits().to_le_bytes().into_iter().for_each(&mut eat);
+    }
+    for &l in d.labels() {
+        eat(l as u8);
+    }
+    h
+}
+
+/// Per-epoch figures, kept in the checkpoint for the plot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Epoch {
+    loss: f64,
+    train_acc: f64,
+    test_acc: f64,
+    seconds: f64,
+}
+
+fn history_json(h: &[Epoch]) -> String {
+    let rows: Vec<serde_json::Value> = h
+        .iter()
+        .map(|e| serde_json::json!([e.loss, e.train_acc, e.test_acc, e.seconds]))
+        .collect();
+    serde_json::Value::Array(rows).to_string()
+}
+
+fn history_from_json(s: &str) -> anyhow::Result<Vec<Epoch>> {
+    let rows: Vec<[f64; 4]> = serde_json::from_str(s).context("history is malformed")?;
+    Ok(rows
+        .into_iter()
+        .map(|[loss, train_acc, test_acc, seconds]| Epoch {
+            loss,
+            train_acc,
+            test_acc,
+            seconds,
+        })
+        .collect())
+}
+
+/// What a checkpoint restores.
+struct Restored {
+    epoch: usize,
+    history: Vec<Epoch>,
+}
+
+fn save_checkpoint(
+    path: &Path,
+    net: &Sequential,
+    opt: &dyn Optimizer,
+    rng: &Rng64,
+    settings: &Settings,
+    epoch: usize,
+    history: &[Epoch],
+) -> anyhow::Result<()> {
+    let params: Vec<(String, Tensor)> = net
+        .named_parameters()
+        .into_iter()
+        .map(|(n, v)| (format!("model.{n}"), v.tensor()))
+        .collect();
+    let state: Vec<(String, Tensor)> = opt
+        .state()
+        .into_iter()
+        .map(|(n, t)| (format!("optim.{n}"), t))
+        .collect();
+    let tensors: Vec<(&str, &Tensor)> = params
+        .iter()
+        .chain(&state)
+        .map(|(n, t)| (n.as_str(), t))
+        .collect();
+    let seed_hex: String = rng.get_seed().iter().map(|b| format!("{b:02x}")).collect();
+    let mut meta = settings.to_meta();
+    meta.extend([
+        ("checkpoint", FORMAT.to_string()),
+        ("epoch", epoch.to_string()),
+        ("rng_seed", seed_hex),
+        ("rng_stream", rng.get_stream().to_string()),
+        ("rng_word_pos", rng.get_word_pos().to_string()),
+        ("history", history_json(history)),
+    ]);
+    let meta: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    io::save_safetensors_with_metadata(path, &tensors, &meta)?;
+    Ok(())
+}
+
+fn load_checkpoint(
+    path: &Path,
+    net: &Sequential,
+    opt: &mut dyn Optimizer,
+    rng: &mut Rng64,
+    settings: &Settings,
+) -> anyhow::Result<Restored> {
+    let (tensors, meta) = io::load_safetensors_with_metadata(path)?;
+    let ctx = || format!("checkpoint {}", path.display());
+    let get = |k: &str| -> anyhow::Result<&str> {
+        meta.get(k)
+            .map(String::as_str)
+            .with_context(|| format!("{}: no '{k}' entry", ctx()))
+    };
+    if get("checkpoint")? != FORMAT {
+        bail!("{}: not a train-digits checkpoint", ctx());
+    }
+    for (k, want) in settings.to_meta() {
+        let have = get(k)?;
+        if have != want {
+            bail!(
+                "{}: was written with --{k} {have} but this run has {want}; resume with the same settings",
+                ctx()
+            );
+        }
+    }
+    let epoch: usize = get("epoch")?
+        .parse()
+        .with_context(|| format!("{}: bad epoch", ctx()))?;
+    let history = history_from_json(get("history")?).with_context(ctx)?;
+    if history.len() != epoch {
+        bail!(
+            "{}: history has {} epochs, not {epoch}",
+            ctx(),
+            history.len()
+        );
+    }
+    let seed_hex = get("rng_seed")?;
+    let mut seed = [0u8; 32];
+    if seed_hex.len() != 64 || !seed_hex.is_ascii() {
+        bail!("{}: bad rng_seed", ctx());
+    }
+    for (i, b) in seed.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&seed_hex[2 * i..2 * i + 2], 16)
+            .with_context(|| format!("{}: bad rng_seed", ctx()))?;
+    }
+    let stream: u64 = get("rng_stream")?
+        .parse()
+        .with_context(|| format!("{}: bad rng_stream", ctx()))?;
+    let word_pos: u128 = get("rng_word_pos")?
+        .parse()
+        .with_context(|| format!("{}: bad rng_word_pos", ctx()))?;
+
+    let by_name: HashMap<&str, &Tensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    for (name, var) in net.named_parameters() {
+        let t = by_name
+            .get(format!("model.{name}").as_str())
+            .with_context(|| format!("{}: no parameter '{name}'", ctx()))?;
+        var.set_value((*t).clone())
+            .with_context(|| format!("{}: parameter '{name}'", ctx()))?;
+    }
+    let state: Vec<(String, Tensor)> = tensors
+        .iter()
+        .filter_map(|(n, t)| n.strip_prefix("optim.").map(|s| (s.to_string(), t.clone())))
+        .collect();
+    opt.load_state(&state).with_context(ctx)?;
+    *rng = Rng64::from_seed(seed);
+    rng.set_stream(stream);
+    rng.set_word_pos(word_pos);
+    Ok(Restored { epoch, history })
+}
+
+/// Index of the largest logit in each row.
+fn argmax_rows(logits: &Tensor) -> Vec<usize> {
+    let k = logits.shape().last().copied().unwrap_or(1).max(1);
+    logits
+        .data()
+        .chunks(k)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                    if v > bv {
+                        (i, v)
+                    } else {
+                        (bi, bv)
+                    }
+                })
+                .0
+        })
+        .collect()
+}
+
+/// Predictions for every image of `d`, in batches of 256, without a graph.
+fn predict(net: &Sequential, d: &Digits) -> anyhow::Result<Vec<usize>> {
+    let mut out = Vec::with_capacity(d.len());
+    let idx: Vec<usize> = (0..d.len()).collect();
+    no_grad(|| -> anyhow::Result<()> {
+        for chunk in idx.chunks(256) {
+            let (x, _) = d.batch(chunk)?;
+            let logits = net.forward(&Var::new(x))?;
+            out.extend(argmax_rows(&logits.value()));
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+fn percent(hits: usize, n: usize) -> f64 {
+    100.0 * hits as f64 / n.max(1) as f64
+}
+
+/// The 10x10 confusion matrix (rows: true digit, columns: prediction) as text.
+pub fn confusion_table(truth: &[usize], pred: &[usize]) -> String {
+    let mut m = [[0usize; digits::CLASSES]; digits::CLASSES];
+    for (&t, &p) in truth.iter().zip(pred) {
+        m[t][p] += 1;
+    }
+    let mut s = String::from("confusion matrix (rows: true digit, columns: predicted digit)\n");
+    s += "      ";
+    for c in 0..digits::CLASSES {
+        s += &format!("{c:>5}");
+    }
+    s += "\n";
+    for (t, row) in m.iter().enumerate() {
+        s += &format!("  {t:>2}  ");
+        for v in row {
+            s += &format!("{v:>5}");
+        }
+        s += "\n";
+    }
+    s
+}
+
+fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(len as u64), target);
+    if let Ok(style) =
+        ProgressStyle::with_template("epoch {prefix} [{bar:30.cyan/blue}] {pos}/{len} {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(format!("{epoch:>2}/{epochs}"));
+    bar
+}
+
+fn check_args(a: &TrainDigitsArgs, lr: f32) -> anyhow::Result<()> {
+    if a.epochs == 0 {
+        bail!("train-digits: --epochs must be at least 1");
+    }
+    if a.batch == 0 {
+        bail!("train-digits: --batch must be at least 1");
+    }
+    if !(lr.is_finite() && lr > 0.0) {
+        bail!("train-digits: --lr {lr} is invalid: must be finite and positive");
+    }
+    if !(a.momentum.is_finite() && (0.0..1.0).contains(&a.momentum)) {
+        bail!(
+            "train-digits: --momentum {} is invalid: must be in [0, 1)",
+            a.momentum
+        );
+    }
+    if a.resume && a.checkpoint.is_none() {
+        bail!("train-digits: --resume needs --checkpoint DIR");
+    }
+    Ok(())
+}
+
+/// Run `convlab train-digits`.
+pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
+    let lr = a.lr.unwrap_or(match a.optimizer {
+        OptimizerKind::Sgd => 0.05,
+        OptimizerKind::Adam => 0.001,
+    });
+    check_args(&a, lr)?;
+    let all = match &a.data {
+        Some(p) => Digits::load(p)?,
+        None => Digits::from_bytes(BUNDLED)?,
+    };
+    let (train, test) = all.split_every_fifth();
+    if train.is_empty() || test.is_empty() {
+        bail!(
+            "train-digits: {} images are too few for the every-fifth split",
+            all.len()
+        );
+    }
+    let settings = Settings {
+        optimizer: a.optimizer,
+        lr,
+        momentum: a.momentum,
+        batch: a.batch,
+        seed: a.seed,
+        data_hash: data_hash(&all),
+    };
+
+    let mut rng = seeded_rng(a.seed);
+    let net = digits_net(&mut rng)?;
+    let params = net.parameters();
+    let mut opt: Box<dyn Optimizer> = match a.optimizer {
+        OptimizerKind::Sgd => Box::new(Sgd::new(params, lr)?.momentum(a.momentum)),
+        OptimizerKind::Adam => Box::new(Adam::new(params, lr)?),
+    };
+
+    let ckpt_path = match &a.checkpoint {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create checkpoint directory {}", dir.display()))?;
+            Some(dir.join(CHECKPOINT_FILE))
+        }
+        None => None,
+    };
+    let mut start = 0;
+    let mut history: Vec<Epoch> = Vec::new();
+    if let (true, Some(p)) = (a.resume, &ckpt_path) {
+        if p.exists() {
+            let r = load_checkpoint(p, &net, opt.as_mut(), &mut rng, &settings)?;
+            println!(
+                "resuming from {} after epoch {}/{}",
+                p.display(),
+                r.epoch,
+                a.epochs
+            );
+            start = r.epoch;
+            history = r.history;
+        } else {
+            println!("no checkpoint in {} yet: starting afresh", p.display());
+        }
+    }
+
+    println!(
+        "train-digits: {} train / {} test images, {} epochs, batch {}, {} lr {}{}, seed {}",
+        train.len(),
+        test.len(),
+        a.epochs,
+        a.batch,
+        a.optimizer.name(),
+        lr,
+        if a.optimizer == OptimizerKind::Sgd {
+            format!(" momentum {}", a.momentum)
+        } else {
+            String::new()
+        },
+        a.seed
+    );
+
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let batches = train.len().div_ceil(a.batch);
+    let mut train_time = Duration::ZERO;
+    let mut ckpt_time = Duration::ZERO;
+    for epoch in start..a.epochs {
+        let t0 = Instant::now();
+        let bar = progress_bar(batches, epoch + 1, a.epochs);
+        // The order restarts from the identity each epoch, so it depends only
+        // on the generator's position, which the checkpoint keeps.
+        order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
+        shuffle(&mut order, &mut rng);
+        let (mut loss_sum, mut hits) = (0.0f64, 0usize);
+        for (b, idx) in order.chunks(a.batch).enumerate() {
+            let (x, y) = train.batch(idx)?;
+            let logits = net.forward(&Var::new(x))?;
+            let loss = logits.cross_entropy(&y)?;
+            opt.zero_grad();
+            loss.backward()?;
+            opt.step()?;
+            loss_sum += loss.item()? as f64 * idx.len() as f64;
+            hits += argmax_rows(&logits.value())
+                .iter()
+                .zip(&y)
+                .filter(|(p, t)| p == t)
+                .count();
+            let seen = (b * a.batch + idx.len()).min(train.len());
+            bar.set_position(b as u64 + 1);
+            bar.set_message(format!(
+                "loss {:.4} acc {:.1}%",
+                loss_sum / seen as f64,
+                percent(hits, seen)
+            ));
+        }
+        bar.finish_and_clear();
+        let pred = predict(&net, &test)?;
+        let test_hits = pred
+            .iter()
+            .zip(test.labels())
+            .filter(|(p, t)| p == t)
+            .count();
+        let dt = t0.elapsed();
+        train_time += dt;
+        let e = Epoch {
+            loss: loss_sum / train.len() as f64,
+            train_acc: percent(hits, train.len()),
+            test_acc: percent(test_hits, test.len()),
+            seconds: dt.as_secs_f64(),
+        };
+        history.push(e);
+        println!(
+            "epoch {:>2}/{}  loss {:.4}  train acc {:5.1}%  test acc {:5.1}%  ({:.3} s)",
+            epoch + 1,
+            a.epochs,
+            e.loss,
+            e.train_acc,
+            e.test_acc,
+            e.seconds
+        );
+        if let Some(p) = &ckpt_path {
+            let t1 = Instant::now();
+            save_checkpoint(p, &net, opt.as_ref(), &rng, &settings, epoch + 1, &history)?;
+            ckpt_time += t1.elapsed();
+        }
+    }
+
+    let pred = predict(&net, &test)?;
+    let hits = pred
+        .iter()
+        .zip(test.labels())
+        .filter(|(p, t)| p == t)
+        .count();
+    println!();
+    println!(
+        "test accuracy: {:.2}% ({hits}/{})",
+        percent(hits, test.len()),
+        test.len()
+    );
+    print!("{}", confusion_table(test.labels(), &pred));
+    let ran = a.epochs.saturating_sub(start);
+    println!(
+        "time: {ran} epochs in {:.3} s ({:.1} ms/epoch){}",
+        train_time.as_secs_f64(),
+        1e3 * train_time.as_secs_f64() / ran.max(1) as f64,
+        if ckpt_path.is_some() {
+            format!(", checkpoints {:.3} s", ckpt_time.as_secs_f64())
+        } else {
+            String::new()
+        }
+    );
+
+    if let Some(p) = &a.save {
+        let named = net.named_parameters();
+        let tensors: Vec<(String, Tensor)> =
+            named.iter().map(|(n, v)| (n.clone(), v.tensor())).collect();
+        let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        io::save_safetensors(p, &refs)?;
+        println!("weights: {} (PyTorch nn.Sequential names)", p.display());
+    }
+    if !a.no_plot {
+        let points: Vec<EpochPoint> = history
+            .iter()
+            .map(|e| EpochPoint {
+                loss: e.loss,
+                train_acc: e.train_acc,
+                test_acc: e.test_acc,
+            })
+            .collect();
+        plot_training(
+            &a.plot,
+            &format!(
+                "convlab train-digits: {} epochs, {} lr {lr}, test accuracy {:.2}%",
+                history.len(),
+                a.optimizer.name(),
+                percent(hits, test.len())
+            ),
+            &points,
+        )?;
+        println!("plot: {}", a.plot.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffle_is_a_seeded_permutation() {
+        let mut a: Vec<usize> = (0..100).collect();
+        let mut b = a.clone();
+        shuffle(&mut a, &mut seeded_rng(3));
+        shuffle(&mut b, &mut seeded_rng(3));
+        assert_eq!(a, b);
+        assert_ne!(a, (0..100).collect::<Vec<_>>());
+        let mut s = a.clone();
+        s.sort_unstable();
+        assert_eq!(s, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn history_round_trips() {
+        let h = vec![Epoch {
+            loss: 0.25,
+            train_acc: 91.5,
+            test_acc: 90.0,
+            seconds: 0.02,
+        }];
+        assert_eq!(history_from_json(&history_json(&h)).unwrap(), h);
+    }
+
+    #[test]
+    fn confusion_counts_land_in_rows_of_truth() {
+        let t = confusion_table(&[3, 3, 1], &[3, 8, 1]);
+        let row3 = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("3 "))
+            .unwrap();
+        let cells: Vec<usize> = row3
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(cells[1 + 3], 1);
+        assert_eq!(cells[1 + 8], 1);
+    }
+}

@@ -1,0 +1,231 @@
+//! `convlab train-digits` end to end: the binary killed with SIGKILL
+//! mid-training and resumed ends with the weights of an uninterrupted run,
+//! byte for byte; the defaults reach 98 %; bad input is one line, exit 2.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const CKPT: &str = "digits-checkpoint.safetensors";
+
+fn exe() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_convlab"))
+}
+
+/// A fresh directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("convlab-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str]) -> Output {
+    exe().args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn epoch_of(ckpt: &Path) -> usize {
+    let (_, meta) = convlab::io::load_safetensors_with_metadata(ckpt).unwrap();
+    meta["epoch"].parse().unwrap()
+}
+
+#[test]
+fn sigkill_then_resume_ends_with_the_uninterrupted_weights() {
+    const EPOCHS: &str = "8";
+    let d = scratch("kill-resume");
+    let s = |p: &str| d.join(p).to_string_lossy().into_owned();
+    let common = [
+        "train-digits",
+        "--no-plot",
+        "--epochs",
+        EPOCHS,
+        "--seed",
+        "7",
+    ];
+
+    let whole = run(&[&common[..], &["--save", &s("whole.safetensors")]].concat());
+    assert!(
+        whole.status.success(),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+
+    // Start, wait for the first checkpoint, SIGKILL (Child::kill on Unix).
+    let ckpt_dir = s("ckpt");
+    let mut child = exe()
+        .args(common)
+        .args([
+            "--checkpoint",
+            &ckpt_dir,
+            "--save",
+            &s("resumed.safetensors"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ckpt = d.join("ckpt").join(CKPT);
+    let t0 = Instant::now();
+    while !ckpt.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the run finished before it was killed");
+    let killed_at = epoch_of(&ckpt);
+    assert!(
+        (1..8).contains(&killed_at),
+        "killed after epoch {killed_at}: not mid-training"
+    );
+    assert!(!d.join("resumed.safetensors").exists());
+
+    let resumed = run(&[
+        &common[..],
+        &[
+            "--checkpoint",
+            &ckpt_dir,
+            "--resume",
+            "--save",
+            &s("resumed.safetensors"),
+        ],
+    ]
+    .concat());
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let out = stdout(&resumed);
+    assert!(
+        out.contains(&format!(
+            "resuming from {} after epoch {killed_at}/8",
+            ckpt.display()
+        )),
+        "{out}"
+    );
+    assert_eq!(epoch_of(&ckpt), 8);
+
+    let a = std::fs::read(d.join("whole.safetensors")).unwrap();
+    let b = std::fs::read(d.join("resumed.safetensors")).unwrap();
+    assert!(a.len() > 30_000, "weights file is {} bytes", a.len());
+    assert!(
+        a == b,
+        "resumed weights differ from the uninterrupted run's"
+    );
+    // Same final accuracy line too (the history came back with the weights).
+    let acc = |o: &str| {
+        o.lines()
+            .find(|l| l.starts_with("test accuracy"))
+            .map(str::to_owned)
+    };
+    assert_eq!(acc(&stdout(&whole)), acc(&out));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn defaults_reach_98_percent_and_draw_the_plot() {
+    let d = scratch("defaults");
+    let png = d.join("plot.png");
+    let w = d.join("w.safetensors");
+    let o = run(&[
+        "train-digits",
+        "--plot",
+        png.to_str().unwrap(),
+        "--save",
+        w.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    let acc: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("test accuracy: "))
+        .and_then(|l| l.split('%').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy line in {out}"));
+    assert!(acc >= 98.0, "test accuracy {acc}% < 98%");
+    assert!(out.contains("confusion matrix"), "{out}");
+    assert_eq!(out.matches("epoch ").count(), 20, "{out}");
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    let names: Vec<String> = convlab::io::load_safetensors(&w)
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        ["0.bias", "0.weight", "3.bias", "3.weight", "7.bias", "7.weight", "9.bias", "9.weight"]
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// One line on stderr naming the problem, exit code 2.
+fn assert_user_error(args: &[&str], needle: &str) {
+    let o = run(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    assert!(err.contains(needle), "{args:?}: {err}");
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    let d = scratch("bad-input");
+    assert_user_error(
+        &["train-digits", "--epochs", "0"],
+        "--epochs must be at least 1",
+    );
+    assert_user_error(
+        &["train-digits", "--batch", "0"],
+        "--batch must be at least 1",
+    );
+    assert_user_error(&["train-digits", "--lr=-1"], "--lr -1 is invalid");
+    assert_user_error(
+        &["train-digits", "--momentum", "1.5"],
+        "--momentum 1.5 is invalid",
+    );
+    let missing = d.join("missing.csv");
+    assert_user_error(
+        &["train-digits", "--data", missing.to_str().unwrap()],
+        "cannot read",
+    );
+    let bad = d.join("bad.csv");
+    std::fs::write(&bad, "1,2,3\n").unwrap();
+    assert_user_error(
+        &["train-digits", "--data", bad.to_str().unwrap()],
+        "line 1 has 3 fields",
+    );
+    // A checkpoint from other settings is refused, not silently mixed in.
+    let ck = d.join("ck");
+    let first = run(&[
+        "train-digits",
+        "--no-plot",
+        "--epochs",
+        "1",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+    ]);
+    assert!(first.status.success());
+    assert_user_error(
+        &[
+            "train-digits",
+            "--no-plot",
+            "--epochs",
+            "2",
+            "--lr",
+            "0.01",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--resume",
+        ],
+        "was written with --lr 0.05 but this run has 0.01",
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -1,0 +1,244 @@
+//! Direct convolution vectorised along the output width, for layers with
+//! few input channels per group: depthwise (`groups == C_in`), single-channel
+//! images, LeNet's first layer. im2col would copy every input value `kh*kw`
+//! times to then multiply with a matrix of one or a few rows; here each
+//! output row block is accumulated in registers over all taps.
+//!
+//! Horizontal stride must be 1 (rows are contiguous slices); any vertical
+//! stride, dilation, padding and groups. Sums run in f32 in the same tap
+//! order for every output element; the weight gradient sums rows in f32 and
+//! rows into f64.
+
+use super::isa::{dispatch_isa, madd};
+use crate::shape::ConvGeometry;
+
+/// Whether [`conv2d_direct_rows`] handles `g`.
+pub fn direct_applies(g: &ConvGeometry) -> bool {
+    g.sw == 1
+}
+
+/// The output columns `[lo, hi)` whose taps all land inside the input row.
+#[inline(always)]
+fn interior(g: &ConvGeometry) -> (usize, usize) {
+    let lo = g.pl.min(g.ow);
+    let span = (g.kw - 1) * g.dw;
+    // ox + span - pl < w  <=>  ox < w + pl - span
+    let hi = (g.w + g.pl).saturating_sub(span).min(g.ow).max(lo);
+    (lo, hi)
+}
+
+/// Scratch floats [`conv2d_direct_rows`] needs for `g`: zero-padded copies
+/// of the `cin_g * kh` input lines one output row reads, and one output row.
+pub fn direct_workspace_len(g: &ConvGeometry) -> usize {
+    let owr = g.ow.next_multiple_of(8);
+    let span = (g.kw - 1) * g.dw;
+    g.cin_g() * g.kh * (owr + span) + owr
+}
+
+#[inline(always)]
+fn rows_body<const FMA: bool>(
+    g: &ConvGeometry,
+    input: &[f32],
+    weight: &[f32],
+    row0: usize,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+    let (h, w, ow, kh, kw) = (g.h, g.w, g.ow, g.kh, g.kw);
+    let (lo, hi) = interior(g);
+    // Padded lines when more than 1/8 of the columns would need bounds
+    // checks (lenet_c1: 4 of 28), else in-place lines and a checked edge.
+    let padded = (ow - (hi - lo)) * 8 > ow || hi - lo < 8;
+    let owr = ow.next_multiple_of(8);
+    let lp = owr + (kw - 1) * g.dw;
+    let (lines, tmp) = scratch.split_at_mut(cin_g * kh * lp);
+    debug_assert!(!padded || tmp.len() >= owr);
+    for (r, orow) in out.chunks_exact_mut(ow).enumerate() {
+        let r = row0 + r;
+        let oy = r % g.oh;
+        let co = (r / g.oh) % g.c_out;
+        let n = r / (g.oh * g.c_out);
+        let grp = co / cout_g;
+        let x = &input[(n * g.c_in + grp * cin_g) * h * w..][..cin_g * h * w];
+        let wt = &weight[co * cin_g * kh * kw..][..cin_g * kh * kw];
+        let iy_of = |ki: usize| {
+            (oy * g.sh + ki * g.dh)
+                .checked_sub(g.pt)
+                .filter(|&iy| iy < h)
+        };
+        if padded {
+            // Line (ci, ki) at padded column p holds input column p - pl.
+            for ci in 0..cin_g {
+                for ki in 0..kh {
+                    let dst = &mut lines[(ci * kh + ki) * lp..][..lp];
+                    dst.fill(0.0);
+                    if let Some(iy) = iy_of(ki) {
+                        let src = &x[(ci * h + iy) * w..][..w];
+                        let a = g.pl.min(lp);
+                        let len = w.min(lp - a);
+                        dst[a..a + len].copy_from_slice(&src[..len]);
+                    }
+                }
+            }
+            let line = |ci: usize, ki: usize| Some(&lines[(ci * kh + ki) * lp..][..lp]);
+            let row = &mut tmp[..owr];
+            if owr >= 64 {
+                blocks::<FMA, 64>(g, wt, line, 0, 0, owr, row);
+            } else if owr >= 16 {
+                blocks::<FMA, 16>(g, wt, line, 0, 0, owr, row);
+            } else {
+                blocks::<FMA, 8>(g, wt, line, 0, 0, owr, row);
+            }
+            orow.copy_from_slice(&row[..ow]);
+            continue;
+        }
+        let edge = |ox: usize| -> f32 {
+            let mut acc = 0.0f32;
+            for ci in 0..cin_g {
+                for ki in 0..kh {
+                    let Some(iy) = iy_of(ki) else { continue };
+                    let line = &x[(ci * h + iy) * w..][..w];
+                    for kj in 0..kw {
+                        if let Some(ix) = (ox + kj * g.dw).checked_sub(g.pl).filter(|&ix| ix < w) {
+                            acc = madd::<FMA>(wt[(ci * kh + ki) * kw + kj], line[ix], acc);
+                        }
+                    }
+                }
+            }
+            acc
+        };
+        for ox in (0..lo).chain(hi..ow) {
+            orow[ox] = edge(ox);
+        }
+        let line = |ci: usize, ki: usize| iy_of(ki).map(|iy| &x[(ci * h + iy) * w..][..w]);
+        // Register blocks of 64 or 16 columns; a last block may overlap the
+        // one before (it writes, not adds).
+        if hi - lo >= 64 {
+            blocks::<FMA, 64>(g, wt, line, g.pl, lo, hi, orow);
+        } else if hi - lo >= 16 {
+            blocks::<FMA, 16>(g, wt, line, g.pl, lo, hi, orow);
+        } else {
+            blocks::<FMA, 8>(g, wt, line, g.pl, lo, hi, orow);
+        }
+    }
+}
+
+/// Columns `[lo, hi)` (`hi - lo >= B`) of one output row in blocks of `B`
+/// accumulated in registers over every tap; tap `(ci, ki, kj)` of column
+/// `ox` reads `line(ci, ki)[ox + kj*dw - sub]` (`None`: a zero row).
+#[inline(always)]
+fn blocks<'a, const FMA: bool, const B: usize>(
+    g: &ConvGeometry,
+    wt: &[f32],
+    line: impl Fn(usize, usize) -> Option<&'a [f32]>,
+    sub: usize,
+    lo: usize,
+    hi: usize,
+    orow: &mut [f32],
+) {
+    let (kh, kw) = (g.kh, g.kw);
+    let mut x0 = lo;
+    while x0 < hi {
+        let start = x0.min(hi - B);
+        let mut acc = [0.0f32; B];
+        for ci in 0..g.cin_g() {
+            for ki in 0..kh {
+                let Some(line) = line(ci, ki) else { continue };
+                let wr = &wt[(ci * kh + ki) * kw..][..kw];
+                for (kj, &wv) in wr.iter().enumerate() {
+                    let s = &line[start + kj * g.dw - sub..][..B];
+                    for i in 0..B {
+                        acc[i] = madd::<FMA>(wv, s[i], acc[i]);
+                    }
+                }
+            }
+        }
+        orow[start..start + B].copy_from_slice(&acc);
+        x0 = start + B;
+    }
+}
+
+dispatch_isa! {
+    /// Output rows `row0 .. row0 + out.len() / ow` (rows counted over the
+    /// whole `[n, c_out, oh]` output) of the convolution `g` (`sw == 1`);
+    /// `scratch` holds at least [`direct_workspace_len`] floats.
+    pub fn conv2d_direct_rows(
+        g: &ConvGeometry,
+        input: &[f32],
+        weight: &[f32],
+        row0: usize,
+        out: &mut [f32],
+        scratch: &mut [f32],
+    ) => rows_body
+}
+
+#[inline(always)]
+fn weight_body<const FMA: bool>(
+    g: &ConvGeometry,
+    input: &[f32],
+    grad_output: &[f32],
+    wrow0: usize,
+    grad_weight: &mut [f32],
+) {
+    let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
+    let (h, w, oh, ow, kh, kw) = (g.h, g.w, g.oh, g.ow, g.kh, g.kw);
+    for (r, gw) in grad_weight.chunks_exact_mut(kw).enumerate() {
+        // Weight row (co, ci, ki).
+        let r = wrow0 + r;
+        let ki = r % kh;
+        let ci = (r / kh) % cin_g;
+        let co = r / (kh * cin_g);
+        let c = (co / cout_g) * cin_g + ci;
+        for (kj, gwv) in gw.iter_mut().enumerate() {
+            let off = kj * g.dw;
+            // ix = ox + off - pl in [0, w).
+            let lo = g.pl.saturating_sub(off).min(ow);
+            let hi = (w + g.pl).saturating_sub(off).min(ow).max(lo);
+            if hi == lo {
+                continue;
+            }
+            let mut total = 0.0f64;
+            for n in 0..g.n {
+                let x = &input[(n * g.c_in + c) * h * w..][..h * w];
+                let gy = &grad_output[(n * g.c_out + co) * oh * ow..][..oh * ow];
+                for oy in 0..oh {
+                    let Some(iy) = (oy * g.sh + ki * g.dh)
+                        .checked_sub(g.pt)
+                        .filter(|&iy| iy < h)
+                    else {
+                        continue;
+                    };
+                    let a = &gy[oy * ow + lo..oy * ow + hi];
+                    let b = &x[iy * w + lo + off - g.pl..][..hi - lo];
+                    let mut acc = [0.0f32; 16];
+                    let (ca, ta) = a.split_at(a.len() / 16 * 16);
+                    let (cb, tb) = b.split_at(ca.len());
+                    for (xa, xb) in ca.chunks_exact(16).zip(cb.chunks_exact(16)) {
+                        for i in 0..16 {
+                            acc[i] = madd::<FMA>(xa[i], xb[i], acc[i]);
+                        }
+                    }
+                    let mut s: f32 = acc.iter().sum();
+                    for (&p, &q) in ta.iter().zip(tb) {
+                        s = madd::<FMA>(p, q, s);
+                    }
+                    total += s as f64;
+                }
+            }
+            *gwv += total as f32;
+        }
+    }
+}
+
+dispatch_isa! {
+    /// Weight-gradient rows `wrow0 ..` (a row is `(co, ci, ki)`, `kw` values)
+    /// of the convolution `g` (`sw == 1`), added to `grad_weight`.
+    pub fn conv2d_direct_weight_rows(
+        g: &ConvGeometry,
+        input: &[f32],
+        grad_output: &[f32],
+        wrow0: usize,
+        grad_weight: &mut [f32],
+    ) => weight_body
+}

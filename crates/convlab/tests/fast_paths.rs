@@ -1,0 +1,234 @@
+//! Every registered convolution algorithm (`ConvAlgo::ALL`) against the
+//! reference loops, forward and all three gradients, on random small valid
+//! shapes: sizes 1, register-block sizes ±1 (8, 16, 64 columns), primes,
+//! groups (depthwise included), strides, dilation and padding; and
+//! conv_transpose2d, which runs the same kernels with roles swapped. A new
+//! algorithm is tested here the day it is added to `ConvAlgo::ALL`.
+
+use convlab::ops::*;
+use convlab::{seeded_rng, Tensor};
+use proptest::prelude::*;
+
+fn rand_tensor(shape: &[usize], seed: u64) -> Tensor {
+    Tensor::uniform(shape, -1.0, 1.0, &mut seeded_rng(seed)).unwrap()
+}
+
+/// max|ours - ref| / max(1, max|ref|), the fixtures' measure.
+fn rel_err(ours: &Tensor, r: &Tensor) -> f32 {
+    assert_eq!(ours.shape(), r.shape());
+    let scale = r.data().iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    ours.max_abs_diff(r).unwrap() / scale
+}
+
+const TOL: f32 = 1e-4;
+
+/// Widths and heights that hit every block-size boundary of the kernels.
+fn side() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        1usize..=9,
+        prop::sample::select(vec![7usize, 8, 9, 13, 15, 16, 17, 31, 63, 64, 65, 67, 71]),
+    ]
+}
+
+fn check_all(
+    x: &Tensor,
+    wt: &Tensor,
+    b: &Tensor,
+    p: &Conv2dParams,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let (want, go) = {
+        let _f = force_conv_algo(ConvAlgo::Reference);
+        let y = match conv2d(x, wt, Some(b), p) {
+            Ok(y) => y,
+            Err(_) => return Ok(()), // kernel larger than the input: not a fast-path case
+        };
+        let go = rand_tensor(y.shape(), seed ^ 7);
+        let g = conv2d_backward(x, wt, true, &go, p).unwrap();
+        ((y, g), go)
+    };
+    for algo in ConvAlgo::ALL {
+        let _f = force_conv_algo(algo);
+        let y = conv2d(x, wt, Some(b), p).unwrap();
+        let g = conv2d_backward(x, wt, true, &go, p).unwrap();
+        let what = |t: &str| format!("{algo:?} {t} x{:?} w{:?} {p:?}", x.shape(), wt.shape());
+        prop_assert!(rel_err(&y, &want.0) <= TOL, "{}", what("forward"));
+        prop_assert!(
+            rel_err(&g.grad_input, &want.1.grad_input) <= TOL,
+            "{}",
+            what("grad_input")
+        );
+        prop_assert!(
+            rel_err(&g.grad_weight, &want.1.grad_weight) <= TOL,
+            "{}",
+            what("grad_weight")
+        );
+        let gb = g.grad_bias.as_ref().unwrap();
+        prop_assert!(rel_err(gb, want.1.grad_bias.as_ref().unwrap()) <= TOL);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 160, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_algorithm_equals_reference(
+        n in 1usize..3, cin_g in 1usize..4, cout_g in 1usize..4, groups in 1usize..4,
+        h in side(), w in side(), kh in 1usize..6, kw in 1usize..6,
+        sh in 1usize..3, sw in 1usize..3, dh in 1usize..3, dw in 1usize..3,
+        pads in proptest::array::uniform4(0usize..4), seed in any::<u64>(),
+    ) {
+        let (cin, cout) = (cin_g * groups, cout_g * groups);
+        let x = rand_tensor(&[n, cin, h, w], seed);
+        let wt = rand_tensor(&[cout, cin_g, kh, kw], seed ^ 1);
+        let b = rand_tensor(&[cout], seed ^ 2);
+        let p = Conv2dParams::new().stride((sh, sw)).dilation((dh, dw)).groups(groups).padding(pads);
+        check_all(&x, &wt, &b, &p, seed)?;
+    }
+
+    #[test]
+    fn depthwise_and_single_channel_3x3(
+        n in 1usize..3, c in 1usize..5, h in side(), w in side(),
+        pad in 0usize..3, depthwise in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let (cin, groups) = if depthwise { (c, c) } else { (1, 1) };
+        let x = rand_tensor(&[n, cin, h, w], seed);
+        let wt = rand_tensor(&[cin, 1, 3, 3], seed ^ 1);
+        let b = rand_tensor(&[cin], seed ^ 2);
+        let p = Conv2dParams::new().groups(groups).padding(pad);
+        check_all(&x, &wt, &b, &p, seed)?;
+    }
+
+    #[test]
+    fn conv_transpose2d_every_algorithm(
+        n in 1usize..3, cin in 1usize..4, cout in 1usize..4, h in 1usize..10, w in 1usize..20,
+        k in 1usize..5, s in 1usize..3, pad in 0usize..2, seed in any::<u64>(),
+    ) {
+        let x = rand_tensor(&[n, cin, h, w], seed);
+        let wt = rand_tensor(&[cin, cout, k, k], seed ^ 1);
+        let p = ConvTranspose2dParams::new().stride(s).padding(pad);
+        let want = {
+            let _f = force_conv_algo(ConvAlgo::Reference);
+            match conv_transpose2d(&x, &wt, None, &p) {
+                Ok(y) => y,
+                Err(_) => return Ok(()),
+            }
+        };
+        for algo in ConvAlgo::ALL {
+            let _f = force_conv_algo(algo);
+            let y = conv_transpose2d(&x, &wt, None, &p).unwrap();
+            prop_assert!(rel_err(&y, &want) <= TOL, "{algo:?} {p:?}");
+        }
+    }
+}
+
+/// Regression: a large single-channel image goes through the threaded
+/// direct kernel (several rayon tasks) and must still match.
+#[test]
+fn threaded_single_channel_image_matches_reference() {
+    let x = rand_tensor(&[1, 1, 131, 257], 5);
+    let wt = rand_tensor(&[1, 1, 3, 3], 6);
+    let b = rand_tensor(&[1], 7);
+    let p = Conv2dParams::new().padding(1);
+    check_all(&x, &wt, &b, &p, 8).unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The two-pass pooling kernels against the reference loops: any
+    /// kernel, stride, padding, dilation (max), ceil mode, divisor rule (avg).
+    #[test]
+    fn pooling_fast_paths_equal_reference(
+        n in 1usize..3, c in 1usize..4, h in side(), w in side(),
+        k in 1usize..5, s in 1usize..4, pad in 0usize..3, d in 1usize..3,
+        ceil in any::<bool>(), include_pad in any::<bool>(), seed in any::<u64>(),
+    ) {
+        use convlab::ops::pool::reference;
+        let x = rand_tensor(&[n, c, h, w], seed);
+        let mp = MaxPool2dParams::new(k).stride(s).padding(pad).dilation(d).ceil_mode(ceil);
+        if let Ok((want, _)) = max_pool2d_with_indices(&x, &mp) {
+            let got = max_pool2d(&x, &mp).unwrap();
+            prop_assert_eq!(got.data(), want.data(), "{:?}", mp);
+        }
+        let ap = AvgPool2dParams::new(k).stride(s).padding(pad).ceil_mode(ceil)
+            .count_include_pad(include_pad);
+        if let Ok(got) = avg_pool2d(&x, &ap) {
+            let g = ap.geometry("avg_pool2d", x.shape()).unwrap();
+            let mut want = vec![0.0; got.numel()];
+            reference::avg_pool2d_reference(&g, ap.divisor(), x.data(), &mut want);
+            let want = Tensor::from_vec(want, got.shape()).unwrap();
+            prop_assert!(rel_err(&got, &want) <= 1e-5, "{:?}", ap);
+        }
+    }
+}
+
+/// NaN wins a max-pool window wherever it is, as in PyTorch.
+#[test]
+fn max_pool_propagates_nan() {
+    let mut v: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    v[9] = f32::NAN;
+    let x = Tensor::from_vec(v, &[1, 1, 8, 8]).unwrap();
+    let y = max_pool2d(&x, &MaxPool2dParams::new(2).stride(2)).unwrap();
+    assert!(y.data()[0].is_nan());
+    assert_eq!(y.data()[1], 11.0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Pooling gradients (two-pass avg, plane-parallel max scatter) against
+    /// the reference loops.
+    #[test]
+    fn pooling_backward_equals_reference(
+        n in 1usize..3, c in 1usize..4, h in side(), w in side(),
+        k in 1usize..5, s in 1usize..4, pad in 0usize..3,
+        ceil in any::<bool>(), include_pad in any::<bool>(), seed in any::<u64>(),
+    ) {
+        use convlab::ops::pool::reference;
+        let x = rand_tensor(&[n, c, h, w], seed);
+        let ap = AvgPool2dParams::new(k).stride(s).padding(pad).ceil_mode(ceil)
+            .count_include_pad(include_pad);
+        if let Ok(y) = avg_pool2d(&x, &ap) {
+            let go = rand_tensor(y.shape(), seed ^ 1);
+            let got = avg_pool2d_backward(x.shape(), &go, &ap).unwrap();
+            let g = ap.geometry("avg_pool2d", x.shape()).unwrap();
+            let mut want = vec![0.0; x.numel()];
+            reference::avg_pool2d_backward_reference(&g, ap.divisor(), go.data(), &mut want);
+            let want = Tensor::from_vec(want, x.shape()).unwrap();
+            prop_assert!(rel_err(&got, &want) <= 1e-5, "{:?}", ap);
+        }
+        let mp = MaxPool2dParams::new(k).stride(s).padding(pad).ceil_mode(ceil);
+        if let Ok((y, idx)) = max_pool2d_with_indices(&x, &mp) {
+            let go = rand_tensor(y.shape(), seed ^ 2);
+            let got = max_pool2d_backward(x.shape(), &idx, &go).unwrap();
+            let mut want = vec![0.0; x.numel()];
+            let (ohw, hw) = (y.numel() / (n * c), h * w);
+            reference::max_pool2d_backward_reference(n * c, hw, ohw, &idx, go.data(), &mut want);
+            prop_assert_eq!(got.data(), &want[..]);
+        }
+    }
+}
+
+/// A pooling large enough to take the threaded paths, forward and backward.
+#[test]
+fn threaded_pooling_matches_reference() {
+    use convlab::ops::pool::reference;
+    let x = rand_tensor(&[2, 8, 67, 65], 11);
+    let ap = AvgPool2dParams::new(3).stride(1).padding(1);
+    let y = avg_pool2d(&x, &ap).unwrap();
+    let go = rand_tensor(y.shape(), 12);
+    let got = avg_pool2d_backward(x.shape(), &go, &ap).unwrap();
+    let g = ap.geometry("avg_pool2d", x.shape()).unwrap();
+    let mut want = vec![0.0; x.numel()];
+    reference::avg_pool2d_backward_reference(&g, ap.divisor(), go.data(), &mut want);
+    assert!(rel_err(&got, &Tensor::from_vec(want, x.shape()).unwrap()) <= 1e-5);
+    let mp = MaxPool2dParams::new(3).stride(2).padding(1);
+    let (want, idx) = max_pool2d_with_indices(&x, &mp).unwrap();
+    assert_eq!(max_pool2d(&x, &mp).unwrap().data(), want.data());
+    let go = rand_tensor(want.shape(), 13);
+    let gx = max_pool2d_backward(x.shape(), &idx, &go).unwrap();
+    let total: f32 = go.data().iter().sum();
+    assert!((gx.data().iter().sum::<f32>() - total).abs() < 1e-2);
+}
