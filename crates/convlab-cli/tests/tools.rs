@@ -487,7 +487,7 @@ fn bad_input_is_one_line_and_exit_2() {
                 "-k".into(),
                 "sobelx".into(),
             ],
-            "unknown kernel 'sobelx'",
+            "name 'sobelx' is unknown",
         ),
         (
             vec![

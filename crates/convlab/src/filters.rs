@@ -47,7 +47,7 @@ fn unknown(name: &str) -> Error {
         "kernel",
         "name",
         format!(
-            "unknown kernel '{}' (known: {}; or a literal such as \"[[1,-1]]\", or a .npy file)",
+            "'{}' is unknown (known: {}; or a literal such as \"[[1,-1]]\", or a .npy file)",
             name.escape_debug(),
             KERNEL_NAMES.join(", ")
         ),
@@ -82,7 +82,7 @@ pub fn named_kernel(name: &str) -> Result<Tensor> {
         Some(_) => Err(Error::param(
             "kernel",
             "name",
-            format!("kernel '{base}' takes no parameter (got '{name}')"),
+            format!("'{}': {base} takes no parameter", name.escape_debug()),
         )),
     };
     match base {
@@ -260,9 +260,9 @@ impl Parser<'_> {
             "kernel",
             "literal",
             format!(
-                "{why} at column {} of '{}{more}' (write rows of numbers, e.g. [[1,-1],[2,0]])",
-                i + 1,
-                shown.escape_debug()
+                "'{}{more}' at column {}: {why} (write rows of numbers, e.g. [[1,-1],[2,0]])",
+                shown.escape_debug(),
+                i + 1
             ),
         )
     }
@@ -513,7 +513,7 @@ mod tests {
     #[test]
     fn bad_names_and_parameters_are_errors() {
         for (spec, needle) in [
-            ("sobel", "unknown kernel 'sobel'"),
+            ("sobel", "name 'sobel' is unknown"),
             ("gaussian", "SIGMA is missing"),
             ("gaussian:abc", "'abc' is not a number"),
             ("gaussian:-1", "must be a positive number"),
@@ -522,7 +522,7 @@ mod tests {
             ("box:0", "must be a positive number"),
             ("box:2.5", "whole number"),
             ("box:1e9", "larger than the limit"),
-            ("sobel-x:3", "takes no parameter"),
+            ("sobel-x:3", "'sobel-x:3': sobel-x takes no parameter"),
         ] {
             let e = named_kernel(spec).unwrap_err().to_string();
             assert!(e.contains(needle), "{spec}: {e}");
@@ -540,14 +540,14 @@ mod tests {
             ("[[1,-1],[2,0]", "expected ',' or ']' after a row"),
             (
                 "[[1,-1],[2]]",
-                "row 1 has 1 values but row 0 has 2 at column 9",
+                "at column 9: row 1 has 1 values but row 0 has 2",
             ),
-            ("[[1,,2]]", "expected a number at column 5"),
+            ("[[1,,2]]", "at column 5: expected a number"),
             ("[[]]", "empty rows are not allowed"),
             ("[]", "expected '['"),
-            ("[1,2]", "expected '[' at column 2"),
-            ("[[1 2]]", "expected ',' or ']' after a number at column 5"),
-            ("[[1,x]]", "expected a number at column 5"),
+            ("[1,2]", "at column 2: expected '['"),
+            ("[[1 2]]", "at column 5: expected ',' or ']' after a number"),
+            ("[[1,x]]", "at column 5: expected a number"),
             ("[[1,1e99]]", "does not fit in an f32"),
             ("[[1,--2]]", "'--2' is not a number"),
             ("[[1]] x", "unexpected text"),
