@@ -57,7 +57,6 @@ mod rf;
 mod show;
 mod tour;
 mod train_digits;
-mod train_plot;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -162,11 +162,13 @@ fn draw_panel(
         .x_label_area_size(40)
         .y_label_area_size(64)
         .build_cartesian_2d(x0..x1, y0..y1)?;
+    // As many decimals as the tick spacing (about a tenth of the range) needs.
+    let decimals = (-((y1 - y0) / 10.0).log10().floor()).clamp(0.0, 6.0) as usize;
     let y_fmt = |v: &f64| {
         if log_y {
             format!("1e{:.0}", v)
         } else {
-            format!("{v:.3}")
+            format!("{v:.decimals$}")
         }
     };
     let x_fmt = |v: &f64| {

@@ -22,7 +22,7 @@
 //! one. `--resume` restores all of it, so the resumed run draws the same
 //! numbers and ends with the same weights, bit for bit, as one never stopped.
 
-use crate::train_plot::{plot_training, EpochPoint};
+use crate::plot::{self, Panel};
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use convlab::autograd::{no_grad, Var};
@@ -590,32 +590,35 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
     );
 
     if let Some(p) = &a.save {
-        let named = net.named_parameters();
-        let tensors: Vec<(String, Tensor)> =
-            named.iter().map(|(n, v)| (n.clone(), v.tensor())).collect();
-        let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-        io::save_safetensors(p, &refs)?;
+        io::save_state_dict(p, &net)?;
         println!("weights: {} (PyTorch nn.Sequential names)", p.display());
     }
     if !a.no_plot {
-        let points: Vec<EpochPoint> = history
-            .iter()
-            .map(|e| EpochPoint {
-                loss: e.loss,
-                train_acc: e.train_acc,
-                test_acc: e.test_acc,
-            })
-            .collect();
-        plot_training(
-            &a.plot,
+        let per_epoch = |f: fn(&Epoch) -> f64| -> Vec<(f64, f64)> {
+            history
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (i as f64 + 1.0, f(e)))
+                .collect()
+        };
+        let loss = Panel::new(
             &format!(
-                "convlab train-digits: {} epochs, {} lr {lr}, test accuracy {:.2}%",
-                history.len(),
+                "training loss ({} lr {lr}, {} epochs)",
                 a.optimizer.name(),
-                percent(hits, test.len())
+                history.len()
             ),
-            &points,
-        )?;
+            "epoch",
+            "cross-entropy",
+        )
+        .series("", per_epoch(|e| e.loss));
+        let accuracy = Panel::new(
+            &format!("accuracy (test {:.2}%)", percent(hits, test.len())),
+            "epoch",
+            "%",
+        )
+        .series("train", per_epoch(|e| e.train_acc))
+        .series("test", per_epoch(|e| e.test_acc));
+        plot::save_png(&a.plot, &[loss, accuracy], 1000, 420)?;
         println!("plot: {}", a.plot.display());
     }
     Ok(())
