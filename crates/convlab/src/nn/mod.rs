@@ -184,11 +184,7 @@ impl Module for Conv2d {
         input.conv2d(&self.weight, self.bias.as_ref(), &self.config.params)
     }
     fn named_parameters(&self) -> Vec<(String, Var)> {
-        let mut v = vec![("weight".to_string(), self.weight.clone())];
-        if let Some(b) = &self.bias {
-            v.push(("bias".to_string(), b.clone()));
-        }
-        v
+        weight_and_bias(&self.weight, &self.bias)
     }
     fn describe(&self) -> String {
         let c = &self.config;
@@ -224,6 +220,13 @@ impl Module for Conv2d {
         }
         s + ")"
     }
+}
+
+/// `[("weight", w), ("bias", b)]`, PyTorch's order, without a missing bias.
+fn weight_and_bias(weight: &Var, bias: &Option<Var>) -> Vec<(String, Var)> {
+    std::iter::once(("weight".to_string(), weight.clone()))
+        .chain(bias.iter().map(|b| ("bias".to_string(), b.clone())))
+        .collect()
 }
 
 fn pair_py(p: Pair) -> String {
@@ -282,11 +285,7 @@ impl Module for ConvTranspose2d {
         input.conv_transpose2d(&self.weight, self.bias.as_ref(), &self.params)
     }
     fn named_parameters(&self) -> Vec<(String, Var)> {
-        let mut v = vec![("weight".to_string(), self.weight.clone())];
-        if let Some(b) = &self.bias {
-            v.push(("bias".to_string(), b.clone()));
-        }
-        v
+        weight_and_bias(&self.weight, &self.bias)
     }
     fn describe(&self) -> String {
         let s = self.weight.shape();
@@ -330,11 +329,7 @@ impl Module for Linear {
         }
     }
     fn named_parameters(&self) -> Vec<(String, Var)> {
-        let mut v = vec![("weight".to_string(), self.weight.clone())];
-        if let Some(b) = &self.bias {
-            v.push(("bias".to_string(), b.clone()));
-        }
-        v
+        weight_and_bias(&self.weight, &self.bias)
     }
     fn describe(&self) -> String {
         let s = self.weight.shape();
