@@ -11,6 +11,7 @@ use crate::error::{numel_or_err, Dims, Error, Result};
 use crate::kernels::direct::direct_applies;
 use crate::kernels::gemm::MatRef;
 use crate::kernels::im2col::{col2im, im2col};
+use crate::kernels::winograd::winograd_applies;
 use crate::memory;
 use crate::shape::{check_positive, conv_out_len, ConvGeometry, Padding, PaddingMode, Pair};
 use crate::tensor::Tensor;
@@ -420,6 +421,7 @@ pub(crate) fn forward_geom(
     match conv_algo(g) {
         ConvAlgo::Reference => reference::forward(g, input, weight, out),
         ConvAlgo::Direct if direct_applies(g) => direct_path::forward(g, input, weight, out)?,
+        ConvAlgo::Winograd if winograd_applies(g) => winograd_path::forward(g, input, weight, out)?,
         _ => im2col_path::forward(g, input, weight, out)?,
     }
     Ok(())
@@ -438,6 +440,13 @@ pub(crate) fn backward_input_geom(
             Some(t) => {
                 let wt = flip_weight(g, weight)?;
                 direct_path::forward(&t, grad_output, &wt, grad_input)?;
+            }
+            None => im2col_path::backward_input(g, weight, grad_output, grad_input)?,
+        },
+        ConvAlgo::Winograd => match transposed(g).filter(winograd_applies) {
+            Some(t) => {
+                let wt = flip_weight(g, weight)?;
+                winograd_path::forward(&t, grad_output, &wt, grad_input)?;
             }
             None => im2col_path::backward_input(g, weight, grad_output, grad_input)?,
         },
@@ -561,6 +570,133 @@ pub(crate) mod direct_path {
             .par_chunks_mut(g.kw)
             .enumerate()
             .for_each(|(i, gw)| conv2d_direct_weight_rows(g, input, grad_output, i, gw));
+    }
+}
+
+/// Winograd F(4x4, 3x3) ([`crate::kernels::winograd`]) over blocks of
+/// tiles: per block, the input transform split over input channels, the 36
+/// GEMMs split over rayon (one thread each), the output transform split over
+/// output channels. The filter is transformed once per call.
+pub(crate) mod winograd_path {
+    use super::*;
+    use crate::kernels::gemm::sgemm_raw;
+    use crate::kernels::winograd::{
+        filter_len, tiles, winograd_filter_tf, winograd_input_tf, winograd_output_tf,
+        winograd_workspace_len, LANES,
+    };
+    use rayon::prelude::*;
+
+    /// A pointer shared by rayon tasks that write disjoint elements.
+    #[derive(Clone, Copy)]
+    struct Shared(*mut f32);
+    // SAFETY: only used to hand tasks disjoint parts of one buffer (see the
+    // SAFETY notes where it is dereferenced).
+    unsafe impl Send for Shared {}
+    // SAFETY: as above.
+    unsafe impl Sync for Shared {}
+
+    impl Shared {
+        /// The pointer (a method, so closures capture the whole `Send`
+        /// wrapper rather than its raw-pointer field).
+        fn get(self) -> *mut f32 {
+            self.0
+        }
+    }
+
+    /// Tiles per block: `V` and `M` of one block take about 8 MiB, at least
+    /// 64 tiles so each GEMM has a useful width. Fewer, larger blocks
+    /// measured faster (fewer rayon barriers): tb 64 -> 512 took
+    /// resnet_3x3_128 fwd 6.5 -> 3.2 ms (loaded box, noisy).
+    fn block_tiles(g: &ConvGeometry, total: usize) -> usize {
+        let per_tile = 36 * (g.c_in + g.c_out);
+        let tb = ((1usize << 21) / per_tile.max(1)).max(4 * LANES);
+        tb.next_multiple_of(LANES).min(total).max(1)
+    }
+
+    fn len(op: &'static str, dims: &[usize]) -> Result<usize> {
+        numel_or_err(op, dims)
+    }
+
+    /// `out` (`[n, c_out, oh, ow]`) = conv(input, weight) for a geometry
+    /// where [`winograd_applies`] holds.
+    pub fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], out: &mut [f32]) -> Result<()> {
+        const OP: &str = "conv2d";
+        debug_assert!(winograd_applies(g));
+        let (cin, cout) = (g.c_in, g.c_out);
+        let (th, tw, total) = tiles(g);
+        let ulen = len(OP, &[36, cout, cin])?;
+        debug_assert_eq!(ulen, filter_len(g));
+        let tb = block_tiles(g, total);
+        let vlen = len(OP, &[cin, 36, tb])?;
+        let mlen = len(OP, &[cout, 36, tb])?;
+        memory::check_f32(OP, ulen.saturating_add(vlen).saturating_add(mlen))?;
+        let mut u = memory::zeros_f32(OP, ulen)?;
+        u.par_chunks_mut(36 * cin)
+            .zip(weight.par_chunks(cin * 9))
+            .for_each(|(u_co, w_co)| winograd_filter_tf(cin, w_co, u_co));
+        let mut v = memory::zeros_f32(OP, vlen)?;
+        let mut m = memory::zeros_f32(OP, mlen)?;
+        let wl = winograd_workspace_len(g);
+        let plane = g.oh * g.ow;
+        debug_assert_eq!(out.len(), g.n * cout * plane);
+        let out_ptr = Shared(out.as_mut_ptr());
+        let mut t0 = 0;
+        while t0 < total {
+            let t1 = (t0 + tb).min(total);
+            let bl = t1 - t0;
+            v[..cin * 36 * bl]
+                .par_chunks_mut(36 * bl)
+                .enumerate()
+                .for_each_init(
+                    || vec![0.0; wl],
+                    |s, (c, v_c)| winograd_input_tf(g, input, c, t0, t1, v_c, s),
+                );
+            let (u_ptr, v_ptr) = (Shared(u.as_mut_ptr()), Shared(v.as_mut_ptr()));
+            let m_ptr = Shared(m.as_mut_ptr());
+            (0..36).into_par_iter().for_each(|e| {
+                // SAFETY: U[e] is rows co*36*cin + e*cin .. +cin (co < cout)
+                // of `u` (36*cout*cin long); V[e] rows c*36*bl + e*bl .. +bl
+                // (c < cin) of `v` (cin*36*tb long, bl <= tb); M[e] likewise
+                // in `m`. Task e writes only M[e]'s elements, disjoint from
+                // every other task's; nothing else touches `m` meanwhile.
+                unsafe {
+                    sgemm_raw(
+                        cout,
+                        cin,
+                        bl,
+                        u_ptr.get().add(e * cin),
+                        36 * cin,
+                        v_ptr.get().add(e * bl),
+                        36 * bl,
+                        m_ptr.get().add(e * bl),
+                        36 * bl,
+                    );
+                }
+            });
+            let (img0, img1) = (t0 / (th * tw), (t1 - 1) / (th * tw));
+            m[..cout * 36 * bl]
+                .par_chunks(36 * bl)
+                .enumerate()
+                .for_each(|(co, m_co)| {
+                    let mut planes: Vec<&mut [f32]> = (img0..=img1)
+                        .map(|img| {
+                            // SAFETY: plane (img, co) lies inside `out`
+                            // (img < n, co < cout) and only the task of
+                            // channel co touches it while `out` is not
+                            // otherwise borrowed.
+                            unsafe {
+                                std::slice::from_raw_parts_mut(
+                                    out_ptr.get().add((img * cout + co) * plane),
+                                    plane,
+                                )
+                            }
+                        })
+                        .collect();
+                    winograd_output_tf(g, m_co, t0, t1, img0, &mut planes);
+                });
+            t0 = t1;
+        }
+        Ok(())
     }
 }
 
@@ -964,6 +1100,49 @@ pub mod reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// F(4x4, 3x3) rounding at 64..512 input channels (the resnet widths):
+    /// normalized max error of the forward and input gradient against the
+    /// f64-accumulating reference, held to the fixtures' 1e-4.
+    #[test]
+    fn winograd_error_on_wide_channels() {
+        use crate::ops::{force_conv_algo, ConvAlgo};
+        let mut rng = crate::seeded_rng(7);
+        for &(c_in, c_out, hw, pad) in &[
+            (64, 8, 13, 1),
+            (256, 8, 9, 1),
+            (512, 4, 7, 1),
+            (512, 3, 6, 0),
+        ] {
+            let x = Tensor::randn(&[2, c_in, hw, hw], &mut rng).unwrap();
+            let w = Tensor::randn(&[c_out, c_in, 3, 3], &mut rng).unwrap();
+            let p = Conv2dParams::new().padding(pad);
+            let err = |a: &Tensor, b: &Tensor| {
+                let scale = b
+                    .data()
+                    .iter()
+                    .fold(1.0f64, |m, &v| m.max((v as f64).abs()));
+                let d = a
+                    .data()
+                    .iter()
+                    .zip(b.data())
+                    .fold(0.0f64, |m, (&u, &v)| m.max((u as f64 - v as f64).abs()));
+                d / scale
+            };
+            let (y, gx) = {
+                let _f = force_conv_algo(ConvAlgo::Winograd);
+                let y = conv2d(&x, &w, None, &p).unwrap();
+                let gx = conv2d_backward_input(x.shape(), &w, &y, &p).unwrap();
+                (y, gx)
+            };
+            let _f = force_conv_algo(ConvAlgo::Reference);
+            let y_ref = conv2d(&x, &w, None, &p).unwrap();
+            let gx_ref = conv2d_backward_input(x.shape(), &w, &y, &p).unwrap();
+            let (ey, egx) = (err(&y, &y_ref), err(&gx, &gx_ref));
+            println!("winograd c_in={c_in}: forward {ey:.2e}, grad_input {egx:.2e}");
+            assert!(ey < 1e-4 && egx < 1e-4, "c_in={c_in}: {ey:e} {egx:e}");
+        }
+    }
 
     #[test]
     fn channel_mismatch_names_everything() {

@@ -46,6 +46,9 @@ pub enum ConvAlgo {
     /// Direct loops vectorised along the output width (horizontal stride 1;
     /// else im2col): depthwise and single-channel layers.
     Direct,
+    /// Winograd F(4x4, 3x3) (3x3, stride 1, dilation 1, one group; else
+    /// im2col): the forward pass and the input gradient.
+    Winograd,
 }
 
 impl ConvAlgo {
@@ -56,11 +59,17 @@ impl ConvAlgo {
             ConvAlgo::Reference => "reference",
             ConvAlgo::Im2col => "im2col",
             ConvAlgo::Direct => "direct",
+            ConvAlgo::Winograd => "winograd",
         }
     }
 
     /// Every algorithm a test can force.
-    pub const ALL: [ConvAlgo; 3] = [ConvAlgo::Reference, ConvAlgo::Im2col, ConvAlgo::Direct];
+    pub const ALL: [ConvAlgo; 4] = [
+        ConvAlgo::Reference,
+        ConvAlgo::Im2col,
+        ConvAlgo::Direct,
+        ConvAlgo::Winograd,
+    ];
 }
 
 thread_local! {
@@ -107,6 +116,18 @@ fn choose(g: &ConvGeometry) -> ConvAlgo {
     // 49.5 -> 5.7 ms (loaded box) — keep.
     if crate::kernels::direct::direct_applies(g) && g.cin_g() == 1 && g.cout_g() <= 8 {
         return ConvAlgo::Direct;
+    }
+    // Winograd F(4x4, 3x3) when the batched GEMMs are wide enough to pay for
+    // transforming the filter (36 * c_in * c_out floats, rewritten per call):
+    // at least 64 tiles. Loaded box, 2 threads, im2col -> winograd fwd:
+    // resnet_3x3_64 18.3 -> 6.1 ms, _128 12.2 -> 5.8, _256 10.7 -> 7.8;
+    // resnet_3x3_512 (16 tiles) 11.9 -> 29.3 — keep im2col there.
+    if crate::kernels::winograd::winograd_applies(g)
+        && g.cin_g() >= 16
+        && g.cout_g() >= 16
+        && crate::kernels::winograd::tiles(g).2 >= 64
+    {
+        return ConvAlgo::Winograd;
     }
     ConvAlgo::Im2col
 }
