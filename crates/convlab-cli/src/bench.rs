@@ -44,10 +44,15 @@ pub struct BenchArgs {
     /// A/B comparisons of kernels steadier (still labelled `median_ms` in JSON).
     #[arg(long)]
     best: bool,
+    /// Run exactly this many timed repetitions per pass (for counting CPU
+    /// cycles of a fixed amount of work with `perf stat`).
+    #[arg(long)]
+    reps: Option<usize>,
 }
 
 thread_local! {
     static BEST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static REPS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
 struct Timing {
@@ -61,7 +66,11 @@ fn median_ms(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?; // warm-up: page in buffers, build caches
     let mut times = Vec::new();
     let start = Instant::now();
-    while times.len() < MIN_REPS || (start.elapsed() < BUDGET && times.len() < MAX_REPS) {
+    let fixed = REPS.with(|r| r.get());
+    while match fixed {
+        Some(n) => times.len() < n.max(1),
+        None => times.len() < MIN_REPS || (start.elapsed() < BUDGET && times.len() < MAX_REPS),
+    } {
         let t = Instant::now();
         f()?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
@@ -254,6 +263,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let algo = parse_algo(&args.algo)?;
     BEST.with(|b| b.set(args.best));
+    REPS.with(|r| r.set(args.reps));
     let _forced = force_conv_algo(algo);
     let text = match &args.suite {
         Some(path) => std::fs::read_to_string(path)
