@@ -142,56 +142,6 @@ pub fn sgemm_strided_par(
     }
 }
 
-/// `c[m, n] = a[m, k] @ b[k, n]` on raw row-major views with row strides
-/// `a_rs`, `b_rs`, `ldc` (unit column strides), on the calling thread. For
-/// callers that run several products writing interleaved but disjoint parts
-/// of one buffer in parallel (Winograd's 36 GEMMs).
-///
-/// # Safety
-/// Every element `a[i*a_rs + p]`, `b[p*b_rs + j]` (i < m, p < k, j < n) must
-/// be readable, every `c[i*ldc + j]` writable, and no other thread may
-/// access those `c` elements during the call.
-pub(crate) unsafe fn sgemm_raw(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: *const f32,
-    a_rs: usize,
-    b: *const f32,
-    b_rs: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    if m == 0 || n == 0 || k == 0 {
-        return;
-    }
-    // SAFETY: the caller guarantees the views are in bounds and that the
-    // written elements of `c` are not shared.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c,
-            1,
-            ldc as isize,
-            false,
-            a,
-            1,
-            a_rs as isize,
-            b,
-            1,
-            b_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -579,10 +579,9 @@ pub(crate) mod direct_path {
 /// output channels. The filter is transformed once per call.
 pub(crate) mod winograd_path {
     use super::*;
-    use crate::kernels::gemm::sgemm_raw;
     use crate::kernels::winograd::{
-        filter_len, tiles, winograd_filter_tf, winograd_input_tf, winograd_output_tf,
-        winograd_workspace_len, LANES,
+        filter_len, tiles, winograd_filter_tf, winograd_gemm, winograd_input_tf,
+        winograd_output_tf, winograd_workspace_len, LANES,
     };
     use rayon::prelude::*;
 
@@ -617,6 +616,21 @@ pub(crate) mod winograd_path {
         numel_or_err(op, dims)
     }
 
+    /// The 36 rows `buf[e][i][..row]` of a `[36][rows][row]` buffer for one `i`.
+    ///
+    /// # Safety
+    /// `buf` points to `36 * rows * row` floats, `i < rows`, and no other
+    /// live reference touches those 36 rows.
+    unsafe fn rows_of<'a>(buf: Shared, rows: usize, row: usize, i: usize) -> Vec<&'a mut [f32]> {
+        (0..36)
+            .map(|e| {
+                // SAFETY: row (e, i) lies inside the buffer and is not
+                // aliased (the caller's contract).
+                unsafe { std::slice::from_raw_parts_mut(buf.get().add((e * rows + i) * row), row) }
+            })
+            .collect()
+    }
+
     /// `out` (`[n, c_out, oh, ow]`) = conv(input, weight) for a geometry
     /// where [`winograd_applies`] holds.
     pub fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], out: &mut [f32]) -> Result<()> {
@@ -627,13 +641,21 @@ pub(crate) mod winograd_path {
         let ulen = len(OP, &[36, cout, cin])?;
         debug_assert_eq!(ulen, filter_len(g));
         let tb = block_tiles(g, total);
-        let vlen = len(OP, &[cin, 36, tb])?;
-        let mlen = len(OP, &[cout, 36, tb])?;
+        let tbp = tb.next_multiple_of(LANES);
+        let vlen = len(OP, &[36, cin, tbp])?;
+        let mlen = len(OP, &[36, cout, tbp])?;
         memory::check_f32(OP, ulen.saturating_add(vlen).saturating_add(mlen))?;
         let mut u = memory::zeros_f32(OP, ulen)?;
-        u.par_chunks_mut(36 * cin)
-            .zip(weight.par_chunks(cin * 9))
-            .for_each(|(u_co, w_co)| winograd_filter_tf(cin, w_co, u_co));
+        let u_ptr = Shared(u.as_mut_ptr());
+        weight
+            .par_chunks(cin * 9)
+            .enumerate()
+            .for_each(|(co, w_co)| {
+                // SAFETY: `u` is [36][cout][cin]; task co alone writes rows
+                // (e, co), and `u` is not otherwise borrowed meanwhile.
+                let mut rows = unsafe { rows_of(u_ptr, cout, cin, co) };
+                winograd_filter_tf(cin, w_co, &mut rows);
+            });
         let mut v = memory::zeros_f32(OP, vlen)?;
         let mut m = memory::zeros_f32(OP, mlen)?;
         let wl = winograd_workspace_len(g);
@@ -643,57 +665,44 @@ pub(crate) mod winograd_path {
         let mut t0 = 0;
         while t0 < total {
             let t1 = (t0 + tb).min(total);
-            let bl = t1 - t0;
-            v[..cin * 36 * bl]
-                .par_chunks_mut(36 * bl)
-                .enumerate()
-                .for_each_init(
-                    || vec![0.0; wl],
-                    |s, (c, v_c)| winograd_input_tf(g, input, c, t0, t1, v_c, s),
-                );
-            let (u_ptr, v_ptr) = (Shared(u.as_mut_ptr()), Shared(v.as_mut_ptr()));
-            let m_ptr = Shared(m.as_mut_ptr());
-            (0..36).into_par_iter().for_each(|e| {
-                // SAFETY: U[e] is rows co*36*cin + e*cin .. +cin (co < cout)
-                // of `u` (36*cout*cin long); V[e] rows c*36*bl + e*bl .. +bl
-                // (c < cin) of `v` (cin*36*tb long, bl <= tb); M[e] likewise
-                // in `m`. Task e writes only M[e]'s elements, disjoint from
-                // every other task's; nothing else touches `m` meanwhile.
-                unsafe {
-                    sgemm_raw(
-                        cout,
-                        cin,
-                        bl,
-                        u_ptr.get().add(e * cin),
-                        36 * cin,
-                        v_ptr.get().add(e * bl),
-                        36 * bl,
-                        m_ptr.get().add(e * bl),
-                        36 * bl,
-                    );
-                }
-            });
+            // Rows of V and M padded to whole vectors (the pad columns are
+            // computed but never read).
+            let bl = (t1 - t0).next_multiple_of(LANES);
+            let v_ptr = Shared(v.as_mut_ptr());
+            (0..cin).into_par_iter().for_each_init(
+                || vec![0.0; wl],
+                |s, c| {
+                    // SAFETY: `v` is [36][cin][bl] here (bl <= tbp); task c
+                    // alone writes rows (e, c); `v` is not otherwise
+                    // borrowed meanwhile.
+                    let mut rows = unsafe { rows_of(v_ptr, cin, bl, c) };
+                    winograd_input_tf(g, input, c, t0, t1, &mut rows, s);
+                },
+            );
+            m[..36 * cout * bl]
+                .par_chunks_mut(cout * bl)
+                .zip(v[..36 * cin * bl].par_chunks(cin * bl))
+                .zip(u.par_chunks(cout * cin))
+                .for_each(|((m_e, v_e), u_e)| winograd_gemm(cout, cin, bl, u_e, v_e, m_e));
             let (img0, img1) = (t0 / (th * tw), (t1 - 1) / (th * tw));
-            m[..cout * 36 * bl]
-                .par_chunks(36 * bl)
-                .enumerate()
-                .for_each(|(co, m_co)| {
-                    let mut planes: Vec<&mut [f32]> = (img0..=img1)
-                        .map(|img| {
-                            // SAFETY: plane (img, co) lies inside `out`
-                            // (img < n, co < cout) and only the task of
-                            // channel co touches it while `out` is not
-                            // otherwise borrowed.
-                            unsafe {
-                                std::slice::from_raw_parts_mut(
-                                    out_ptr.get().add((img * cout + co) * plane),
-                                    plane,
-                                )
-                            }
-                        })
-                        .collect();
-                    winograd_output_tf(g, m_co, t0, t1, img0, &mut planes);
-                });
+            let m = &m;
+            (0..cout).into_par_iter().for_each(|co| {
+                let rows: Vec<&[f32]> = (0..36).map(|e| &m[(e * cout + co) * bl..][..bl]).collect();
+                let mut planes: Vec<&mut [f32]> = (img0..=img1)
+                    .map(|img| {
+                        // SAFETY: plane (img, co) lies inside `out` (img < n,
+                        // co < cout); only the task of channel co touches it
+                        // and `out` is not otherwise borrowed meanwhile.
+                        unsafe {
+                            std::slice::from_raw_parts_mut(
+                                out_ptr.get().add((img * cout + co) * plane),
+                                plane,
+                            )
+                        }
+                    })
+                    .collect();
+                winograd_output_tf(g, &rows, t0, t1, img0, &mut planes);
+            });
             t0 = t1;
         }
         Ok(())
