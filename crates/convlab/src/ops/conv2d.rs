@@ -255,12 +255,13 @@ pub(crate) fn plan(
     Ok(plan)
 }
 
-/// The input as the kernels see it: explicitly padded for non-zero modes.
-fn kernel_input(plan: &Plan, input: &Tensor) -> Result<Tensor> {
+/// The input as the kernels see it: explicitly padded for non-zero modes,
+/// else borrowed (a clone cost image_3x3_1080p an 8 MB copy per call).
+fn kernel_input<'a>(plan: &Plan, input: &'a Tensor) -> Result<std::borrow::Cow<'a, Tensor>> {
     if plan.pre_padded() {
-        pad2d(input, plan.pads, plan.mode)
+        Ok(std::borrow::Cow::Owned(pad2d(input, plan.pads, plan.mode)?))
     } else {
-        Ok(input.clone())
+        Ok(std::borrow::Cow::Borrowed(input))
     }
 }
 
@@ -465,7 +466,7 @@ pub(crate) fn backward_weight_geom(
     match conv_algo(g) {
         ConvAlgo::Reference => reference::backward_weight(g, input, grad_output, grad_weight),
         ConvAlgo::Direct if direct_applies(g) => {
-            direct_path::backward_weight(g, input, grad_output, grad_weight)
+            direct_path::backward_weight(g, input, grad_output, grad_weight)?
         }
         _ => im2col_path::backward_weight(g, input, grad_output, grad_weight)?,
     }
@@ -561,15 +562,42 @@ pub(crate) mod direct_path {
         input: &[f32],
         grad_output: &[f32],
         grad_weight: &mut [f32],
-    ) {
-        if !parallel(g) {
-            conv2d_direct_weight_rows(g, input, grad_output, 0, grad_weight);
-            return;
+    ) -> Result<()> {
+        let rows = g.n * g.c_out * g.oh;
+        let wl = grad_weight.len();
+        let total = if !parallel(g) {
+            let mut acc = vec![0.0f64; wl];
+            conv2d_direct_weight_rows(g, input, grad_output, 0, rows, &mut acc);
+            acc
+        } else {
+            // One f64 accumulator per task (a few per thread for balance),
+            // fewer tasks when the weight is large (forced on wide layers).
+            let threads = rayon::current_num_threads();
+            let tasks = (threads * 4)
+                .min((1 << 22) / wl.max(1))
+                .clamp(1, rows.max(1));
+            memory::check_f32("conv2d_backward", wl.saturating_mul(2 * (tasks + 1)))?;
+            let chunk = rows.div_ceil(tasks).max(1);
+            (0..rows.div_ceil(chunk))
+                .into_par_iter()
+                .map(|i| {
+                    let mut acc = vec![0.0f64; wl];
+                    let (r0, r1) = (i * chunk, ((i + 1) * chunk).min(rows));
+                    conv2d_direct_weight_rows(g, input, grad_output, r0, r1, &mut acc);
+                    acc
+                })
+                .reduce(
+                    || vec![0.0f64; wl],
+                    |mut a, b| {
+                        a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                        a
+                    },
+                )
+        };
+        for (gw, t) in grad_weight.iter_mut().zip(total) {
+            *gw += t as f32;
         }
-        grad_weight
-            .par_chunks_mut(g.kw)
-            .enumerate()
-            .for_each(|(i, gw)| conv2d_direct_weight_rows(g, input, grad_output, i, gw));
+        Ok(())
     }
 }
 
