@@ -4,6 +4,7 @@
 //! geometry; violations are bugs and are caught by `debug_assert!` only.
 
 pub mod direct;
+pub mod fft;
 pub mod gemm;
 pub mod im2col;
 pub mod isa;

@@ -49,6 +49,9 @@ pub enum ConvAlgo {
     /// Winograd F(4x4, 3x3) (3x3, stride 1, dilation 1, one group; else
     /// im2col): the forward pass and the input gradient.
     Winograd,
+    /// 2-D real FFTs (stride 1, dilation 1, one group, spectra under the
+    /// scratch cap; else im2col): all three passes.
+    Fft,
 }
 
 impl ConvAlgo {
@@ -60,15 +63,17 @@ impl ConvAlgo {
             ConvAlgo::Im2col => "im2col",
             ConvAlgo::Direct => "direct",
             ConvAlgo::Winograd => "winograd",
+            ConvAlgo::Fft => "fft",
         }
     }
 
     /// Every algorithm a test can force.
-    pub const ALL: [ConvAlgo; 4] = [
+    pub const ALL: [ConvAlgo; 5] = [
         ConvAlgo::Reference,
         ConvAlgo::Im2col,
         ConvAlgo::Direct,
         ConvAlgo::Winograd,
+        ConvAlgo::Fft,
     ];
 }
 
@@ -110,6 +115,12 @@ pub(crate) fn conv_algo(g: &ConvGeometry) -> ConvAlgo {
 
 /// The dispatcher: the one place that picks an algorithm by shape.
 fn choose(g: &ConvGeometry) -> ConvAlgo {
+    // Large kernels: FFTs when their rough flop count is well under the
+    // direct multiply-adds (see `fft_path::pays`; image_31x31 fwd 27.6 ->
+    // 2.95 ms, bwd 52.1 -> 3.87 ms).
+    if conv2d::fft_path::applies(g) && conv2d::fft_path::pays(g) {
+        return ConvAlgo::Fft;
+    }
     // One input channel per group and few outputs per group: im2col would
     // copy each input value kh*kw times for a GEMM with 1..8 rows.
     // mobilenet_dw_3x3 fwd 11.0 ms im2col -> 1.55 ms direct; image_3x3_1080p
