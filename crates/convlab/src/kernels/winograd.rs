@@ -337,6 +337,150 @@ dispatch_isa! {
     ) => output_segments
 }
 
+// ---------------------------------------------------------------------------
+// Weight gradient. Over one 4x4 output tile, the weight gradient is the
+// correlation of the 6x6 input patch `d` with the 4x4 grad_output tile `h`,
+// a 3x3 result: F(3x3, 4x4) on the same six points. Transposing F(4,3)
+// (y = A^T[(G g) ⊙ (B^T d)], so z_k = d/dg_k (h . y)) gives
+// z = G^T [ (A h) ⊙ (B^T d) ]: the input transform is the forward's, the
+// grad_output tile goes through A (6x4), the result through G^T (3x6).
+
+/// `A h` for four lanes: six outputs.
+#[inline(always)]
+fn a6<const FMA: bool>(h: &[Lane; 4]) -> [Lane; 6] {
+    let mut o = [zero(); 6];
+    for l in 0..LANES {
+        let (h0, h1, h2, h3) = (h[0][l], h[1][l], h[2][l], h[3][l]);
+        let (e, od) = (h0 + h2, h1 + h3);
+        let (e4, od2) = (madd::<FMA>(4.0, h2, h0), madd::<FMA>(4.0, h3, h1));
+        o[0][l] = h0;
+        o[1][l] = e + od;
+        o[2][l] = e - od;
+        o[3][l] = madd::<FMA>(2.0, od2, e4);
+        o[4][l] = madd::<FMA>(-2.0, od2, e4);
+        o[5][l] = h3;
+    }
+    o
+}
+
+/// `G^T s` for six lanes: three outputs.
+#[inline(always)]
+fn gt3<const FMA: bool>(s: &[Lane; 6]) -> [Lane; 3] {
+    let mut o = [zero(); 3];
+    for l in 0..LANES {
+        let (s0, s1, s2, s3, s4, s5) = (s[0][l], s[1][l], s[2][l], s[3][l], s[4][l], s[5][l]);
+        let (p12, m12, p34, m34) = (s1 + s2, s2 - s1, s3 + s4, s3 - s4);
+        o[0][l] = madd::<FMA>(0.25, s0, madd::<FMA>(-1.0 / 6.0, p12, p34 * (1.0 / 24.0)));
+        o[1][l] = madd::<FMA>(1.0 / 6.0, m12, m34 * (1.0 / 12.0));
+        o[2][l] = madd::<FMA>(1.0 / 6.0, p34 - p12, s5);
+    }
+    o
+}
+
+#[inline(always)]
+fn grad_output_body<const FMA: bool>(
+    g: &ConvGeometry,
+    grad_output: &[f32],
+    co: usize,
+    t0: usize,
+    t1: usize,
+    y_rows: &mut [&mut [f32]],
+    scratch: &mut [f32],
+) {
+    debug_assert!(y_rows.len() == 36 && y_rows[0].len() >= t1 - t0);
+    let (oh, ow) = (g.oh, g.ow);
+    for (img, ty, tx0, tx1, off) in segments(g, t0, t1) {
+        let gy = &grad_output[(img * g.c_out + co) * oh * ow..][..oh * ow];
+        let n_t = tx1 - tx0;
+        let wp = 4 * n_t.next_multiple_of(LANES) + 2;
+        let rows = &mut scratch[..4 * wp];
+        for i in 0..4 {
+            let dst = &mut rows[i * wp..][..wp];
+            dst.fill(0.0);
+            let oy = 4 * ty + i;
+            if oy < oh {
+                let a = 4 * tx0;
+                let len = (ow - a).min(4 * n_t);
+                dst[..len].copy_from_slice(&gy[oy * ow + a..][..len]);
+            }
+        }
+        let mut j0 = 0;
+        while j0 < n_t {
+            let len = LANES.min(n_t - j0);
+            let mut h = [[zero(); 4]; 4]; // h[i][k][l]
+            for i in 0..4 {
+                let r = &rows[i * wp + 4 * j0..][..4 * LANES];
+                for l in 0..LANES {
+                    for k in 0..4 {
+                        h[i][k][l] = r[4 * l + k];
+                    }
+                }
+            }
+            let mut cols = [[zero(); 6]; 4]; // cols[k][i]
+            for k in 0..4 {
+                cols[k] = a6::<FMA>(&[h[0][k], h[1][k], h[2][k], h[3][k]]);
+            }
+            for i in 0..6 {
+                let row = a6::<FMA>(&[cols[0][i], cols[1][i], cols[2][i], cols[3][i]]);
+                for (k, lane) in row.iter().enumerate() {
+                    y_rows[i * 6 + k][off + j0..][..len].copy_from_slice(&lane[..len]);
+                }
+            }
+            j0 += len;
+        }
+    }
+}
+
+dispatch_isa! {
+    /// The grad_output transform `A h A^T` of output channel `co` for
+    /// tiles `[t0, t1)` into `y_rows[e]` (the row `Y[e][co]`); `scratch`
+    /// holds [`winograd_workspace_len`] floats.
+    pub fn winograd_grad_output_tf(
+        g: &ConvGeometry,
+        grad_output: &[f32],
+        co: usize,
+        t0: usize,
+        t1: usize,
+        y_rows: &mut [&mut [f32]],
+        scratch: &mut [f32],
+    ) => grad_output_body
+}
+
+#[inline(always)]
+fn weight_out_body<const FMA: bool>(c_in: usize, s_rows: &[&[f32]], gw_co: &mut [f32]) {
+    debug_assert!(s_rows.len() == 36 && gw_co.len() == c_in * 9);
+    let mut c0 = 0;
+    while c0 < c_in {
+        let len = LANES.min(c_in - c0);
+        let mut sv = [[zero(); 6]; 6];
+        for i in 0..6 {
+            for j in 0..6 {
+                sv[i][j][..len].copy_from_slice(&s_rows[i * 6 + j][c0..][..len]);
+            }
+        }
+        // Columns: t[j] = G^T s[:, j] (three rows), then rows.
+        let mut t = [[zero(); 3]; 6];
+        for j in 0..6 {
+            t[j] = gt3::<FMA>(&[sv[0][j], sv[1][j], sv[2][j], sv[3][j], sv[4][j], sv[5][j]]);
+        }
+        for r in 0..3 {
+            let z = gt3::<FMA>(&[t[0][r], t[1][r], t[2][r], t[3][r], t[4][r], t[5][r]]);
+            for (c, lane) in z.iter().enumerate() {
+                for l in 0..len {
+                    gw_co[(c0 + l) * 9 + r * 3 + c] += lane[l];
+                }
+            }
+        }
+        c0 += len;
+    }
+}
+
+dispatch_isa! {
+    /// `G^T S G` for output channel `co`: `s_rows[e]` is the row `S[e][co]`
+    /// (`c_in` long), the 3x3 results are added to `gw_co` (`[c_in, 3, 3]`).
+    pub fn winograd_weight_out(c_in: usize, s_rows: &[&[f32]], gw_co: &mut [f32]) => weight_out_body
+}
+
 /// `m [c_out, width] = u [c_out, c_in] @ v [c_in, width]`, all dense
 /// row-major, `width` a multiple of 16: one of the 36 Winograd GEMMs, on
 /// the calling thread. An AVX-512 register-blocked kernel (12 rows x 32

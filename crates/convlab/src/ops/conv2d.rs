@@ -475,6 +475,9 @@ pub(crate) fn backward_weight_geom(
         ConvAlgo::Fft if fft_path::applies(g) => {
             fft_path::backward_weight(g, input, grad_output, grad_weight)?
         }
+        ConvAlgo::Winograd if winograd_applies(g) => {
+            winograd_path::backward_weight(g, input, grad_output, grad_weight)?
+        }
         _ => im2col_path::backward_weight(g, input, grad_output, grad_weight)?,
     }
     Ok(())
@@ -789,9 +792,10 @@ pub(crate) mod fft_path {
 /// output channels. The filter is transformed once per call.
 pub(crate) mod winograd_path {
     use super::*;
+    use crate::kernels::gemm::sgemm_strided_par;
     use crate::kernels::winograd::{
-        filter_len, tiles, winograd_filter_tf, winograd_gemm, winograd_input_tf,
-        winograd_output_tf, winograd_workspace_len, LANES,
+        filter_len, tiles, winograd_filter_tf, winograd_gemm, winograd_grad_output_tf,
+        winograd_input_tf, winograd_output_tf, winograd_weight_out, winograd_workspace_len, LANES,
     };
     use rayon::prelude::*;
 
@@ -915,6 +919,87 @@ pub(crate) mod winograd_path {
             });
             t0 = t1;
         }
+        Ok(())
+    }
+
+    /// `grad_weight` += the weight gradient by F(3x3, 4x4) over 4x4 output
+    /// tiles (see [`crate::kernels::winograd`]): per block of tiles, the
+    /// input and grad_output transforms, then
+    /// `S[e] [c_out, c_in] += Y[e] [c_out, T] @ V[e]^T` (36 GEMMs), and
+    /// finally `G^T S G` per output channel.
+    pub fn backward_weight(
+        g: &ConvGeometry,
+        input: &[f32],
+        grad_output: &[f32],
+        grad_weight: &mut [f32],
+    ) -> Result<()> {
+        const OP: &str = "conv2d_backward";
+        debug_assert!(winograd_applies(g));
+        let (cin, cout) = (g.c_in, g.c_out);
+        let (_, _, total) = tiles(g);
+        let slen = len(OP, &[36, cout, cin])?;
+        let tb = block_tiles(g, total);
+        let tbp = tb.next_multiple_of(LANES);
+        let vlen = len(OP, &[36, cin, tbp])?;
+        let ylen = len(OP, &[36, cout, tbp])?;
+        memory::check_f32(OP, slen.saturating_add(vlen).saturating_add(ylen))?;
+        let mut sm = memory::zeros_f32(OP, slen)?;
+        let mut v = memory::zeros_f32(OP, vlen)?;
+        let mut y = memory::zeros_f32(OP, ylen)?;
+        let wl = winograd_workspace_len(g);
+        let mut t0 = 0;
+        while t0 < total {
+            let t1 = (t0 + tb).min(total);
+            let bl = (t1 - t0).next_multiple_of(LANES);
+            let v_ptr = Shared(v.as_mut_ptr());
+            (0..cin).into_par_iter().for_each_init(
+                || vec![0.0; wl],
+                |s, c| {
+                    // SAFETY: `v` is [36][cin][bl] here (bl <= tbp); task c
+                    // alone writes rows (e, c); `v` is not otherwise
+                    // borrowed meanwhile.
+                    let mut rows = unsafe { rows_of(v_ptr, cin, bl, c) };
+                    winograd_input_tf(g, input, c, t0, t1, &mut rows, s);
+                },
+            );
+            let y_ptr = Shared(y.as_mut_ptr());
+            (0..cout).into_par_iter().for_each_init(
+                || vec![0.0; wl],
+                |s, co| {
+                    // SAFETY: as for `v`, with `y` [36][cout][bl].
+                    let mut rows = unsafe { rows_of(y_ptr, cout, bl, co) };
+                    winograd_grad_output_tf(g, grad_output, co, t0, t1, &mut rows, s);
+                },
+            );
+            let k = t1 - t0; // pad columns of V and Y are left out
+            sm.par_chunks_mut(cout * cin)
+                .zip(y[..36 * cout * bl].par_chunks(cout * bl))
+                .zip(v[..36 * cin * bl].par_chunks(cin * bl))
+                .for_each(|((s_e, y_e), v_e)| {
+                    let a = MatRef {
+                        data: y_e,
+                        rs: bl,
+                        cs: 1,
+                    };
+                    let b = MatRef {
+                        data: v_e,
+                        rs: 1,
+                        cs: bl,
+                    };
+                    sgemm_strided_par(cout, k, cin, a, b, s_e, cin, t0 > 0, false);
+                });
+            t0 = t1;
+        }
+        let sm = &sm;
+        grad_weight
+            .par_chunks_mut(cin * 9)
+            .enumerate()
+            .for_each(|(co, gw_co)| {
+                let rows: Vec<&[f32]> = (0..36)
+                    .map(|e| &sm[(e * cout + co) * cin..][..cin])
+                    .collect();
+                winograd_weight_out(cin, &rows, gw_co);
+            });
         Ok(())
     }
 }
@@ -1398,9 +1483,19 @@ mod tests {
             let _f = force_conv_algo(ConvAlgo::Reference);
             let y_ref = conv2d(&x, &w, None, &p).unwrap();
             let gx_ref = conv2d_backward_input(x.shape(), &w, &y, &p).unwrap();
-            let (ey, egx) = (err(&y, &y_ref), err(&gx, &gx_ref));
-            println!("winograd c_in={c_in}: forward {ey:.2e}, grad_input {egx:.2e}");
-            assert!(ey < 1e-4 && egx < 1e-4, "c_in={c_in}: {ey:e} {egx:e}");
+            let gw_ref = conv2d_backward_weight(&x, w.shape(), &y, &p).unwrap();
+            let gw = {
+                let _f = force_conv_algo(ConvAlgo::Winograd);
+                conv2d_backward_weight(&x, w.shape(), &y, &p).unwrap()
+            };
+            let (ey, egx, egw) = (err(&y, &y_ref), err(&gx, &gx_ref), err(&gw, &gw_ref));
+            println!(
+                "winograd c_in={c_in}: forward {ey:.2e}, grad_input {egx:.2e}, grad_weight {egw:.2e}"
+            );
+            assert!(
+                ey < 1e-4 && egx < 1e-4 && egw < 1e-4,
+                "c_in={c_in}: {ey:e} {egx:e} {egw:e}"
+            );
         }
     }
 
