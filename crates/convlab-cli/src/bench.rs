@@ -39,6 +39,20 @@ pub struct BenchArgs {
     /// Force a convolution algorithm (auto, reference, im2col, ...).
     #[arg(long, default_value = "auto")]
     algo: String,
+    /// Report the fastest repetition instead of the median: on a shared,
+    /// loaded machine the fastest run is the one least disturbed, which makes
+    /// A/B comparisons of kernels steadier (still labelled `median_ms` in JSON).
+    #[arg(long)]
+    best: bool,
+    /// Run exactly this many timed repetitions per pass (for counting CPU
+    /// cycles of a fixed amount of work with `perf stat`).
+    #[arg(long)]
+    reps: Option<usize>,
+}
+
+thread_local! {
+    static BEST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static REPS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
 struct Timing {
@@ -52,12 +66,19 @@ fn median_ms(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?; // warm-up: page in buffers, build caches
     let mut times = Vec::new();
     let start = Instant::now();
-    while times.len() < MIN_REPS || (start.elapsed() < BUDGET && times.len() < MAX_REPS) {
+    let fixed = REPS.with(|r| r.get());
+    while match fixed {
+        Some(n) => times.len() < n.max(1),
+        None => times.len() < MIN_REPS || (start.elapsed() < BUDGET && times.len() < MAX_REPS),
+    } {
         let t = Instant::now();
         f()?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
+    if BEST.with(|b| b.get()) {
+        return Ok(times[0]);
+    }
     Ok(times[times.len() / 2])
 }
 
@@ -241,6 +262,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .context("setting the rayon thread pool")?;
     }
     let algo = parse_algo(&args.algo)?;
+    BEST.with(|b| b.set(args.best));
+    REPS.with(|r| r.set(args.reps));
     let _forced = force_conv_algo(algo);
     let text = match &args.suite {
         Some(path) => std::fs::read_to_string(path)

@@ -4,7 +4,9 @@
 //! geometry; violations are bugs and are caught by `debug_assert!` only.
 
 pub mod direct;
+pub mod fft;
 pub mod gemm;
 pub mod im2col;
 pub mod isa;
 pub mod pool;
+pub mod winograd;

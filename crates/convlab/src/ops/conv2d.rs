@@ -11,6 +11,7 @@ use crate::error::{numel_or_err, Dims, Error, Result};
 use crate::kernels::direct::direct_applies;
 use crate::kernels::gemm::MatRef;
 use crate::kernels::im2col::{col2im, im2col};
+use crate::kernels::winograd::winograd_applies;
 use crate::memory;
 use crate::shape::{check_positive, conv_out_len, ConvGeometry, Padding, PaddingMode, Pair};
 use crate::tensor::Tensor;
@@ -254,12 +255,13 @@ pub(crate) fn plan(
     Ok(plan)
 }
 
-/// The input as the kernels see it: explicitly padded for non-zero modes.
-fn kernel_input(plan: &Plan, input: &Tensor) -> Result<Tensor> {
+/// The input as the kernels see it: explicitly padded for non-zero modes,
+/// else borrowed (a clone cost image_3x3_1080p an 8 MB copy per call).
+fn kernel_input<'a>(plan: &Plan, input: &'a Tensor) -> Result<std::borrow::Cow<'a, Tensor>> {
     if plan.pre_padded() {
-        pad2d(input, plan.pads, plan.mode)
+        Ok(std::borrow::Cow::Owned(pad2d(input, plan.pads, plan.mode)?))
     } else {
-        Ok(input.clone())
+        Ok(std::borrow::Cow::Borrowed(input))
     }
 }
 
@@ -420,6 +422,8 @@ pub(crate) fn forward_geom(
     match conv_algo(g) {
         ConvAlgo::Reference => reference::forward(g, input, weight, out),
         ConvAlgo::Direct if direct_applies(g) => direct_path::forward(g, input, weight, out)?,
+        ConvAlgo::Winograd if winograd_applies(g) => winograd_path::forward(g, input, weight, out)?,
+        ConvAlgo::Fft if fft_path::applies(g) => fft_path::forward(g, input, weight, out)?,
         _ => im2col_path::forward(g, input, weight, out)?,
     }
     Ok(())
@@ -441,6 +445,16 @@ pub(crate) fn backward_input_geom(
             }
             None => im2col_path::backward_input(g, weight, grad_output, grad_input)?,
         },
+        ConvAlgo::Winograd => match transposed(g).filter(winograd_applies) {
+            Some(t) => {
+                let wt = flip_weight(g, weight)?;
+                winograd_path::forward(&t, grad_output, &wt, grad_input)?;
+            }
+            None => im2col_path::backward_input(g, weight, grad_output, grad_input)?,
+        },
+        ConvAlgo::Fft if fft_path::applies(g) => {
+            fft_path::backward_input(g, weight, grad_output, grad_input)?
+        }
         _ => im2col_path::backward_input(g, weight, grad_output, grad_input)?,
     }
     Ok(())
@@ -456,7 +470,13 @@ pub(crate) fn backward_weight_geom(
     match conv_algo(g) {
         ConvAlgo::Reference => reference::backward_weight(g, input, grad_output, grad_weight),
         ConvAlgo::Direct if direct_applies(g) => {
-            direct_path::backward_weight(g, input, grad_output, grad_weight)
+            direct_path::backward_weight(g, input, grad_output, grad_weight)?
+        }
+        ConvAlgo::Fft if fft_path::applies(g) => {
+            fft_path::backward_weight(g, input, grad_output, grad_weight)?
+        }
+        ConvAlgo::Winograd if winograd_applies(g) => {
+            winograd_path::backward_weight(g, input, grad_output, grad_weight)?
         }
         _ => im2col_path::backward_weight(g, input, grad_output, grad_weight)?,
     }
@@ -552,15 +572,435 @@ pub(crate) mod direct_path {
         input: &[f32],
         grad_output: &[f32],
         grad_weight: &mut [f32],
-    ) {
-        if !parallel(g) {
-            conv2d_direct_weight_rows(g, input, grad_output, 0, grad_weight);
-            return;
+    ) -> Result<()> {
+        let rows = g.n * g.c_out * g.oh;
+        let wl = grad_weight.len();
+        let total = if !parallel(g) {
+            let mut acc = vec![0.0f64; wl];
+            conv2d_direct_weight_rows(g, input, grad_output, 0, rows, &mut acc);
+            acc
+        } else {
+            // One f64 accumulator per task (a few per thread for balance),
+            // fewer tasks when the weight is large (forced on wide layers).
+            let threads = rayon::current_num_threads();
+            let tasks = (threads * 4)
+                .min((1 << 22) / wl.max(1))
+                .clamp(1, rows.max(1));
+            memory::check_f32("conv2d_backward", wl.saturating_mul(2 * (tasks + 1)))?;
+            let chunk = rows.div_ceil(tasks).max(1);
+            (0..rows.div_ceil(chunk))
+                .into_par_iter()
+                .map(|i| {
+                    let mut acc = vec![0.0f64; wl];
+                    let (r0, r1) = (i * chunk, ((i + 1) * chunk).min(rows));
+                    conv2d_direct_weight_rows(g, input, grad_output, r0, r1, &mut acc);
+                    acc
+                })
+                .reduce(
+                    || vec![0.0f64; wl],
+                    |mut a, b| {
+                        a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                        a
+                    },
+                )
+        };
+        for (gw, t) in grad_weight.iter_mut().zip(total) {
+            *gw += t as f32;
         }
-        grad_weight
-            .par_chunks_mut(g.kw)
+        Ok(())
+    }
+}
+
+/// FFT convolution ([`crate::kernels::fft`]) of all three passes: spectra
+/// of every input, weight and grad_output plane involved, products summed
+/// in the frequency domain, one inverse transform per result plane.
+pub(crate) mod fft_path {
+    use super::*;
+    use crate::kernels::fft::{fft_len, mul_acc, Fft2};
+    use rayon::prelude::*;
+    use realfft::num_complex::Complex;
+
+    /// Spectra (complex values) allowed in all: 8 Mi = the 64 MiB scratch cap.
+    const MAX_COMPLEX: usize = 8 << 20;
+
+    /// The FFT buffer: large enough that no kept output wraps around.
+    fn size(g: &ConvGeometry) -> (usize, usize) {
+        (
+            fft_len((g.oh + g.kh - 1).max(g.h + g.pt)),
+            fft_len((g.ow + g.kw - 1).max(g.w + g.pl)),
+        )
+    }
+
+    /// Spectra one pass holds at once for `g` (the largest of the three).
+    fn spectra(g: &ConvGeometry) -> Option<usize> {
+        let (p, q) = size(g);
+        let per = (q / 2 + 1).checked_mul(p)?;
+        let planes = g.n * g.c_in + g.n * g.c_out + g.c_out * g.c_in + rayon::current_num_threads();
+        per.checked_mul(planes)
+    }
+
+    /// Whether FFTs should beat direct multiply-adds on `g`: a rough count
+    /// of FFT flops (`P Q log2(P Q)` per plane transformed, a complex
+    /// multiply-add per product element) times 4 against `g.macs()`. The
+    /// factor is calibrated on image_31x31 only (loaded box, 2 threads:
+    /// direct fwd 27.6 / bwd 52.1 ms -> FFT 2.95 / 3.87 ms, model ratio 3.3);
+    /// resnet, lenet and 3x3 image layers come out far on the direct side.
+    pub fn pays(g: &ConvGeometry) -> bool {
+        let (p, q) = size(g);
+        let pq = (p * q) as f64;
+        let planes = (g.n * g.c_in + g.c_in * g.c_out + g.n * g.c_out) as f64;
+        let products = (g.n * g.c_in * g.c_out) as f64 * pq * 2.0;
+        let cost = planes * pq * pq.log2() + products;
+        cost * 4.0 < g.macs() as f64
+    }
+
+    /// Stride 1, dilation 1, one group, spectra under the cap.
+    pub fn applies(g: &ConvGeometry) -> bool {
+        g.sh == 1
+            && g.sw == 1
+            && g.dh == 1
+            && g.dw == 1
+            && g.groups == 1
+            && g.oh > 0
+            && g.ow > 0
+            && spectra(g).is_some_and(|s| s <= MAX_COMPLEX)
+    }
+
+    /// Spectra of `planes` consecutive `[sh, sw]` planes of `src`, placed at `at`.
+    fn transform(
+        f: &Fft2,
+        src: &[f32],
+        planes: usize,
+        shape: (usize, usize),
+        at: (usize, usize),
+    ) -> Result<Vec<Complex<f32>>> {
+        let len = f.spectrum_len();
+        memory::check_f32("conv2d", planes.saturating_mul(len).saturating_mul(2))?;
+        let mut out = vec![Complex::new(0.0, 0.0); planes * len];
+        let plane = shape.0 * shape.1;
+        for (i, spec) in out.chunks_exact_mut(len).enumerate() {
+            f.forward(&src[i * plane..][..plane], shape, at, spec);
+        }
+        Ok(out)
+    }
+
+    /// For each result plane `i` of `dst` (`[dh, dw]` each): the inverse of
+    /// `sum_j a[ai(i, j)] * b[bi(i, j)]` (conjugating `b` when `conj`),
+    /// cropped at `at`, added to the plane.
+    fn products(
+        f: &Fft2,
+        dst: &mut [f32],
+        (dh, dw): (usize, usize),
+        at: (usize, usize),
+        terms: usize,
+        a: &[Complex<f32>],
+        b: &[Complex<f32>],
+        idx: impl Fn(usize, usize) -> (usize, usize) + Sync,
+        conj: bool,
+    ) {
+        let len = f.spectrum_len();
+        dst.par_chunks_mut(dh * dw).enumerate().for_each_init(
+            || vec![Complex::new(0.0, 0.0); len],
+            |acc, (i, plane)| {
+                acc.fill(Complex::new(0.0, 0.0));
+                for j in 0..terms {
+                    let (ia, ib) = idx(i, j);
+                    mul_acc(acc, &a[ia * len..][..len], &b[ib * len..][..len], conj);
+                }
+                f.inverse_add(acc, at, (dh, dw), plane);
+            },
+        );
+    }
+
+    pub fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], out: &mut [f32]) -> Result<()> {
+        let (p, q) = size(g);
+        let f = Fft2::new(p, q);
+        let x = transform(&f, input, g.n * g.c_in, (g.h, g.w), (g.pt, g.pl))?;
+        let w = transform(&f, weight, g.c_out * g.c_in, (g.kh, g.kw), (0, 0))?;
+        let (cin, cout) = (g.c_in, g.c_out);
+        // out[n, co] = sum_ci corr(x[n, ci], w[co, ci]).
+        products(
+            &f,
+            out,
+            (g.oh, g.ow),
+            (0, 0),
+            cin,
+            &x,
+            &w,
+            |i, ci| ((i / cout) * cin + ci, (i % cout) * cin + ci),
+            true,
+        );
+        Ok(())
+    }
+
+    pub fn backward_input(
+        g: &ConvGeometry,
+        weight: &[f32],
+        grad_output: &[f32],
+        grad_input: &mut [f32],
+    ) -> Result<()> {
+        let (p, q) = size(g);
+        let f = Fft2::new(p, q);
+        let gy = transform(&f, grad_output, g.n * g.c_out, (g.oh, g.ow), (0, 0))?;
+        let w = transform(&f, weight, g.c_out * g.c_in, (g.kh, g.kw), (0, 0))?;
+        let (cin, cout) = (g.c_in, g.c_out);
+        // grad_input[n, ci] = sum_co gy[n, co] (full convolution) w[co, ci].
+        products(
+            &f,
+            grad_input,
+            (g.h, g.w),
+            (g.pt, g.pl),
+            cout,
+            &gy,
+            &w,
+            |i, co| ((i / cin) * cout + co, co * cin + i % cin),
+            false,
+        );
+        Ok(())
+    }
+
+    pub fn backward_weight(
+        g: &ConvGeometry,
+        input: &[f32],
+        grad_output: &[f32],
+        grad_weight: &mut [f32],
+    ) -> Result<()> {
+        let (p, q) = size(g);
+        let f = Fft2::new(p, q);
+        let x = transform(&f, input, g.n * g.c_in, (g.h, g.w), (g.pt, g.pl))?;
+        let gy = transform(&f, grad_output, g.n * g.c_out, (g.oh, g.ow), (0, 0))?;
+        let (cin, cout) = (g.c_in, g.c_out);
+        // grad_weight[co, ci] = sum_n corr(x[n, ci], gy[n, co]).
+        products(
+            &f,
+            grad_weight,
+            (g.kh, g.kw),
+            (0, 0),
+            g.n,
+            &x,
+            &gy,
+            |i, n| (n * cin + i % cin, n * cout + i / cin),
+            true,
+        );
+        Ok(())
+    }
+}
+
+/// Winograd F(4x4, 3x3) ([`crate::kernels::winograd`]) over blocks of
+/// tiles: per block, the input transform split over input channels, the 36
+/// GEMMs split over rayon (one thread each), the output transform split over
+/// output channels. The filter is transformed once per call.
+pub(crate) mod winograd_path {
+    use super::*;
+    use crate::kernels::gemm::sgemm_strided_par;
+    use crate::kernels::winograd::{
+        filter_len, tiles, winograd_filter_tf, winograd_gemm, winograd_grad_output_tf,
+        winograd_input_tf, winograd_output_tf, winograd_weight_out, winograd_workspace_len, LANES,
+    };
+    use rayon::prelude::*;
+
+    /// A pointer shared by rayon tasks that write disjoint elements.
+    #[derive(Clone, Copy)]
+    struct Shared(*mut f32);
+    // SAFETY: only used to hand tasks disjoint parts of one buffer (see the
+    // SAFETY notes where it is dereferenced).
+    unsafe impl Send for Shared {}
+    // SAFETY: as above.
+    unsafe impl Sync for Shared {}
+
+    impl Shared {
+        /// The pointer (a method, so closures capture the whole `Send`
+        /// wrapper rather than its raw-pointer field).
+        fn get(self) -> *mut f32 {
+            self.0
+        }
+    }
+
+    /// Tiles per block: `V` and `M` of one block take about 8 MiB, at least
+    /// 64 tiles so each GEMM has a useful width. Fewer, larger blocks
+    /// measured faster (fewer rayon barriers): tb 64 -> 512 took
+    /// resnet_3x3_128 fwd 6.5 -> 3.2 ms (loaded box, noisy).
+    fn block_tiles(g: &ConvGeometry, total: usize) -> usize {
+        let per_tile = 36 * (g.c_in + g.c_out);
+        let tb = ((1usize << 21) / per_tile.max(1)).max(4 * LANES);
+        tb.next_multiple_of(LANES).min(total).max(1)
+    }
+
+    fn len(op: &'static str, dims: &[usize]) -> Result<usize> {
+        numel_or_err(op, dims)
+    }
+
+    /// The 36 rows `buf[e][i][..row]` of a `[36][rows][row]` buffer for one `i`.
+    ///
+    /// # Safety
+    /// `buf` points to `36 * rows * row` floats, `i < rows`, and no other
+    /// live reference touches those 36 rows.
+    unsafe fn rows_of<'a>(buf: Shared, rows: usize, row: usize, i: usize) -> Vec<&'a mut [f32]> {
+        (0..36)
+            .map(|e| {
+                // SAFETY: row (e, i) lies inside the buffer and is not
+                // aliased (the caller's contract).
+                unsafe { std::slice::from_raw_parts_mut(buf.get().add((e * rows + i) * row), row) }
+            })
+            .collect()
+    }
+
+    /// `out` (`[n, c_out, oh, ow]`) = conv(input, weight) for a geometry
+    /// where [`winograd_applies`] holds.
+    pub fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], out: &mut [f32]) -> Result<()> {
+        const OP: &str = "conv2d";
+        debug_assert!(winograd_applies(g));
+        let (cin, cout) = (g.c_in, g.c_out);
+        let (th, tw, total) = tiles(g);
+        let ulen = len(OP, &[36, cout, cin])?;
+        debug_assert_eq!(ulen, filter_len(g));
+        let tb = block_tiles(g, total);
+        let tbp = tb.next_multiple_of(LANES);
+        let vlen = len(OP, &[36, cin, tbp])?;
+        let mlen = len(OP, &[36, cout, tbp])?;
+        memory::check_f32(OP, ulen.saturating_add(vlen).saturating_add(mlen))?;
+        let mut u = memory::zeros_f32(OP, ulen)?;
+        let u_ptr = Shared(u.as_mut_ptr());
+        weight
+            .par_chunks(cin * 9)
             .enumerate()
-            .for_each(|(i, gw)| conv2d_direct_weight_rows(g, input, grad_output, i, gw));
+            .for_each(|(co, w_co)| {
+                // SAFETY: `u` is [36][cout][cin]; task co alone writes rows
+                // (e, co), and `u` is not otherwise borrowed meanwhile.
+                let mut rows = unsafe { rows_of(u_ptr, cout, cin, co) };
+                winograd_filter_tf(cin, w_co, &mut rows);
+            });
+        let mut v = memory::zeros_f32(OP, vlen)?;
+        let mut m = memory::zeros_f32(OP, mlen)?;
+        let wl = winograd_workspace_len(g);
+        let plane = g.oh * g.ow;
+        debug_assert_eq!(out.len(), g.n * cout * plane);
+        let out_ptr = Shared(out.as_mut_ptr());
+        let mut t0 = 0;
+        while t0 < total {
+            let t1 = (t0 + tb).min(total);
+            // Rows of V and M padded to whole vectors (the pad columns are
+            // computed but never read).
+            let bl = (t1 - t0).next_multiple_of(LANES);
+            let v_ptr = Shared(v.as_mut_ptr());
+            (0..cin).into_par_iter().for_each_init(
+                || vec![0.0; wl],
+                |s, c| {
+                    // SAFETY: `v` is [36][cin][bl] here (bl <= tbp); task c
+                    // alone writes rows (e, c); `v` is not otherwise
+                    // borrowed meanwhile.
+                    let mut rows = unsafe { rows_of(v_ptr, cin, bl, c) };
+                    winograd_input_tf(g, input, c, t0, t1, &mut rows, s);
+                },
+            );
+            m[..36 * cout * bl]
+                .par_chunks_mut(cout * bl)
+                .zip(v[..36 * cin * bl].par_chunks(cin * bl))
+                .zip(u.par_chunks(cout * cin))
+                .for_each(|((m_e, v_e), u_e)| winograd_gemm(cout, cin, bl, u_e, v_e, m_e));
+            let (img0, img1) = (t0 / (th * tw), (t1 - 1) / (th * tw));
+            let m = &m;
+            (0..cout).into_par_iter().for_each(|co| {
+                let rows: Vec<&[f32]> = (0..36).map(|e| &m[(e * cout + co) * bl..][..bl]).collect();
+                let mut planes: Vec<&mut [f32]> = (img0..=img1)
+                    .map(|img| {
+                        // SAFETY: plane (img, co) lies inside `out` (img < n,
+                        // co < cout); only the task of channel co touches it
+                        // and `out` is not otherwise borrowed meanwhile.
+                        unsafe {
+                            std::slice::from_raw_parts_mut(
+                                out_ptr.get().add((img * cout + co) * plane),
+                                plane,
+                            )
+                        }
+                    })
+                    .collect();
+                winograd_output_tf(g, &rows, t0, t1, img0, &mut planes);
+            });
+            t0 = t1;
+        }
+        Ok(())
+    }
+
+    /// `grad_weight` += the weight gradient by F(3x3, 4x4) over 4x4 output
+    /// tiles (see [`crate::kernels::winograd`]): per block of tiles, the
+    /// input and grad_output transforms, then
+    /// `S[e] [c_out, c_in] += Y[e] [c_out, T] @ V[e]^T` (36 GEMMs), and
+    /// finally `G^T S G` per output channel.
+    pub fn backward_weight(
+        g: &ConvGeometry,
+        input: &[f32],
+        grad_output: &[f32],
+        grad_weight: &mut [f32],
+    ) -> Result<()> {
+        const OP: &str = "conv2d_backward";
+        debug_assert!(winograd_applies(g));
+        let (cin, cout) = (g.c_in, g.c_out);
+        let (_, _, total) = tiles(g);
+        let slen = len(OP, &[36, cout, cin])?;
+        let tb = block_tiles(g, total);
+        let tbp = tb.next_multiple_of(LANES);
+        let vlen = len(OP, &[36, cin, tbp])?;
+        let ylen = len(OP, &[36, cout, tbp])?;
+        memory::check_f32(OP, slen.saturating_add(vlen).saturating_add(ylen))?;
+        let mut sm = memory::zeros_f32(OP, slen)?;
+        let mut v = memory::zeros_f32(OP, vlen)?;
+        let mut y = memory::zeros_f32(OP, ylen)?;
+        let wl = winograd_workspace_len(g);
+        let mut t0 = 0;
+        while t0 < total {
+            let t1 = (t0 + tb).min(total);
+            let bl = (t1 - t0).next_multiple_of(LANES);
+            let v_ptr = Shared(v.as_mut_ptr());
+            (0..cin).into_par_iter().for_each_init(
+                || vec![0.0; wl],
+                |s, c| {
+                    // SAFETY: `v` is [36][cin][bl] here (bl <= tbp); task c
+                    // alone writes rows (e, c); `v` is not otherwise
+                    // borrowed meanwhile.
+                    let mut rows = unsafe { rows_of(v_ptr, cin, bl, c) };
+                    winograd_input_tf(g, input, c, t0, t1, &mut rows, s);
+                },
+            );
+            let y_ptr = Shared(y.as_mut_ptr());
+            (0..cout).into_par_iter().for_each_init(
+                || vec![0.0; wl],
+                |s, co| {
+                    // SAFETY: as for `v`, with `y` [36][cout][bl].
+                    let mut rows = unsafe { rows_of(y_ptr, cout, bl, co) };
+                    winograd_grad_output_tf(g, grad_output, co, t0, t1, &mut rows, s);
+                },
+            );
+            let k = t1 - t0; // pad columns of V and Y are left out
+            sm.par_chunks_mut(cout * cin)
+                .zip(y[..36 * cout * bl].par_chunks(cout * bl))
+                .zip(v[..36 * cin * bl].par_chunks(cin * bl))
+                .for_each(|((s_e, y_e), v_e)| {
+                    let a = MatRef {
+                        data: y_e,
+                        rs: bl,
+                        cs: 1,
+                    };
+                    let b = MatRef {
+                        data: v_e,
+                        rs: 1,
+                        cs: bl,
+                    };
+                    sgemm_strided_par(cout, k, cin, a, b, s_e, cin, t0 > 0, false);
+                });
+            t0 = t1;
+        }
+        let sm = &sm;
+        grad_weight
+            .par_chunks_mut(cin * 9)
+            .enumerate()
+            .for_each(|(co, gw_co)| {
+                let rows: Vec<&[f32]> = (0..36)
+                    .map(|e| &sm[(e * cout + co) * cin..][..cin])
+                    .collect();
+                winograd_weight_out(cin, &rows, gw_co);
+            });
+        Ok(())
     }
 }
 
@@ -964,6 +1404,100 @@ pub mod reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// FFT rounding on a single-channel 31x31 kernel (the image_31x31 shape,
+    /// smaller) and a few channels: every pass within the fixtures' 1e-4.
+    #[test]
+    fn fft_error_on_large_kernels() {
+        use crate::ops::{force_conv_algo, ConvAlgo};
+        let mut rng = crate::seeded_rng(11);
+        for &(c_in, c_out, hw, k, pad) in &[(1, 1, 96, 31, 15), (3, 2, 40, 9, 2), (2, 3, 17, 5, 0)]
+        {
+            let x = Tensor::randn(&[2, c_in, hw, hw], &mut rng).unwrap();
+            let w = Tensor::randn(&[c_out, c_in, k, k], &mut rng).unwrap();
+            let p = Conv2dParams::new().padding(pad);
+            let err = |a: &Tensor, b: &Tensor| {
+                let scale = b
+                    .data()
+                    .iter()
+                    .fold(1.0f64, |m, &v| m.max((v as f64).abs()));
+                let d = a
+                    .data()
+                    .iter()
+                    .zip(b.data())
+                    .fold(0.0f64, |m, (&u, &v)| m.max((u as f64 - v as f64).abs()));
+                d / scale
+            };
+            let run = |algo| {
+                let _f = force_conv_algo(algo);
+                let y = conv2d(&x, &w, None, &p).unwrap();
+                let gx = conv2d_backward_input(x.shape(), &w, &y, &p).unwrap();
+                let gw = conv2d_backward_weight(&x, w.shape(), &y, &p).unwrap();
+                (y, gx, gw)
+            };
+            let (y, gx, gw) = run(ConvAlgo::Fft);
+            let (yr, gxr, gwr) = run(ConvAlgo::Reference);
+            let e = [err(&y, &yr), err(&gx, &gxr), err(&gw, &gwr)];
+            println!(
+                "fft c_in={c_in} k={k}: forward {:.2e}, grad_input {:.2e}, grad_weight {:.2e}",
+                e[0], e[1], e[2]
+            );
+            assert!(e.iter().all(|&v| v < 1e-4), "{e:?}");
+        }
+    }
+
+    /// F(4x4, 3x3) rounding at 64..512 input channels (the resnet widths):
+    /// normalized max error of the forward and input gradient against the
+    /// f64-accumulating reference, held to the fixtures' 1e-4.
+    #[test]
+    fn winograd_error_on_wide_channels() {
+        use crate::ops::{force_conv_algo, ConvAlgo};
+        let mut rng = crate::seeded_rng(7);
+        for &(c_in, c_out, hw, pad) in &[
+            (64, 8, 13, 1),
+            (256, 8, 9, 1),
+            (512, 4, 7, 1),
+            (512, 3, 6, 0),
+        ] {
+            let x = Tensor::randn(&[2, c_in, hw, hw], &mut rng).unwrap();
+            let w = Tensor::randn(&[c_out, c_in, 3, 3], &mut rng).unwrap();
+            let p = Conv2dParams::new().padding(pad);
+            let err = |a: &Tensor, b: &Tensor| {
+                let scale = b
+                    .data()
+                    .iter()
+                    .fold(1.0f64, |m, &v| m.max((v as f64).abs()));
+                let d = a
+                    .data()
+                    .iter()
+                    .zip(b.data())
+                    .fold(0.0f64, |m, (&u, &v)| m.max((u as f64 - v as f64).abs()));
+                d / scale
+            };
+            let (y, gx) = {
+                let _f = force_conv_algo(ConvAlgo::Winograd);
+                let y = conv2d(&x, &w, None, &p).unwrap();
+                let gx = conv2d_backward_input(x.shape(), &w, &y, &p).unwrap();
+                (y, gx)
+            };
+            let _f = force_conv_algo(ConvAlgo::Reference);
+            let y_ref = conv2d(&x, &w, None, &p).unwrap();
+            let gx_ref = conv2d_backward_input(x.shape(), &w, &y, &p).unwrap();
+            let gw_ref = conv2d_backward_weight(&x, w.shape(), &y, &p).unwrap();
+            let gw = {
+                let _f = force_conv_algo(ConvAlgo::Winograd);
+                conv2d_backward_weight(&x, w.shape(), &y, &p).unwrap()
+            };
+            let (ey, egx, egw) = (err(&y, &y_ref), err(&gx, &gx_ref), err(&gw, &gw_ref));
+            println!(
+                "winograd c_in={c_in}: forward {ey:.2e}, grad_input {egx:.2e}, grad_weight {egw:.2e}"
+            );
+            assert!(
+                ey < 1e-4 && egx < 1e-4 && egw < 1e-4,
+                "c_in={c_in}: {ey:e} {egx:e} {egw:e}"
+            );
+        }
+    }
 
     #[test]
     fn channel_mismatch_names_everything() {

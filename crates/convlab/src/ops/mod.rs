@@ -46,6 +46,12 @@ pub enum ConvAlgo {
     /// Direct loops vectorised along the output width (horizontal stride 1;
     /// else im2col): depthwise and single-channel layers.
     Direct,
+    /// Winograd F(4x4, 3x3) (3x3, stride 1, dilation 1, one group; else
+    /// im2col): the forward pass and the input gradient.
+    Winograd,
+    /// 2-D real FFTs (stride 1, dilation 1, one group, spectra under the
+    /// scratch cap; else im2col): all three passes.
+    Fft,
 }
 
 impl ConvAlgo {
@@ -56,11 +62,19 @@ impl ConvAlgo {
             ConvAlgo::Reference => "reference",
             ConvAlgo::Im2col => "im2col",
             ConvAlgo::Direct => "direct",
+            ConvAlgo::Winograd => "winograd",
+            ConvAlgo::Fft => "fft",
         }
     }
 
     /// Every algorithm a test can force.
-    pub const ALL: [ConvAlgo; 3] = [ConvAlgo::Reference, ConvAlgo::Im2col, ConvAlgo::Direct];
+    pub const ALL: [ConvAlgo; 5] = [
+        ConvAlgo::Reference,
+        ConvAlgo::Im2col,
+        ConvAlgo::Direct,
+        ConvAlgo::Winograd,
+        ConvAlgo::Fft,
+    ];
 }
 
 thread_local! {
@@ -101,12 +115,30 @@ pub(crate) fn conv_algo(g: &ConvGeometry) -> ConvAlgo {
 
 /// The dispatcher: the one place that picks an algorithm by shape.
 fn choose(g: &ConvGeometry) -> ConvAlgo {
+    // Large kernels: FFTs when their rough flop count is well under the
+    // direct multiply-adds (see `fft_path::pays`; image_31x31 fwd 27.6 ->
+    // 2.95 ms, bwd 52.1 -> 3.87 ms).
+    if conv2d::fft_path::applies(g) && conv2d::fft_path::pays(g) {
+        return ConvAlgo::Fft;
+    }
     // One input channel per group and few outputs per group: im2col would
     // copy each input value kh*kw times for a GEMM with 1..8 rows.
     // mobilenet_dw_3x3 fwd 11.0 ms im2col -> 1.55 ms direct; image_3x3_1080p
     // 49.5 -> 5.7 ms (loaded box) — keep.
     if crate::kernels::direct::direct_applies(g) && g.cin_g() == 1 && g.cout_g() <= 8 {
         return ConvAlgo::Direct;
+    }
+    // Winograd F(4x4, 3x3) when the batched GEMMs are wide enough to pay for
+    // transforming the filter (36 * c_in * c_out floats, rewritten per call):
+    // at least 64 tiles. Loaded box, 2 threads, im2col -> winograd fwd:
+    // resnet_3x3_64 18.3 -> 6.1 ms, _128 12.2 -> 5.8, _256 10.7 -> 7.8;
+    // resnet_3x3_512 (16 tiles) 11.9 -> 29.3 — keep im2col there.
+    if crate::kernels::winograd::winograd_applies(g)
+        && g.cin_g() >= 16
+        && g.cout_g() >= 16
+        && crate::kernels::winograd::tiles(g).2 >= 64
+    {
+        return ConvAlgo::Winograd;
     }
     ConvAlgo::Im2col
 }
