@@ -47,7 +47,8 @@ pub enum ConvAlgo {
     /// else im2col): depthwise and single-channel layers.
     Direct,
     /// Winograd F(4x4, 3x3) (3x3, stride 1, dilation 1, one group; else
-    /// im2col): the forward pass and the input gradient.
+    /// im2col): the forward pass, the input gradient (the same transform on
+    /// the flipped, transposed weight) and the weight gradient (F(3x3, 4x4)).
     Winograd,
     /// 2-D real FFTs (stride 1, dilation 1, one group, spectra under the
     /// scratch cap; else im2col): all three passes.
