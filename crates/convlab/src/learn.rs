@@ -287,6 +287,21 @@ pub fn learn_kernel(
             ),
         ));
     }
+    // A NaN or infinity in the data makes every loss non-finite, which the
+    // divergence check would misreport as a learning rate problem.
+    for (what, t) in [("input", x), ("target", y)] {
+        let bad = t.data().iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            return Err(Error::param(
+                OP,
+                what,
+                format!(
+                    "holds {bad} NaN or infinite value(s) of {}: the loss would not be finite",
+                    t.numel()
+                ),
+            ));
+        }
+    }
     if opts.steps == 0 {
         return Err(Error::param(
             OP,
