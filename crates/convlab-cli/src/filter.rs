@@ -110,8 +110,8 @@ impl Plan {
     }
 
     /// The filtered (and pooled) image, same rank as `x`.
-    fn apply(&self, x: &Tensor) -> anyhow::Result<Tensor> {
-        let y = filters::apply(x, &self.kernel, &self.conv)?;
+    fn apply(&self, x: Tensor) -> anyhow::Result<Tensor> {
+        let y = filters::apply_owned(x, &self.kernel, &self.conv)?;
         let Some(pool) = &self.pool else {
             return Ok(y);
         };
@@ -138,9 +138,10 @@ impl Plan {
 
     fn file(&self, input: &Path, output: &Path) -> anyhow::Result<Tensor> {
         let x = files::load(input, self.gray)?;
+        let shape = x.shape().to_vec();
         let y = self
-            .apply(&x)
-            .with_context(|| format!("{} {:?}", input.display(), x.shape()))?;
+            .apply(x)
+            .with_context(|| format!("{} {shape:?}", input.display()))?;
         files::save(output, &y, self.norm)?;
         Ok(y)
     }
