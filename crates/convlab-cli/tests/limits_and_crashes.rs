@@ -169,3 +169,38 @@ fn sigkill_mid_write_leaves_old_or_new_file() {
     );
     assert_eq!(saw_old + saw_new, 15);
 }
+
+/// Every file the tools write goes through `io::write_atomic` (temporary
+/// name, fsync, rename): no direct `fs::write`, `File::create` or
+/// `OpenOptions` in the non-test code of either crate, except the atomic
+/// writer itself. A new direct writer fails this test.
+#[test]
+fn no_direct_file_writes_outside_the_atomic_writer() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut offenders = Vec::new();
+    let mut stack = vec![root.join("convlab/src"), root.join("convlab-cli/src")];
+    let mut seen = 0;
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "rs") || p.ends_with("io/atomic.rs") {
+                continue;
+            }
+            seen += 1;
+            let text = fs::read_to_string(&p).unwrap();
+            // Unit tests may write scratch files directly.
+            let code = text.split("#[cfg(test)]").next().unwrap();
+            for needle in ["fs::write(", "File::create(", "OpenOptions", "fs::copy("] {
+                if code.contains(needle) {
+                    offenders.push(format!("{}: {needle}", p.display()));
+                }
+            }
+        }
+    }
+    assert!(seen > 20, "scanned only {seen} files");
+    assert!(offenders.is_empty(), "direct writes: {offenders:?}");
+}
