@@ -1351,6 +1351,19 @@ fn train_digits_and_bench_bad_inputs() {
         &["--save", &format!("{}/m.safetensors", inp.p("a_file"))],
         &["a_file"],
     );
+    cases.push(
+        case(
+            "data over the memory limit",
+            &[
+                "train-digits",
+                "--no-plot",
+                "--data",
+                &inp.p("digits_garbage.csv"),
+            ],
+            &["memory limit"],
+        )
+        .env("CONVLAB_MAX_BYTES", "5"),
+    );
     for (name, args, expect) in [
         (
             "suite missing",
@@ -1423,7 +1436,7 @@ fn train_digits_and_bench_bad_inputs() {
     ] {
         cases.push(case(name, &args, expect));
     }
-    check("train_digits_and_bench_bad_inputs", 39, cases);
+    check("train_digits_and_bench_bad_inputs", 40, cases);
 }
 
 /// The behaviour on NaN and infinity, per command, decided and pinned here:
