@@ -93,6 +93,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "adam" => OptimizerKind::Adam,
         o => bail!("--optimizer '{o}' is not sgd or adam"),
     };
+    // NaN would never stop and a negative loss bound is never reached: both are typos.
+    if let Some(t) = a.tol.filter(|t| !(t.is_finite() && *t >= 0.0)) {
+        bail!("--tol {t} is not a finite number at least 0");
+    }
     if let Some(p) = &a.out {
         files::check_output(p, "--out")?;
     }
@@ -142,10 +146,6 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         .seed(a.seed)
         .bias(a.bias);
     if let Some(t) = a.tol {
-        // NaN would never stop and a negative loss bound is never reached: both are typos.
-        if !(t.is_finite() && t >= 0.0) {
-            bail!("--tol {t} is not a finite number at least 0");
-        }
         opts = opts.stop_below(t);
     }
 
