@@ -355,7 +355,9 @@ pub fn learn_kernel(
 
     let xv = Var::new(x.clone());
     let yv = Var::new(y.clone());
-    let mut losses = Vec::with_capacity(opts.steps);
+    // `steps` is user input (`--steps 18446744073709551615` once panicked
+    // with "capacity overflow" here); the losses grow as steps are taken.
+    let mut losses = Vec::with_capacity(opts.steps.min(1 << 16));
     let mut outcome = Outcome::Finished;
     for step in 0..opts.steps {
         opt.zero_grad();

@@ -53,3 +53,23 @@ fn backward_of_an_empty_input_reference_im2col_auto() {
 fn direct_backward_input_of_an_empty_input() {
     check_zero_width(ConvAlgo::Direct);
 }
+
+/// Found by hand while auditing allocations sized by user input:
+/// `convlab learn --steps 18446744073709551615` panicked with "capacity
+/// overflow" (the loss history was preallocated for every step).
+#[test]
+fn learn_kernel_with_usize_max_steps_does_not_preallocate() {
+    use convlab::learn::{learn_kernel, LearnOptions, Outcome};
+    let x = Tensor::arange(64.0).unwrap().reshape(&[8, 8]).unwrap();
+    let y = Tensor::zeros(&[6, 6]).unwrap();
+    let opts = LearnOptions::new((3, 3))
+        .steps(usize::MAX)
+        .stop_below(f32::MAX);
+    let r = learn_kernel(&x, &y, &opts, |_, _| {}).unwrap();
+    assert!(
+        matches!(r.outcome, Outcome::Converged { step: 0 }),
+        "{:?}",
+        r.outcome
+    );
+    assert_eq!(r.losses.len(), 1);
+}
