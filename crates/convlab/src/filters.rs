@@ -127,7 +127,7 @@ pub fn named_kernel(name: &str) -> Result<Tensor> {
                 return Err(Error::param(
                     "kernel",
                     "box",
-                    format!("N in '{name}' must be a whole number"),
+                    format!("N in '{}' must be a whole number", name.escape_debug()),
                 ));
             }
             let n = side("box", n)?;

@@ -73,3 +73,23 @@ fn learn_kernel_with_usize_max_steps_does_not_preallocate() {
     );
     assert_eq!(r.losses.len(), 1);
 }
+
+/// fuzz/artifacts/kernel_spec/crash-f2740493 (target `kernel_spec`): the
+/// spec `" box:\n .4"` gave "N in ' box:\n .4' must be a whole number"
+/// with the raw newline, a two-line error on the CLI.
+#[test]
+fn kernel_spec_error_with_a_newline_is_one_line() {
+    for spec in [
+        " box:\n .4",
+        "box:2.5\n",
+        "gaussian:\nx",
+        "sobel\n-x",
+        "[[1,\n2],[3]]",
+    ] {
+        let e = convlab::filters::kernel_from_spec(spec)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains('\n'), "{spec:?}: {e:?}");
+        assert!(e.starts_with("kernel: "), "{e}");
+    }
+}
