@@ -75,7 +75,7 @@ fn learn_kernel_with_usize_max_steps_does_not_preallocate() {
 }
 
 /// fuzz/artifacts/kernel_spec/crash-f2740493 (target `kernel_spec`): the
-/// spec `" box:\n .4"` gave "N in ' box:\n .4' must be a whole number"
+/// spec `" box:\n .4"` gave "N in 'box:\n .4' must be a whole number"
 /// with the raw newline, a two-line error on the CLI.
 #[test]
 fn kernel_spec_error_with_a_newline_is_one_line() {
