@@ -81,6 +81,28 @@ pub fn save(path: &Path, t: &Tensor, norm: Normalize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Fails early, before minutes of work, when `path` cannot be an output
+/// file: its directory does not exist or is not a directory, or `path` is a
+/// directory. The write itself still reports anything else (permissions,
+/// a full disk) and is atomic; this only saves the work a typo would waste.
+pub fn check_output(path: &Path, what: &str) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "{what} {}: {} is not an existing directory",
+            path.display(),
+            dir.display()
+        );
+    }
+    if path.is_dir() {
+        bail!("{what} {} is a directory, not a file", path.display());
+    }
+    Ok(())
+}
+
 /// `HxW` or `N` as `(h, w)`, both at least 1.
 pub fn parse_size(s: &str, what: &str) -> anyhow::Result<(usize, usize)> {
     let num = |t: &str| t.trim().parse::<usize>().ok().filter(|&v| v > 0);

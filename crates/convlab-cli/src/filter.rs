@@ -22,16 +22,16 @@ pub struct Args {
     #[arg(short, long)]
     kernel: String,
     /// Padding: valid (PyTorch's default, output shrinks by k-1), same, N, H,W or T,B,L,R.
-    #[arg(long, default_value = "valid")]
+    #[arg(long, default_value = "valid", allow_hyphen_values = true)]
     padding: String,
     /// How padded values are made: zeros, reflect, replicate or circular.
     #[arg(long, default_value = "zeros")]
     mode: String,
     /// Stride of the kernel.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     stride: usize,
     /// Dilation of the kernel.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     dilation: usize,
     /// Pool the filtered image: max:K[:S] or avg:K[:S] (stride S defaults to K).
     #[arg(long)]
@@ -110,22 +110,25 @@ impl Plan {
     }
 
     /// The filtered (and pooled) image, same rank as `x`.
-    fn apply(&self, x: &Tensor) -> anyhow::Result<Tensor> {
-        let y = filters::apply(x, &self.kernel, &self.conv)?;
+    fn apply(&self, x: Tensor) -> anyhow::Result<Tensor> {
+        let y = filters::apply_owned(x, &self.kernel, &self.conv)?;
         let Some(pool) = &self.pool else {
             return Ok(y);
         };
         // Pooling ops take [C, H, W]; a gray image is one channel.
-        let y3 = if y.ndim() == 2 {
-            y.reshape(&[1, y.shape()[0], y.shape()[1]])?
+        // Reshape in place: on an 8000x8000 colour image a copy is 768 MB more peak memory.
+        let gray = y.ndim() == 2;
+        let y3 = if gray {
+            let (h, w) = (y.shape()[0], y.shape()[1]);
+            y.into_shape(&[1, h, w])?
         } else {
-            y.clone()
+            y
         };
         let p = match pool {
             Pool::Max(p) => ops::max_pool2d(&y3, p)?,
             Pool::Avg(p) => ops::avg_pool2d(&y3, p)?,
         };
-        Ok(if y.ndim() == 2 {
+        Ok(if gray {
             let (h, w) = (p.shape()[1], p.shape()[2]);
             p.into_shape(&[h, w])?
         } else {
@@ -135,9 +138,10 @@ impl Plan {
 
     fn file(&self, input: &Path, output: &Path) -> anyhow::Result<Tensor> {
         let x = files::load(input, self.gray)?;
+        let shape = x.shape().to_vec();
         let y = self
-            .apply(&x)
-            .with_context(|| format!("{} {:?}", input.display(), x.shape()))?;
+            .apply(x)
+            .with_context(|| format!("{} {shape:?}", input.display()))?;
         files::save(output, &y, self.norm)?;
         Ok(y)
     }
@@ -151,6 +155,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if a.format.is_some() {
         bail!("--format applies only when IN is a directory");
     }
+    files::check_output(&a.output, "OUT")?;
     let y = plan.file(&a.input, &a.output)?;
     let how = match files::kind(&a.output) {
         Some(Kind::Image) => format!(" ({} to 0..255)", plan.norm),

@@ -37,25 +37,25 @@ pub struct Args {
     /// Target image or .npy: the input filtered by the unknown kernel ([H-kh+1, W-kw+1]).
     target: Option<PathBuf>,
     /// Kernel size to learn, HxW or N.
-    #[arg(long, default_value = "3x3")]
+    #[arg(long, default_value = "3x3", allow_hyphen_values = true)]
     kernel_size: String,
     /// Learning rate: a number, or auto (half the largest stable rate for sgd; 0.05 for adam).
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", allow_hyphen_values = true)]
     lr: String,
     /// Gradient steps (default 100; 3000 for the demo).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     steps: Option<usize>,
     /// Update rule: sgd or adam.
     #[arg(long, default_value = "sgd")]
     optimizer: String,
     /// Seed of the random initial kernel.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     seed: u64,
     /// Learn a bias too.
     #[arg(long)]
     bias: bool,
     /// Stop once the loss is at most this.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     tol: Option<f32>,
     /// Write the learned kernel here (.npy, [kh, kw]).
     #[arg(long)]
@@ -93,6 +93,16 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         "adam" => OptimizerKind::Adam,
         o => bail!("--optimizer '{o}' is not sgd or adam"),
     };
+    // NaN would never stop and a negative loss bound is never reached: both are typos.
+    if let Some(t) = a.tol.filter(|t| !(t.is_finite() && *t >= 0.0)) {
+        bail!("--tol {t} is not a finite number at least 0");
+    }
+    if let Some(p) = &a.out {
+        files::check_output(p, "--out")?;
+    }
+    if let Some(p) = &a.plot {
+        files::check_output(p, "--plot")?;
+    }
     let (x, y, truth, steps) = match (&a.input, &a.target) {
         (Some(i), Some(t)) => {
             let x = files::load(i, true)?;

@@ -68,6 +68,13 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
+            // Without a command clap prints the whole help; one line says what is missing.
+            if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                eprintln!(
+                    "convlab: a command is needed: tour, filter, learn, rf, show, bench or train-digits (see --help)"
+                );
+                return ExitCode::from(2);
+            }
             let text = e.render().to_string();
             // The first paragraph: "required arguments were not provided:" lists them below.
             let first: Vec<&str> = text

@@ -14,7 +14,7 @@ pub struct Args {
     /// options: sN stride, pN / psame padding, dN dilation, ceil (pooling ceil_mode).
     spec: String,
     /// Input size, HxW or N.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     input: String,
 }
 

@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(short, long)]
     kernel: Vec<String>,
     /// With --image: padding of the kernels (valid, same, N).
-    #[arg(long, default_value = "same")]
+    #[arg(long, default_value = "same", allow_hyphen_values = true)]
     padding: String,
     /// With --image: convert a colour image to gray first.
     #[arg(long)]
@@ -35,10 +35,10 @@ pub struct Args {
     #[arg(short, long)]
     out: PathBuf,
     /// Tiles per row (default: the input channels of a 4-D weight, else up to 8).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cols: Option<usize>,
     /// Enlargement factor (default: tiles at least 48 pixels).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     scale: Option<usize>,
 }
 
@@ -216,7 +216,8 @@ fn render(grid: &Grid, cols: usize, scale: usize) -> anyhow::Result<Tensor> {
     let (Some(h), Some(w)) = (side(rows, th), side(cols, tw)) else {
         bail!("the grid would exceed {MAX_SIDE} pixels per side; use a smaller --scale or --cols");
     };
-    let mut img = vec![0.0f32; 3 * h * w];
+    // Up to 3 x 16384^2 floats (3 GiB): through the allocation guard like every other buffer.
+    let mut img = convlab::memory::zeros_f32("show", 3 * h * w)?;
     for (c, v) in SEPARATOR.iter().enumerate() {
         img[c * h * w..(c + 1) * h * w].fill(*v);
     }
@@ -255,6 +256,7 @@ fn render(grid: &Grid, cols: usize, scale: usize) -> anyhow::Result<Tensor> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    files::check_output(&a.out, "--out")?;
     let grid = match (&a.image, &a.source) {
         (Some(img), _) => feature_maps(&a, img)?,
         (None, Some(src)) => {

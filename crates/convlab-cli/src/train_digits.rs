@@ -68,22 +68,22 @@ impl OptimizerKind {
 #[derive(Args, Debug)]
 pub struct TrainDigitsArgs {
     /// Number of epochs (passes over the 1437 training images).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
     pub epochs: usize,
     /// Minibatch size.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, allow_negative_numbers = true)]
     pub batch: usize,
     /// Learning rate [default: 0.05 for sgd, 0.001 (PyTorch's default) for adam].
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub lr: Option<f32>,
     /// SGD momentum (ignored by adam).
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, allow_hyphen_values = true)]
     pub momentum: f32,
     /// The optimizer.
     #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd)]
     pub optimizer: OptimizerKind,
     /// Seed of the one generator behind initialisation and shuffling.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// Write a checkpoint into DIR after every epoch.
     #[arg(long, value_name = "DIR")]
@@ -429,6 +429,12 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
         OptimizerKind::Adam => 0.001,
     });
     check_args(&a, lr)?;
+    if let Some(p) = &a.save {
+        crate::files::check_output(p, "--save")?;
+    }
+    if !a.no_plot {
+        crate::files::check_output(&a.plot, "--plot")?;
+    }
     let all = match &a.data {
         Some(p) => Digits::load(p)?,
         None => Digits::from_bytes(BUNDLED)?,

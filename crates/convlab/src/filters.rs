@@ -127,7 +127,7 @@ pub fn named_kernel(name: &str) -> Result<Tensor> {
                 return Err(Error::param(
                     "kernel",
                     "box",
-                    format!("N in '{name}' must be a whole number"),
+                    format!("N in '{}' must be a whole number", name.escape_debug()),
                 ));
             }
             let n = side("box", n)?;
@@ -400,28 +400,43 @@ pub fn kernel_from_spec(spec: &str) -> Result<Tensor> {
 ///
 /// [`conv2d`]: crate::ops::conv2d
 pub fn apply(image: &Tensor, kernel: &Tensor, p: &crate::ops::Conv2dParams) -> Result<Tensor> {
-    let (c, h, w) = match *image.shape() {
-        [h, w] => (1, h, w),
-        [c, h, w] => (c, h, w),
-        _ => {
-            return Err(Error::shape(
-                "filter",
-                format!(
-                    "image must be [H, W] or [C, H, W], got {}",
-                    Dims(image.shape())
-                ),
-            ))
-        }
-    };
+    check_image(image)?;
+    apply_owned(image.clone(), kernel, p)
+}
+
+/// [`apply`], consuming `image`: no copy of it is made, which on an
+/// 8000x8000 colour image is 768 MB less peak memory.
+///
+/// # Errors
+/// As [`apply`].
+pub fn apply_owned(image: Tensor, kernel: &Tensor, p: &crate::ops::Conv2dParams) -> Result<Tensor> {
+    let (c, h, w) = check_image(&image)?;
+    let gray = image.ndim() == 2;
     let [kh, kw] = kernel.dims2("filter")?;
-    let x = image.reshape(&[c, 1, h, w])?;
+    let x = image.into_shape(&[c, 1, h, w])?;
     let k = kernel.reshape(&[1, 1, kh, kw])?;
     let y = crate::ops::conv2d(&x, &k, None, p)?;
+    drop(x);
     let (oh, ow) = (y.shape()[2], y.shape()[3]);
-    if image.ndim() == 2 {
+    if gray {
         y.into_shape(&[oh, ow])
     } else {
         y.into_shape(&[c, oh, ow])
+    }
+}
+
+/// `(c, h, w)` of an `[H, W]` or `[C, H, W]` image.
+fn check_image(image: &Tensor) -> Result<(usize, usize, usize)> {
+    match *image.shape() {
+        [h, w] => Ok((1, h, w)),
+        [c, h, w] => Ok((c, h, w)),
+        _ => Err(Error::shape(
+            "filter",
+            format!(
+                "image must be [H, W] or [C, H, W], got {}",
+                Dims(image.shape())
+            ),
+        )),
     }
 }
 

@@ -287,6 +287,21 @@ pub fn learn_kernel(
             ),
         ));
     }
+    // A NaN or infinity in the data makes every loss non-finite, which the
+    // divergence check would misreport as a learning rate problem.
+    for (what, t) in [("input", x), ("target", y)] {
+        let bad = t.data().iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            return Err(Error::param(
+                OP,
+                what,
+                format!(
+                    "holds {bad} NaN or infinite value(s) of {}: the loss would not be finite",
+                    t.numel()
+                ),
+            ));
+        }
+    }
     if opts.steps == 0 {
         return Err(Error::param(
             OP,
@@ -340,7 +355,9 @@ pub fn learn_kernel(
 
     let xv = Var::new(x.clone());
     let yv = Var::new(y.clone());
-    let mut losses = Vec::with_capacity(opts.steps);
+    // `steps` is user input (`--steps 18446744073709551615` once panicked
+    // with "capacity overflow" here); the losses grow as steps are taken.
+    let mut losses = Vec::with_capacity(opts.steps.min(1 << 16));
     let mut outcome = Outcome::Finished;
     for step in 0..opts.steps {
         opt.zero_grad();

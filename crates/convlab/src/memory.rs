@@ -3,7 +3,8 @@
 //! is an `Err`, not an abort from the allocator or the OOM killer.
 //!
 //! The limit is `CONVLAB_MAX_BYTES` when set, otherwise the machine's
-//! available memory (`MemAvailable` in `/proc/meminfo`), otherwise 8 GiB.
+//! available memory (`MemAvailable` in `/proc/meminfo`, or 8 GiB when that
+//! cannot be read), lowered to the address-space limit (`ulimit -v`) if any.
 //! [`set_max_bytes`] overrides both at run time.
 
 use crate::error::{Error, Result};
@@ -21,7 +22,7 @@ fn default_limit() -> usize {
         {
             return v;
         }
-        std::fs::read_to_string("/proc/meminfo")
+        let available = std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|s| {
                 s.lines()
@@ -30,8 +31,25 @@ fn default_limit() -> usize {
                     .and_then(|kb| kb.parse::<usize>().ok())
             })
             .map(|kb| kb.saturating_mul(1024))
-            .unwrap_or(8 << 30)
+            .unwrap_or(8 << 30);
+        // Under `ulimit -v` an allocation past the address-space limit fails
+        // (and Rust aborts on a failed allocation) however much RAM is free.
+        address_space_limit().map_or(available, |l| l.min(available))
     })
+}
+
+/// The soft `RLIMIT_AS` of this process from `/proc/self/limits`, when set.
+fn address_space_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))?;
+    // "Max address space   <soft>   <hard>   bytes"; "unlimited" parses to None.
+    line["Max address space".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The largest single buffer, in bytes, that convlab will allocate.

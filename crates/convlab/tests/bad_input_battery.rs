@@ -645,12 +645,150 @@ fn tensor_cases(cases: &mut Vec<Case>) {
     });
 }
 
+/// Gaps the CLI battery (crates/convlab-cli/tests/bad_input_battery.rs)
+/// exposed, pinned at the library level: learning from non-finite data,
+/// filters and layer specs, files.
+fn tool_cases(cases: &mut Vec<Case>) {
+    use convlab::learn::{learn_kernel, LearnOptions};
+    let ramp = |h: usize, w: usize| {
+        Tensor::arange((h * w) as f32)
+            .unwrap()
+            .reshape(&[h, w])
+            .unwrap()
+    };
+    for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        for (what, at_input) in [("input", true), ("target", false)] {
+            push(
+                cases,
+                format!("learn_kernel {what} holds {bad}"),
+                "learn_kernel",
+                move || {
+                    let (mut x, mut y) = (ramp(8, 8), ramp(6, 6));
+                    if at_input {
+                        x.data_mut()[5] = bad;
+                    } else {
+                        y.data_mut()[5] = bad;
+                    }
+                    learn_kernel(&x, &y, &LearnOptions::new((3, 3)), |_, _| {})
+                },
+            );
+        }
+    }
+    for (x, y, k) in [
+        ((8, 8), (5, 5), 3),
+        ((8, 8), (6, 6), 9),
+        ((8, 8), (6, 6), 0),
+        ((0, 8), (0, 6), 3),
+    ] {
+        push(
+            cases,
+            format!("learn_kernel {x:?} -> {y:?} with {k}x{k}"),
+            "learn_kernel",
+            move || {
+                learn_kernel(
+                    &ramp(x.0, x.1),
+                    &ramp(y.0, y.1),
+                    &LearnOptions::new((k, k)),
+                    |_, _| {},
+                )
+            },
+        );
+    }
+    for lit in [
+        "[",
+        "[[1,2],[3]]",
+        "[[nan]]",
+        "[[1e999]]",
+        "[[]]",
+        "[[1]]x",
+        "[[\u{1}]]",
+    ] {
+        push(
+            cases,
+            format!("parse_kernel {lit:?}"),
+            "kernel",
+            move || convlab::filters::parse_kernel(lit),
+        );
+    }
+    for spec in [
+        "gaussian:0",
+        "gaussian:1e9",
+        "box:0",
+        "box:100000",
+        "sobel",
+        "",
+        "missing.npy",
+    ] {
+        push(cases, format!("kernel_from_spec {spec:?}"), "", move || {
+            convlab::filters::kernel_from_spec(spec)
+        });
+    }
+    for shape in [vec![5], vec![1, 1, 4, 4], vec![]] {
+        push(
+            cases,
+            format!("filters::apply image {shape:?}"),
+            "filter",
+            move || convlab::filters::apply(&z(&shape), &z(&[3, 3]), &Conv2dParams::new()),
+        );
+    }
+    for spec in [
+        "",
+        "conv0",
+        "conv3 s0",
+        "conv3 q1",
+        "conv99999999999999999999",
+        "relu3",
+    ] {
+        push(
+            cases,
+            format!("parse_spec {spec:?}"),
+            "receptive_field",
+            move || convlab::receptive_field::parse_spec(spec),
+        );
+    }
+    push(
+        cases,
+        "receptive_fields huge stride".into(),
+        "receptive_field",
+        || {
+            let l = convlab::receptive_field::parse_spec(
+                "conv3 s18446744073709551615, conv3 s18446744073709551615, conv3",
+            )?;
+            convlab::receptive_field::receptive_fields(&l, Pair::from(usize::MAX))
+        },
+    );
+    let npy = |shape: &str, descr: &str, data: usize| {
+        let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        h.push_str(&" ".repeat((64 - (10 + h.len() + 1) % 64) % 64));
+        h.push('\n');
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        b.extend_from_slice(h.as_bytes());
+        b.extend(std::iter::repeat_n(0u8, data));
+        b
+    };
+    for (shape, descr, data) in [
+        ("(100000, 100000)", "<f4", 64),
+        ("(4611686018427387904, 4611686018427387904)", "<f4", 64),
+        ("(4, 4)", "<c8", 128),
+        ("(4, 4)", "<U3", 192),
+        ("(4, 4)", "|O", 128),
+        ("(-1, 4)", "<f4", 64),
+    ] {
+        let b = npy(shape, descr, data);
+        push(cases, format!("npy {shape} {descr}"), "npy", move || {
+            convlab::io::npy_from_bytes(&b)
+        });
+    }
+}
+
 #[test]
 fn every_bad_input_is_a_one_line_error() {
     let mut cases: Vec<Case> = Vec::new();
     conv_cases(&mut cases);
     pool_cases(&mut cases);
     tensor_cases(&mut cases);
+    tool_cases(&mut cases);
     assert!(cases.len() >= 200, "only {} cases", cases.len());
     let mut problems = Vec::new();
     for (name, op, f) in &cases {
