@@ -92,13 +92,6 @@ fuzz_target!(|c: Case| {
             conv2d_backward(&x, &wt, true, &g, &p).expect("backward of a valid forward")
         };
         for algo in [ConvAlgo::Im2col, ConvAlgo::Direct] {
-            // Known bug (found by this target, test
-            // `direct_backward_input_of_an_empty_input` in tests/fuzz_regressions.rs):
-            // the direct kernel panics writing a zero-width grad_input. Skipped
-            // here so the campaign can look for other bugs; remove once fixed.
-            if algo == ConvAlgo::Direct && x.numel() == 0 {
-                continue;
-            }
             let _g = force_conv_algo(algo);
             let got = conv2d_backward(&x, &wt, true, &g, &p).expect("backward of a valid forward");
             assert!(close(&got.grad_input, &want.grad_input), "{algo:?} grad_input: {p:?}");

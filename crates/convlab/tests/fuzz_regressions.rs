@@ -45,11 +45,9 @@ fn backward_of_an_empty_input_reference_im2col_auto() {
     }
 }
 
-/// Fails until `kernels/`/`ops/conv2d.rs` (branch speed2) returns early from
-/// `direct_path::forward` when its output is empty (or `direct_applies`
-/// rejects a geometry with `ow == 0`). Run with `--ignored`.
+/// The direct kernel panicked (`chunks_exact_mut(0)`) computing the input
+/// gradient of a zero-width input; `direct_applies` now rejects empty planes.
 #[test]
-#[ignore = "known bug in ops/conv2d.rs direct path, owned by branch speed2; see docs/RELIABILITY.md"]
 fn direct_backward_input_of_an_empty_input() {
     check_zero_width(ConvAlgo::Direct);
 }

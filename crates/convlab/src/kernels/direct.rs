@@ -14,7 +14,9 @@ use crate::shape::ConvGeometry;
 
 /// Whether [`conv2d_direct_rows`] handles `g`.
 pub fn direct_applies(g: &ConvGeometry) -> bool {
-    g.sw == 1
+    // Empty planes have nothing to compute, and the row loops split by
+    // width (`chunks_exact(0)` panics): found by the `ops` fuzz target.
+    g.sw == 1 && g.h > 0 && g.w > 0 && g.oh > 0 && g.ow > 0
 }
 
 /// The output columns `[lo, hi)` whose taps all land inside the input row.
