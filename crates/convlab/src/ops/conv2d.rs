@@ -129,6 +129,39 @@ pub(crate) fn batched_dims(op: &'static str, shape: &[usize]) -> Result<([usize;
     }
 }
 
+/// The checks conv2d and conv_transpose2d share: a 4-D weight (dimensions
+/// named by `layout`) with a non-empty kernel, and positive stride and
+/// dilation. Returns the weight's dimensions.
+pub(crate) fn check_weight(
+    op: &'static str,
+    weight: &[usize],
+    layout: &str,
+    stride: Pair,
+    dilation: Pair,
+) -> Result<[usize; 4]> {
+    let [a, b, kh, kw] = match *weight {
+        [a, b, c, d] => [a, b, c, d],
+        _ => {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "weight must be 4-D ({layout}) but has shape {}",
+                    Dims(weight)
+                ),
+            ))
+        }
+    };
+    check_positive(op, "stride", stride)?;
+    check_positive(op, "dilation", dilation)?;
+    if kh == 0 || kw == 0 {
+        return Err(Error::shape(
+            op,
+            format!("weight {} has an empty kernel", Dims(weight)),
+        ));
+    }
+    Ok([a, b, kh, kw])
+}
+
 /// Check the channel bookkeeping shared by conv2d and conv_transpose2d.
 pub(crate) fn check_groups(
     op: &'static str,
@@ -161,26 +194,13 @@ pub(crate) fn plan(
 ) -> Result<Plan> {
     const OP: &str = "conv2d";
     let ([n, c_in, h, w], unbatched) = batched_dims(OP, input)?;
-    let [c_out, cin_g, kh, kw] = match *weight {
-        [a, b, c, d] => [a, b, c, d],
-        _ => {
-            return Err(Error::shape(
-                OP,
-                format!(
-                    "weight must be 4-D (C_out, C_in/groups, kh, kw) but has shape {}",
-                    Dims(weight)
-                ),
-            ))
-        }
-    };
-    check_positive(OP, "stride", p.stride)?;
-    check_positive(OP, "dilation", p.dilation)?;
-    if kh == 0 || kw == 0 {
-        return Err(Error::shape(
-            OP,
-            format!("weight {} has an empty kernel", Dims(weight)),
-        ));
-    }
+    let [c_out, cin_g, kh, kw] = check_weight(
+        OP,
+        weight,
+        "C_out, C_in/groups, kh, kw",
+        p.stride,
+        p.dilation,
+    )?;
     let g = p.groups;
     if g == 0 {
         return Err(Error::param(

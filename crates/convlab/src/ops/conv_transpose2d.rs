@@ -8,12 +8,12 @@
 //! `[C_in, C_out / groups, kh, kw]`, bias `[C_out]`.
 
 use super::conv2d::{
-    add_bias, backward_input_geom, backward_weight_geom, batched_dims, check_groups,
+    add_bias, backward_input_geom, backward_weight_geom, batched_dims, check_groups, check_weight,
     conv2d_backward_bias, forward_geom, Conv2dGrads,
 };
 use crate::error::{numel_or_err, Dims, Error, Result};
 use crate::memory;
-use crate::shape::{check_positive, conv_transpose_out_len, ConvGeometry, Pair};
+use crate::shape::{conv_transpose_out_len, ConvGeometry, Pair};
 use crate::tensor::Tensor;
 
 /// Parameters of [`conv_transpose2d`], PyTorch's defaults: stride 1,
@@ -104,26 +104,13 @@ fn plan(
 ) -> Result<Plan> {
     const OP: &str = "conv_transpose2d";
     let ([n, c_in, h, w], unbatched) = batched_dims(OP, input)?;
-    let [wc_in, cout_g, kh, kw] = match *weight {
-        [a, b, c, d] => [a, b, c, d],
-        _ => {
-            return Err(Error::shape(
-                OP,
-                format!(
-                    "weight must be 4-D (C_in, C_out/groups, kh, kw) but has shape {}",
-                    Dims(weight)
-                ),
-            ))
-        }
-    };
-    check_positive(OP, "stride", p.stride)?;
-    check_positive(OP, "dilation", p.dilation)?;
-    if kh == 0 || kw == 0 {
-        return Err(Error::shape(
-            OP,
-            format!("weight {} has an empty kernel", Dims(weight)),
-        ));
-    }
+    let [wc_in, cout_g, kh, kw] = check_weight(
+        OP,
+        weight,
+        "C_in, C_out/groups, kh, kw",
+        p.stride,
+        p.dilation,
+    )?;
     check_groups(OP, p.groups, c_in, "input channels")?;
     if wc_in != c_in {
         return Err(Error::shape(
