@@ -1074,6 +1074,40 @@ pub(crate) mod im2col_path {
         }
     }
 
+    /// The split (see [`split`]) with the output rows per band and the column
+    /// buffer length of each concurrent unit (none for pointwise layers).
+    fn plan_units(g: &ConvGeometry) -> Result<(bool, usize, usize)> {
+        let (par_units, threads) = split(g);
+        let (rows, len) = if is_pointwise(g) {
+            (g.oh, 0)
+        } else {
+            band(g, threads)?
+        };
+        Ok((par_units, rows, len))
+    }
+
+    /// Run `unit(index, chunk, cols, gemm_parallel)` over the `chunk`-sized
+    /// pieces of `dst`: on rayon with a column buffer per thread and
+    /// single-threaded GEMMs, or in turn with one buffer and parallel GEMMs.
+    fn for_each_unit(
+        dst: &mut [f32],
+        chunk: usize,
+        par_units: bool,
+        len: usize,
+        unit: impl Fn(usize, &mut [f32], &mut Vec<f32>, bool) + Sync,
+    ) {
+        if par_units {
+            dst.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each_init(|| vec![0.0; len], |cols, (u, d)| unit(u, d, cols, false));
+        } else {
+            let mut cols = vec![0.0; len];
+            for (u, d) in dst.chunks_mut(chunk).enumerate() {
+                unit(u, d, &mut cols, true);
+            }
+        }
+    }
+
     /// Forward of image-group unit: `y [cout_g, ohw] = W_g [cout_g, k] @ cols [k, ohw]`.
     fn forward_unit(
         g: &ConvGeometry,
@@ -1133,28 +1167,14 @@ pub(crate) mod im2col_path {
         if cout_g * ohw == 0 {
             return Ok(()); // no output channels (or no input ones: zeros)
         }
-        let (par_units, threads) = split(g);
-        let (rows, len) = if is_pointwise(g) {
-            (g.oh, 0)
-        } else {
-            band(g, threads)?
-        };
+        let (par_units, rows, len) = plan_units(g)?;
         let unit = |u: usize, y: &mut [f32], cols: &mut Vec<f32>, par: bool| {
             let (n, grp) = (u / g.groups, u % g.groups);
             let x = &input[(n * g.c_in + grp * cin_g) * hw..][..cin_g * hw];
             let wt = &weight[grp * cout_g * k..][..cout_g * k];
             forward_unit(g, x, wt, y, rows, cols, par);
         };
-        if par_units {
-            out.par_chunks_mut(cout_g * ohw)
-                .enumerate()
-                .for_each_init(|| vec![0.0; len], |cols, (u, y)| unit(u, y, cols, false));
-        } else {
-            let mut cols = vec![0.0; len];
-            for (u, y) in out.chunks_mut(cout_g * ohw).enumerate() {
-                unit(u, y, &mut cols, true);
-            }
-        }
+        for_each_unit(out, cout_g * ohw, par_units, len, unit);
         Ok(())
     }
 
@@ -1171,12 +1191,7 @@ pub(crate) mod im2col_path {
             return Ok(());
         }
         let pointwise = is_pointwise(g);
-        let (par_units, threads) = split(g);
-        let (rows, len) = if pointwise {
-            (g.oh, 0)
-        } else {
-            band(g, threads)?
-        };
+        let (par_units, rows, len) = plan_units(g)?;
         let unit = |u: usize, gx: &mut [f32], cols: &mut Vec<f32>, par: bool| {
             let (n, grp) = (u / g.groups, u % g.groups);
             // W^T: [k, cout_g] view of the [cout_g, k] weight.
@@ -1209,17 +1224,7 @@ pub(crate) mod im2col_path {
                 r0 += rr;
             }
         };
-        if par_units {
-            grad_input
-                .par_chunks_mut(cin_g * hw)
-                .enumerate()
-                .for_each_init(|| vec![0.0; len], |cols, (u, gx)| unit(u, gx, cols, false));
-        } else {
-            let mut cols = vec![0.0; len];
-            for (u, gx) in grad_input.chunks_mut(cin_g * hw).enumerate() {
-                unit(u, gx, &mut cols, true);
-            }
-        }
+        for_each_unit(grad_input, cin_g * hw, par_units, len, unit);
         Ok(())
     }
 
@@ -1236,12 +1241,7 @@ pub(crate) mod im2col_path {
             return Ok(());
         }
         let pointwise = is_pointwise(g);
-        let (par_units, threads) = split(g);
-        let (rows, len) = if pointwise {
-            (g.oh, 0)
-        } else {
-            band(g, threads)?
-        };
+        let (par_units, rows, len) = plan_units(g)?;
         // grad_weight[grp] += gy [cout_g, ohw] @ cols^T [ohw, k] for image n.
         let unit = |n: usize, grp: usize, gw: &mut [f32], cols: &mut Vec<f32>, par: bool| {
             let x = &input[(n * g.c_in + grp * cin_g) * hw..][..cin_g * hw];
