@@ -86,6 +86,52 @@ fn fill_table(g: &ConvGeometry, row0: usize, rows: usize, table: &mut Vec<u32>) 
     true
 }
 
+/// `dst[t] = plane[table[t]]`, or 0 where the index is past the plane.
+fn gather(plane: &[f32], table: &[u32], dst: &mut [f32]) {
+    let dst = &mut dst[..table.len()];
+    #[cfg(target_arch = "x86_64")]
+    if super::isa::isa() == super::isa::Isa::Avx512 && plane.len() <= i32::MAX as usize {
+        // SAFETY: AVX-512F was detected; the plane fits i32 offsets.
+        unsafe { gather_avx512(plane, table, dst) };
+        return;
+    }
+    for (o, &i) in dst.iter_mut().zip(table) {
+        *o = plane.get(i as usize).copied().unwrap_or(0.0);
+    }
+}
+
+/// [`gather`] with masked hardware gathers, 16 taps per instruction: the
+/// scalar loop's bounds test per tap was a sixth of a digits training run.
+///
+/// # Safety
+/// The CPU has AVX-512F; `plane.len() <= i32::MAX`; `dst.len() == table.len()`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gather_avx512(plane: &[f32], table: &[u32], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let limit = _mm512_set1_epi32(plane.len() as i32);
+    let n = table.len();
+    let mut t = 0;
+    while t < n {
+        let lanes = (n - t).min(16);
+        let live: __mmask16 = if lanes == 16 {
+            0xffff
+        } else {
+            (1u16 << lanes) - 1
+        };
+        // SAFETY: lanes past `n` are masked off for the load, the gather
+        // and the store; gathered lanes are masked to indices below
+        // plane.len(), so every read is inside `plane`.
+        unsafe {
+            let idx = _mm512_maskz_loadu_epi32(live, table.as_ptr().add(t).cast());
+            let inside = _mm512_mask_cmplt_epu32_mask(live, idx, limit);
+            let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), inside, idx, plane.as_ptr());
+            _mm512_mask_storeu_ps(dst.as_mut_ptr().add(t), live, v);
+        }
+        t += lanes;
+    }
+}
+
 /// For stride 1 along a row: the outputs `lo..hi` whose input column
 /// `ox + offset - pad` lies in `0..w`, and the input column of `lo`. The
 /// per-element test this replaces cost 20 % of a digits training run.
@@ -117,11 +163,11 @@ pub fn im2col(
     let hw = h * w;
     let gathered = with_table(g, row0, rows, |table| {
         for c in 0..channels {
-            let plane = &input[c * hw..(c + 1) * hw];
-            let dst = &mut cols[c * taps..(c + 1) * taps];
-            for (o, &i) in dst.iter_mut().zip(table) {
-                *o = plane.get(i as usize).copied().unwrap_or(0.0);
-            }
+            gather(
+                &input[c * hw..(c + 1) * hw],
+                table,
+                &mut cols[c * taps..(c + 1) * taps],
+            );
         }
     });
     if gathered {
