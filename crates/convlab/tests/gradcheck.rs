@@ -232,7 +232,35 @@ fn autograd_elementwise_and_losses() {
     let o2 = other.clone();
     let r1 = row.clone();
     let m1 = m.clone();
+    // linear: x [3, 4] as input (weight [2, 4]), as weight (input [5, 4]),
+    // and flattened as a bias of 12 outputs (input [2, 5], weight [12, 5]).
+    let (lw, lb) = (rand(&[2, 4], &mut rng), rand(&[2], &mut rng));
+    let (li, lb3) = (rand(&[5, 4], &mut rng), rand(&[3], &mut rng));
+    let (li2, lw12) = (rand(&[2, 5], &mut rng), rand(&[12, 5], &mut rng));
     let fns: Vec<(&str, F)> = vec![
+        (
+            "linear_input",
+            Box::new(move |v: &Var| {
+                v.linear(&Var::new(lw.clone()), Some(&Var::new(lb.clone())))
+                    .unwrap()
+            }),
+        ),
+        (
+            "linear_weight",
+            Box::new(move |v: &Var| {
+                Var::new(li.clone())
+                    .linear(v, Some(&Var::new(lb3.clone())))
+                    .unwrap()
+            }),
+        ),
+        (
+            "linear_bias",
+            Box::new(move |v: &Var| {
+                Var::new(li2.clone())
+                    .linear(&Var::new(lw12.clone()), Some(&v.reshape(&[12]).unwrap()))
+                    .unwrap()
+            }),
+        ),
         ("sigmoid", Box::new(|v: &Var| v.sigmoid().unwrap())),
         ("tanh", Box::new(|v: &Var| v.tanh().unwrap())),
         ("relu", Box::new(|v: &Var| v.relu().unwrap())),

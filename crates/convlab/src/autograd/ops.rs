@@ -171,6 +171,20 @@ impl Var {
         }))
     }
 
+    /// `F.linear`: `self [N, in] @ weight^T + bias`, weight `[out, in]`
+    /// (see [`ops::linear`]); no transposed copies forward or backward.
+    pub fn linear(&self, weight: &Var, bias: Option<&Var>) -> Result<Var> {
+        let (x, w) = (self.tensor(), weight.tensor());
+        let y = ops::linear(&x, &w, bias.map(|b| b.value().clone()).as_ref())?;
+        let with_bias = bias.is_some();
+        let mut parents = vec![self, weight];
+        parents.extend(bias);
+        Ok(Var::from_op(y, "Addmm", &parents, move |g| {
+            let (gx, gw, gb) = ops::linear_backward(&x, &w, with_bias, g)?;
+            Ok(vec![Some(gx), Some(gw), gb])
+        }))
+    }
+
     /// Transpose of a matrix.
     pub fn t(&self) -> Result<Var> {
         let y = self.value().t()?;

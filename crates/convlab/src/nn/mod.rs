@@ -322,11 +322,7 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, input: &Var) -> Result<Var> {
-        let y = input.matmul(&self.weight.t()?)?;
-        match &self.bias {
-            Some(b) => y.add(b),
-            None => Ok(y),
-        }
+        input.linear(&self.weight, self.bias.as_ref())
     }
     fn named_parameters(&self) -> Vec<(String, Var)> {
         weight_and_bias(&self.weight, &self.bias)
