@@ -123,6 +123,24 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Batches big enough for the threaded paths: images split over rayon,
+    /// per-thread weight-gradient accumulators, uneven splits.
+    #[test]
+    fn threaded_batches_equal_reference(
+        n in 3usize..70, cin in 1usize..20, cout in 1usize..20, h in 1usize..12, w in 1usize..12,
+        k in 1usize..4, s in 1usize..3, pad in 0usize..2, seed in any::<u64>(),
+    ) {
+        let x = rand_tensor(&[n, cin, h, w], seed);
+        let wt = rand_tensor(&[cout, cin, k, k], seed ^ 1);
+        let b = rand_tensor(&[cout], seed ^ 2);
+        let p = Conv2dParams::new().stride(s).padding(pad);
+        check_all(&x, &wt, &b, &p, seed)?;
+    }
+}
+
 /// Regression: a large single-channel image goes through the threaded
 /// direct kernel (several rayon tasks) and must still match.
 #[test]

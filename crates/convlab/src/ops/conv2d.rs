@@ -1059,6 +1059,15 @@ pub(crate) mod im2col_path {
         Ok((rows, len))
     }
 
+    /// Weights up to this many floats get per-thread weight-gradient
+    /// accumulators (see `backward_weight`); larger ones thread their GEMMs.
+    const SMALL_WEIGHT: usize = 1 << 16;
+
+    /// Threads to split `n` images over: rayon's, at most one per image.
+    fn threads_for(n: usize) -> usize {
+        rayon::current_num_threads().clamp(1, n.max(1))
+    }
+
     /// A 1x1, stride-1, unpadded convolution needs no columns: the input is already
     /// the `[C_in/groups, H*W]` matrix.
     fn is_pointwise(g: &ConvGeometry) -> bool {
@@ -1302,6 +1311,29 @@ pub(crate) mod im2col_path {
                     }
                 },
             );
+        } else if par_units && g.groups == 1 && wlen <= SMALL_WEIGHT {
+            // Small weights (the digits net's 16->32 layer: 4608 floats)
+            // make GEMMs too small to thread: one fixed range of images per
+            // thread, each into its own accumulator, added in order so the
+            // sum does not depend on scheduling (resumed training runs must
+            // end bit for bit where uninterrupted ones do).
+            let parts = threads_for(g.n);
+            memory::check_f32("conv2d", wlen.saturating_mul(parts))?;
+            let mut partial = vec![0.0; parts * wlen];
+            partial
+                .par_chunks_mut(wlen)
+                .enumerate()
+                .for_each(|(t, gw)| {
+                    let mut cols = vec![0.0; len];
+                    for n in t * g.n / parts..(t + 1) * g.n / parts {
+                        unit(n, 0, gw, &mut cols, false);
+                    }
+                });
+            for part in partial.chunks_exact(wlen) {
+                for (d, s) in grad_weight.iter_mut().zip(part) {
+                    *d += s;
+                }
+            }
         } else {
             let mut cols = vec![0.0; len];
             for n in 0..g.n {
