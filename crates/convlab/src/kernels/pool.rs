@@ -21,9 +21,67 @@ fn nan_max(acc: f32, v: f32) -> f32 {
     }
 }
 
+/// The output columns `[lo, hi)` whose windows hold all `k` taps, at
+/// `ox * s - p ..` (dilation 1), along an axis of length `len`.
+fn whole_columns(ow: usize, len: usize, k: usize, s: usize, p: usize) -> (usize, usize) {
+    let lo = p.div_ceil(s).min(ow);
+    // ox * s - p + k <= len  <=>  ox <= (len + p - k) / s
+    let hi = match (len + p).checked_sub(k) {
+        Some(m) => (m / s + 1).min(ow),
+        None => 0,
+    };
+    (lo, hi.max(lo))
+}
+
+/// Whole windows of the common `(kw, sw)` shapes of CNN pooling layers:
+/// `out[i] = f(f(tmp[base + i*sw], ..), tmp[base + i*sw + kw - 1])`, folded
+/// left to right as the generic loop does; `false` for other shapes. Plain
+/// index loops over pre-cut slices, so LLVM vectorises the stride-2 reads
+/// with permutes (as a loop over `[f32; K]` windows it did not).
+#[inline(always)]
+fn fold_row(
+    (kw, sw): (usize, usize),
+    tmp: &[f32],
+    base: usize,
+    out: &mut [f32],
+    f: impl Fn(f32, f32) -> f32,
+) -> bool {
+    let n = out.len();
+    let t = &tmp[base..];
+    match (kw, sw) {
+        (2, 2) => {
+            let t = &t[..2 * n];
+            for i in 0..n {
+                out[i] = f(t[2 * i], t[2 * i + 1]);
+            }
+        }
+        (3, 2) => {
+            let t = &t[..2 * n + 1];
+            for i in 0..n {
+                out[i] = f(f(t[2 * i], t[2 * i + 1]), t[2 * i + 2]);
+            }
+        }
+        (3, 1) => {
+            let t = &t[..n + 2];
+            for i in 0..n {
+                out[i] = f(f(t[i], t[i + 1]), t[i + 2]);
+            }
+        }
+        (2, 1) => {
+            let t = &t[..n + 1];
+            for i in 0..n {
+                out[i] = f(t[i], t[i + 1]);
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
 #[inline(always)]
 fn max_body<const FMA: bool>(
     w: usize,
+    (kw, sw, pw): (usize, usize, usize),
     dh: usize,
     dw: usize,
     rows: &[AxisWindow],
@@ -34,15 +92,27 @@ fn max_body<const FMA: bool>(
 ) {
     let ow = cols.len();
     let tmp = &mut tmp[..w];
+    let (lo, hi) = if dw == 1 {
+        whole_columns(ow, w, kw, sw, pw)
+    } else {
+        (0, 0)
+    };
     for (r, orow) in rows.iter().zip(out.chunks_exact_mut(ow)) {
-        tmp.fill(f32::NEG_INFINITY);
-        for a in 0..r.count {
+        // Every max-pool window holds an input element (checked by the
+        // geometry), so the first row starts the maxima.
+        tmp.copy_from_slice(&x[r.start * w..][..w]);
+        for a in 1..r.count {
             let line = &x[(r.start + a * dh) * w..][..w];
             for (t, &v) in tmp.iter_mut().zip(line) {
                 *t = nan_max(*t, v);
             }
         }
-        for (o, c) in orow.iter_mut().zip(cols) {
+        let whole = lo < hi && fold_row((kw, sw), tmp, lo * sw - pw, &mut orow[lo..hi], nan_max);
+        let (lo, hi) = if whole { (lo, hi) } else { (0, 0) };
+        for (ox, (o, c)) in orow.iter_mut().zip(cols).enumerate() {
+            if (lo..hi).contains(&ox) {
+                continue;
+            }
             let mut best = f32::NEG_INFINITY;
             for b in 0..c.count {
                 best = nan_max(best, tmp[c.start + b * dw]);
@@ -55,9 +125,11 @@ fn max_body<const FMA: bool>(
 dispatch_isa! {
     /// Max pooling of one `h x w` plane `x` into `out` (`rows.len() x
     /// cols.len()`); `tmp` holds at least `w` floats. Every window must hold
-    /// at least one input element.
+    /// at least one input element. `kernel_stride_pad` is `(kw, sw, pw)`:
+    /// whole windows of common shapes take a specialised (vectorised) pass.
     pub fn max_pool2d_plane(
         w: usize,
+        kernel_stride_pad: (usize, usize, usize),
         dh: usize,
         dw: usize,
         rows: &[AxisWindow],
@@ -71,6 +143,7 @@ dispatch_isa! {
 #[inline(always)]
 fn sum_body<const FMA: bool>(
     w: usize,
+    (kw, sw, pw): (usize, usize, usize),
     rows: &[AxisWindow],
     cols: &[AxisWindow],
     row_scale: &[f32],
@@ -81,16 +154,34 @@ fn sum_body<const FMA: bool>(
 ) {
     let ow = cols.len();
     let tmp = &mut tmp[..w];
+    let (lo, hi) = whole_columns(ow, w, kw, sw, pw);
     for ((r, orow), &rs) in rows.iter().zip(out.chunks_exact_mut(ow)).zip(row_scale) {
-        tmp.fill(0.0);
-        for row in r.start..r.start + r.count {
+        if r.count == 0 {
+            orow.fill(0.0);
+            continue;
+        }
+        tmp.copy_from_slice(&x[r.start * w..][..w]);
+        for row in r.start + 1..r.start + r.count {
             let line = &x[row * w..][..w];
             for (t, &v) in tmp.iter_mut().zip(line) {
                 *t += v;
             }
         }
-        for ((o, c), &cs) in orow.iter_mut().zip(cols).zip(col_scale) {
-            if r.count == 0 || c.count == 0 {
+        let whole =
+            lo < hi && fold_row((kw, sw), tmp, lo * sw - pw, &mut orow[lo..hi], |a, b| a + b);
+        let (lo, hi) = if whole {
+            for (o, &cs) in orow[lo..hi].iter_mut().zip(&col_scale[lo..hi]) {
+                *o = *o * rs * cs;
+            }
+            (lo, hi)
+        } else {
+            (0, 0)
+        };
+        for (ox, ((o, c), &cs)) in orow.iter_mut().zip(cols).zip(col_scale).enumerate() {
+            if (lo..hi).contains(&ox) {
+                continue;
+            }
+            if c.count == 0 {
                 *o = 0.0;
                 continue;
             }
@@ -104,8 +195,10 @@ dispatch_isa! {
     /// Average pooling (dilation 1) of one plane: window sums in f32 times
     /// `row_scale[oy] * col_scale[ox]` (the reciprocal divisor, which is a
     /// product of a row and a column factor); `tmp` holds `w` floats.
+    /// `kernel_stride_pad` is `(kw, sw, pw)`, as for [`max_pool2d_plane`].
     pub fn avg_pool2d_plane(
         w: usize,
+        kernel_stride_pad: (usize, usize, usize),
         rows: &[AxisWindow],
         cols: &[AxisWindow],
         row_scale: &[f32],
@@ -264,6 +357,75 @@ fn max_pool2d_2x2s2(
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Global average pooling (`adaptive_avg_pool2d(x, 1)`): one mean per plane.
+// ResNet's 7x7 planes are 49 floats, so the cost is the per-plane reduction,
+// not memory: 16 f32 lanes, a tree fold of the lanes, no per-plane setup.
+
+/// Elements summed in f32 lanes before the partial sum moves to f64, so a
+/// huge plane keeps the reference loop's (f64) accuracy.
+const GLOBAL_BLOCK: usize = 4096;
+
+/// The sum of 16 lanes as a tree. `black_box` keeps LLVM from fusing the
+/// fold into the loop above, which it then ran as eight 2-lane sums
+/// (global_avgpool: 10.4 -> 8.1 us, one thread).
+#[inline(always)]
+fn fold16(a: [f32; 16]) -> f32 {
+    let a = std::hint::black_box(a);
+    let a8: [f32; 8] = std::array::from_fn(|i| a[i] + a[i + 8]);
+    let a4: [f32; 4] = std::array::from_fn(|i| a8[i] + a8[i + 4]);
+    (a4[0] + a4[2]) + (a4[1] + a4[3])
+}
+
+#[inline(always)]
+fn global_avg_body<const FMA: bool>(hw: usize, x: &[f32], out: &mut [f32]) {
+    let inv = 1.0 / hw as f64;
+    for (plane, o) in x.chunks_exact(hw).zip(out.iter_mut()) {
+        let mut total = 0.0f64;
+        for block in plane.chunks(GLOBAL_BLOCK) {
+            let chunks = block.chunks_exact(16);
+            // The tail summed apart: adding it into the lanes made the
+            // compiler keep them on the stack (store-forwarding stalls).
+            let tail: f32 = chunks.remainder().iter().sum();
+            let mut acc = [0.0f32; 16];
+            for c in chunks {
+                let c: &[f32; 16] = c.try_into().expect("chunks_exact(16)");
+                acc = std::array::from_fn(|i| acc[i] + c[i]);
+            }
+            let s = fold16(acc);
+            total += (s + tail) as f64;
+        }
+        *o = (total * inv) as f32;
+    }
+}
+
+dispatch_isa! {
+    /// The mean of each `hw`-float plane of `x` into `out` (one per plane).
+    pub fn global_avg_pool_planes(hw: usize, x: &[f32], out: &mut [f32]) => global_avg_body
+}
+
+#[inline(always)]
+fn spread_body<const FMA: bool>(
+    hw: usize,
+    grad_output: &[f32],
+    grad_input: &mut [std::mem::MaybeUninit<f32>],
+) {
+    let inv = hw as f64;
+    for (plane, &g) in grad_input.chunks_exact_mut(hw).zip(grad_output) {
+        plane.fill(std::mem::MaybeUninit::new((g as f64 / inv) as f32));
+    }
+}
+
+dispatch_isa! {
+    /// Gradient of [`global_avg_pool_planes`]: every element of plane `p` of
+    /// `grad_input` is written (not added) with `grad_output[p] / hw`.
+    pub fn global_avg_pool_backward_planes(
+        hw: usize,
+        grad_output: &[f32],
+        grad_input: &mut [std::mem::MaybeUninit<f32>],
+    ) => spread_body
 }
 
 #[cfg(test)]
