@@ -37,7 +37,8 @@ fn whole_columns(ow: usize, len: usize, k: usize, s: usize, p: usize) -> (usize,
 /// `out[i] = f(f(tmp[base + i*sw], ..), tmp[base + i*sw + kw - 1])`, folded
 /// left to right as the generic loop does; `false` for other shapes. Plain
 /// index loops over pre-cut slices, so LLVM vectorises the stride-2 reads
-/// with permutes (as a loop over `[f32; K]` windows it did not).
+/// with permutes (as a loop over `[f32; K]` windows it did not). `post(i,
+/// v)` finishes output `i` in the same pass (the average's scale).
 #[inline(always)]
 fn fold_row(
     (kw, sw): (usize, usize),
@@ -45,6 +46,7 @@ fn fold_row(
     base: usize,
     out: &mut [f32],
     f: impl Fn(f32, f32) -> f32,
+    post: impl Fn(usize, f32) -> f32,
 ) -> bool {
     let n = out.len();
     let t = &tmp[base..];
@@ -52,30 +54,67 @@ fn fold_row(
         (2, 2) => {
             let t = &t[..2 * n];
             for i in 0..n {
-                out[i] = f(t[2 * i], t[2 * i + 1]);
+                out[i] = post(i, f(t[2 * i], t[2 * i + 1]));
             }
         }
         (3, 2) => {
             let t = &t[..2 * n + 1];
             for i in 0..n {
-                out[i] = f(f(t[2 * i], t[2 * i + 1]), t[2 * i + 2]);
+                out[i] = post(i, f(f(t[2 * i], t[2 * i + 1]), t[2 * i + 2]));
             }
         }
         (3, 1) => {
             let t = &t[..n + 2];
             for i in 0..n {
-                out[i] = f(f(t[i], t[i + 1]), t[i + 2]);
+                out[i] = post(i, f(f(t[i], t[i + 1]), t[i + 2]));
             }
         }
         (2, 1) => {
             let t = &t[..n + 1];
             for i in 0..n {
-                out[i] = f(t[i], t[i + 1]);
+                out[i] = post(i, f(t[i], t[i + 1]));
             }
         }
         _ => return false,
     }
     true
+}
+
+/// `tmp[i] = f(..f(x[r0][i], x[r1][i]).., x[rn][i])` over the `count >= 1`
+/// input rows `start, start + step, ..` of width `w`: one pass for the
+/// common 2- and 3-row windows.
+#[inline(always)]
+fn reduce_rows(
+    x: &[f32],
+    w: usize,
+    (start, count, step): (usize, usize, usize),
+    tmp: &mut [f32],
+    f: impl Fn(f32, f32) -> f32,
+) {
+    let line = |a: usize| &x[(start + a * step) * w..][..w];
+    let tmp = &mut tmp[..w];
+    match count {
+        2 => {
+            let (l0, l1) = (line(0), line(1));
+            for i in 0..w {
+                tmp[i] = f(l0[i], l1[i]);
+            }
+        }
+        3 => {
+            let (l0, l1, l2) = (line(0), line(1), line(2));
+            for i in 0..w {
+                tmp[i] = f(f(l0[i], l1[i]), l2[i]);
+            }
+        }
+        _ => {
+            tmp.copy_from_slice(line(0));
+            for a in 1..count {
+                for (t, &v) in tmp.iter_mut().zip(line(a)) {
+                    *t = f(*t, v);
+                }
+            }
+        }
+    }
 }
 
 #[inline(always)]
@@ -100,14 +139,16 @@ fn max_body<const FMA: bool>(
     for (r, orow) in rows.iter().zip(out.chunks_exact_mut(ow)) {
         // Every max-pool window holds an input element (checked by the
         // geometry), so the first row starts the maxima.
-        tmp.copy_from_slice(&x[r.start * w..][..w]);
-        for a in 1..r.count {
-            let line = &x[(r.start + a * dh) * w..][..w];
-            for (t, &v) in tmp.iter_mut().zip(line) {
-                *t = nan_max(*t, v);
-            }
-        }
-        let whole = lo < hi && fold_row((kw, sw), tmp, lo * sw - pw, &mut orow[lo..hi], nan_max);
+        reduce_rows(x, w, (r.start, r.count, dh), tmp, nan_max);
+        let whole = lo < hi
+            && fold_row(
+                (kw, sw),
+                tmp,
+                lo * sw - pw,
+                &mut orow[lo..hi],
+                nan_max,
+                |_, v| v,
+            );
         let (lo, hi) = if whole { (lo, hi) } else { (0, 0) };
         for (ox, (o, c)) in orow.iter_mut().zip(cols).enumerate() {
             if (lo..hi).contains(&ox) {
@@ -160,23 +201,19 @@ fn sum_body<const FMA: bool>(
             orow.fill(0.0);
             continue;
         }
-        tmp.copy_from_slice(&x[r.start * w..][..w]);
-        for row in r.start + 1..r.start + r.count {
-            let line = &x[row * w..][..w];
-            for (t, &v) in tmp.iter_mut().zip(line) {
-                *t += v;
-            }
-        }
-        let whole =
-            lo < hi && fold_row((kw, sw), tmp, lo * sw - pw, &mut orow[lo..hi], |a, b| a + b);
-        let (lo, hi) = if whole {
-            for (o, &cs) in orow[lo..hi].iter_mut().zip(&col_scale[lo..hi]) {
-                *o = *o * rs * cs;
-            }
-            (lo, hi)
-        } else {
-            (0, 0)
+        reduce_rows(x, w, (r.start, r.count, 1), tmp, |a, b| a + b);
+        let whole = lo < hi && {
+            let cs = &col_scale[lo..hi];
+            fold_row(
+                (kw, sw),
+                tmp,
+                lo * sw - pw,
+                &mut orow[lo..hi],
+                |a, b| a + b,
+                |i, v| v * rs * cs[i],
+            )
         };
+        let (lo, hi) = if whole { (lo, hi) } else { (0, 0) };
         for (ox, ((o, c), &cs)) in orow.iter_mut().zip(cols).zip(col_scale).enumerate() {
             if (lo..hi).contains(&ox) {
                 continue;
