@@ -10,6 +10,7 @@
 
 use super::isa::dispatch_isa;
 use crate::ops::pool::reference::AxisWindow;
+use std::mem::MaybeUninit;
 
 /// PyTorch's max: a NaN anywhere in the window wins.
 #[inline(always)]
@@ -44,7 +45,7 @@ fn fold_row(
     (kw, sw): (usize, usize),
     tmp: &[f32],
     base: usize,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     f: impl Fn(f32, f32) -> f32,
     post: impl Fn(usize, f32) -> f32,
 ) -> bool {
@@ -54,25 +55,25 @@ fn fold_row(
         (2, 2) => {
             let t = &t[..2 * n];
             for i in 0..n {
-                out[i] = post(i, f(t[2 * i], t[2 * i + 1]));
+                out[i] = MaybeUninit::new(post(i, f(t[2 * i], t[2 * i + 1])));
             }
         }
         (3, 2) => {
             let t = &t[..2 * n + 1];
             for i in 0..n {
-                out[i] = post(i, f(f(t[2 * i], t[2 * i + 1]), t[2 * i + 2]));
+                out[i] = MaybeUninit::new(post(i, f(f(t[2 * i], t[2 * i + 1]), t[2 * i + 2])));
             }
         }
         (3, 1) => {
             let t = &t[..n + 2];
             for i in 0..n {
-                out[i] = post(i, f(f(t[i], t[i + 1]), t[i + 2]));
+                out[i] = MaybeUninit::new(post(i, f(f(t[i], t[i + 1]), t[i + 2])));
             }
         }
         (2, 1) => {
             let t = &t[..n + 1];
             for i in 0..n {
-                out[i] = post(i, f(t[i], t[i + 1]));
+                out[i] = MaybeUninit::new(post(i, f(t[i], t[i + 1])));
             }
         }
         _ => return false,
@@ -126,7 +127,7 @@ fn max_body<const FMA: bool>(
     rows: &[AxisWindow],
     cols: &[AxisWindow],
     x: &[f32],
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     tmp: &mut [f32],
 ) {
     let ow = cols.len();
@@ -158,7 +159,7 @@ fn max_body<const FMA: bool>(
             for b in 0..c.count {
                 best = nan_max(best, tmp[c.start + b * dw]);
             }
-            *o = best;
+            *o = MaybeUninit::new(best);
         }
     }
 }
@@ -168,6 +169,7 @@ dispatch_isa! {
     /// cols.len()`); `tmp` holds at least `w` floats. Every window must hold
     /// at least one input element. `kernel_stride_pad` is `(kw, sw, pw)`:
     /// whole windows of common shapes take a specialised (vectorised) pass.
+    /// Every element of `out` is written.
     pub fn max_pool2d_plane(
         w: usize,
         kernel_stride_pad: (usize, usize, usize),
@@ -176,7 +178,7 @@ dispatch_isa! {
         rows: &[AxisWindow],
         cols: &[AxisWindow],
         x: &[f32],
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
         tmp: &mut [f32],
     ) => max_body
 }
@@ -190,7 +192,7 @@ fn sum_body<const FMA: bool>(
     row_scale: &[f32],
     col_scale: &[f32],
     x: &[f32],
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     tmp: &mut [f32],
 ) {
     let ow = cols.len();
@@ -198,7 +200,7 @@ fn sum_body<const FMA: bool>(
     let (lo, hi) = whole_columns(ow, w, kw, sw, pw);
     for ((r, orow), &rs) in rows.iter().zip(out.chunks_exact_mut(ow)).zip(row_scale) {
         if r.count == 0 {
-            orow.fill(0.0);
+            orow.fill(MaybeUninit::new(0.0));
             continue;
         }
         reduce_rows(x, w, (r.start, r.count, 1), tmp, |a, b| a + b);
@@ -219,11 +221,11 @@ fn sum_body<const FMA: bool>(
                 continue;
             }
             if c.count == 0 {
-                *o = 0.0;
+                *o = MaybeUninit::new(0.0);
                 continue;
             }
             let s: f32 = tmp[c.start..c.start + c.count].iter().sum();
-            *o = s * rs * cs;
+            *o = MaybeUninit::new(s * rs * cs);
         }
     }
 }
@@ -233,6 +235,7 @@ dispatch_isa! {
     /// `row_scale[oy] * col_scale[ox]` (the reciprocal divisor, which is a
     /// product of a row and a column factor); `tmp` holds `w` floats.
     /// `kernel_stride_pad` is `(kw, sw, pw)`, as for [`max_pool2d_plane`].
+    /// Every element of `out` is written.
     pub fn avg_pool2d_plane(
         w: usize,
         kernel_stride_pad: (usize, usize, usize),
@@ -241,7 +244,7 @@ dispatch_isa! {
         row_scale: &[f32],
     col_scale: &[f32],
         x: &[f32],
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
         tmp: &mut [f32],
     ) => sum_body
 }
@@ -447,11 +450,11 @@ dispatch_isa! {
 fn spread_body<const FMA: bool>(
     hw: usize,
     grad_output: &[f32],
-    grad_input: &mut [std::mem::MaybeUninit<f32>],
+    grad_input: &mut [MaybeUninit<f32>],
 ) {
     let inv = hw as f64;
     for (plane, &g) in grad_input.chunks_exact_mut(hw).zip(grad_output) {
-        plane.fill(std::mem::MaybeUninit::new((g as f64 / inv) as f32));
+        plane.fill(MaybeUninit::new((g as f64 / inv) as f32));
     }
 }
 
@@ -461,7 +464,7 @@ dispatch_isa! {
     pub fn global_avg_pool_backward_planes(
         hw: usize,
         grad_output: &[f32],
-        grad_input: &mut [std::mem::MaybeUninit<f32>],
+        grad_input: &mut [MaybeUninit<f32>],
     ) => spread_body
 }
 

@@ -432,7 +432,8 @@ pub fn max_pool2d(input: &Tensor, p: &MaxPool2dParams) -> Result<Tensor> {
             tmp,
         )
     });
-    // SAFETY: `fast::planes` zeroes every output plane before the kernel.
+    // SAFETY: `max_pool2d_plane` writes every element of each output plane
+    // `fast::planes` gives it, and the planes cover `out`.
     Tensor::from_vec(unsafe { assume_written(out) }, &shape)
 }
 
@@ -497,12 +498,13 @@ mod fast {
     }
 
     /// Run `kernel(rows, cols, plane_in, plane_out, tmp)` on every plane;
-    /// each output plane is zeroed (in cache) just before its kernel call.
+    /// the kernel writes all of its output plane.
     pub fn planes(
         g: &PoolGeometry,
         input: &[f32],
         out: &mut [MaybeUninit<f32>],
-        kernel: impl Fn(&[AxisWindow], &[AxisWindow], &[f32], &mut [f32], &mut [f32]) + Sync,
+        kernel: impl Fn(&[AxisWindow], &[AxisWindow], &[f32], &mut [MaybeUninit<f32>], &mut [f32])
+            + Sync,
     ) {
         let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
         if out.is_empty() || hw == 0 {
@@ -511,7 +513,7 @@ mod fast {
         }
         let (rows, cols) = windows(g);
         let one = |(x, y): (&[f32], &mut [MaybeUninit<f32>]), tmp: &mut Vec<f32>| {
-            kernel(&rows, &cols, x, zeroed(y), tmp)
+            kernel(&rows, &cols, x, y, tmp)
         };
         if input.len() < PARALLEL_MIN || rayon::current_num_threads() == 1 {
             let mut tmp = vec![0.0; g.w];
@@ -729,7 +731,8 @@ pub fn avg_pool2d(input: &Tensor, p: &AvgPool2dParams) -> Result<Tensor> {
             tmp,
         )
     });
-    // SAFETY: `fast::planes` zeroes every output plane before the kernel.
+    // SAFETY: `avg_pool2d_plane` writes every element of each output plane
+    // `fast::planes` gives it, and the planes cover `out`.
     Tensor::from_vec(unsafe { assume_written(out) }, &shape)
 }
 
