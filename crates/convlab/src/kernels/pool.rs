@@ -150,11 +150,10 @@ fn max_body<const FMA: bool>(
                 nan_max,
                 |_, v| v,
             );
+        // The columns the specialised pass did not write: only the edges.
         let (lo, hi) = if whole { (lo, hi) } else { (0, 0) };
-        for (ox, (o, c)) in orow.iter_mut().zip(cols).enumerate() {
-            if (lo..hi).contains(&ox) {
-                continue;
-            }
+        for ox in (0..lo).chain(hi..ow) {
+            let (o, c) = (&mut orow[ox], &cols[ox]);
             let mut best = f32::NEG_INFINITY;
             for b in 0..c.count {
                 best = nan_max(best, tmp[c.start + b * dw]);
@@ -216,10 +215,8 @@ fn sum_body<const FMA: bool>(
             )
         };
         let (lo, hi) = if whole { (lo, hi) } else { (0, 0) };
-        for (ox, ((o, c), &cs)) in orow.iter_mut().zip(cols).zip(col_scale).enumerate() {
-            if (lo..hi).contains(&ox) {
-                continue;
-            }
+        for ox in (0..lo).chain(hi..ow) {
+            let (o, c, cs) = (&mut orow[ox], &cols[ox], col_scale[ox]);
             if c.count == 0 {
                 *o = MaybeUninit::new(0.0);
                 continue;
