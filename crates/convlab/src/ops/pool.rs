@@ -467,20 +467,22 @@ mod fast {
     const PARALLEL_MIN: usize = 1 << 16;
 
     /// Run `kernel(rows, cols, grad_output_plane, grad_input_plane, tmp)`
-    /// on every plane.
+    /// on every plane, each grad_input plane zeroed (in cache) just before.
     pub fn planes_backward(
         g: &PoolGeometry,
         grad_output: &[f32],
-        grad_input: &mut [f32],
+        grad_input: &mut [MaybeUninit<f32>],
         kernel: impl Fn(&[AxisWindow], &[AxisWindow], &[f32], &mut [f32], &mut [f32]) + Sync,
     ) {
         let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
         if grad_output.is_empty() || hw == 0 {
+            zeroed(grad_input);
             return;
         }
         let (rows, cols) = windows(g);
-        let one =
-            |(gy, gx): (&[f32], &mut [f32]), tmp: &mut Vec<f32>| kernel(&rows, &cols, gy, gx, tmp);
+        let one = |(gy, gx): (&[f32], &mut [MaybeUninit<f32>]), tmp: &mut Vec<f32>| {
+            kernel(&rows, &cols, gy, zeroed(gx), tmp)
+        };
         if grad_input.len() < PARALLEL_MIN || rayon::current_num_threads() == 1 {
             let mut tmp = vec![0.0; g.w];
             for pair in grad_output
@@ -762,7 +764,7 @@ pub fn avg_pool2d_backward(
             ),
         ));
     }
-    let mut grad_input = memory::zeros_f32(OP, numel_or_err(OP, input_shape)?)?;
+    let mut grad_input = uninit_f32(OP, numel_or_err(OP, input_shape)?)?;
     let (rs, cs) = fast::avg_scales(&g, p.divisor());
     fast::planes_backward(
         &g,
@@ -772,7 +774,9 @@ pub fn avg_pool2d_backward(
             crate::kernels::pool::avg_pool2d_backward_plane(g.w, rows, cols, &rs, &cs, gy, gx, tmp)
         },
     );
-    Tensor::from_vec(grad_input, input_shape)
+    // SAFETY: `fast::planes_backward` zeroes every grad_input plane (the
+    // planes cover the buffer: grad_output has the forward output's shape).
+    Tensor::from_vec(unsafe { assume_written(grad_input) }, input_shape)
 }
 
 /// The plain loops: the definition every fast kernel is tested against.
