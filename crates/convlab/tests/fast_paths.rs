@@ -250,3 +250,57 @@ fn threaded_pooling_matches_reference() {
     let total: f32 = go.data().iter().sum();
     assert!((gx.data().iter().sum::<f32>() - total).abs() < 1e-2);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Global average pooling (`output_size` 1) takes its own kernel: mean
+    /// per plane in f32 lanes (blocks of 4096 into f64), spread back
+    /// without a zero-fill. Planes of up to 3 blocks, and inputs past the
+    /// threaded-path threshold (1 << 18 floats).
+    #[test]
+    fn global_avg_pool_equals_reference(
+        (planes, h) in prop_oneof![
+            (1usize..40, 1usize..12),
+            (1usize..4, 60usize..110),
+            (2000usize..2100, 1usize..12),
+        ],
+        w in side(),
+        seed in any::<u64>(),
+    ) {
+        use convlab::ops::adaptive_pool::{reference, AdaptiveGeometry};
+        let x = rand_tensor(&[1, planes, h, w], seed);
+        let got = adaptive_avg_pool2d(&x, 1).unwrap();
+        let g = AdaptiveGeometry::new("t", x.shape(), convlab::Pair(1, 1)).unwrap();
+        let mut want = vec![0.0; planes];
+        reference::adaptive_avg_pool2d_reference(&g, x.data(), &mut want);
+        let want = Tensor::from_vec(want, got.shape()).unwrap();
+        prop_assert!(rel_err(&got, &want) <= 1e-6);
+        let go = rand_tensor(got.shape(), seed ^ 3);
+        let gx = adaptive_avg_pool2d_backward(x.shape(), &go).unwrap();
+        let mut want = vec![0.0; x.numel()];
+        reference::adaptive_avg_pool2d_backward_reference(&g, go.data(), &mut want);
+        prop_assert_eq!(gx.data(), &want[..]);
+    }
+
+    /// Max-pool backward checks indices while it scatters: an index
+    /// outside its plane anywhere (either threading path) is an error
+    /// naming it, never a panic or a partial result.
+    #[test]
+    fn max_pool_backward_rejects_any_bad_index(
+        planes in prop_oneof![1usize..4, 30usize..40],
+        side in prop_oneof![2usize..9, 60usize..70],
+        at in any::<prop::sample::Index>(),
+        seed in any::<u64>(),
+    ) {
+        let x = rand_tensor(&[1, planes, side, side], seed);
+        let (y, mut idx) = max_pool2d_with_indices(&x, &MaxPool2dParams::new(2)).unwrap();
+        let go = rand_tensor(y.shape(), seed ^ 5);
+        prop_assert!(max_pool2d_backward(x.shape(), &idx, &go).is_ok());
+        let i = at.index(idx.len());
+        idx[i] = side * side;
+        let err = max_pool2d_backward(x.shape(), &idx, &go).unwrap_err().to_string();
+        let expected = format!("index {} at grad_output position {i}", side * side);
+        prop_assert!(err.contains(&expected), "{}", err);
+    }
+}

@@ -18,6 +18,7 @@ use crate::error::{numel_or_err, Dims, Error, Result};
 use crate::memory;
 use crate::shape::{check_positive, pool_out_len, Pair};
 use crate::tensor::Tensor;
+use std::mem::MaybeUninit;
 
 /// Parameters of [`max_pool2d`], PyTorch's `nn.MaxPool2d` arguments.
 ///
@@ -332,6 +333,32 @@ pub(crate) fn zeros_index(op: &'static str, elems: usize) -> Result<Vec<usize>> 
     Ok(vec![0; elems])
 }
 
+/// An uninitialised buffer of `elems` floats, after [`memory::check_f32`]:
+/// for a result every element of which is then written. `vec![0.0; n]`
+/// costs a single-threaded memset once the allocator recycles the memory
+/// (max-pool backward: 12.8 MB, a third of its time).
+pub(crate) fn uninit_f32(op: &'static str, elems: usize) -> Result<Box<[MaybeUninit<f32>]>> {
+    memory::check_f32(op, elems)?;
+    Ok(Box::new_uninit_slice(elems))
+}
+
+/// `buf` zeroed, as floats: zeroing a plane just before use keeps it in cache.
+pub(crate) fn zeroed(buf: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    buf.fill(MaybeUninit::new(0.0));
+    // SAFETY: every element was written on the line above, and
+    // `MaybeUninit<f32>` has the size and alignment of `f32`.
+    unsafe { &mut *(buf as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
+/// The floats of a buffer whose every element has been written.
+///
+/// # Safety
+/// Every element of `buf` must be initialised.
+pub(crate) unsafe fn assume_written(buf: Box<[MaybeUninit<f32>]>) -> Vec<f32> {
+    // SAFETY: the caller guarantees every element is initialised.
+    unsafe { buf.assume_init() }.into_vec()
+}
+
 fn pool_geometry(
     op: &'static str,
     input_shape: &[usize],
@@ -390,20 +417,33 @@ pub fn max_pool2d(input: &Tensor, p: &MaxPool2dParams) -> Result<Tensor> {
     const OP: &str = "max_pool2d";
     let g = p.geometry(OP, input.shape())?;
     let shape = g.out_shape();
-    let mut out = memory::zeros_f32(OP, numel_or_err(OP, &shape)?)?;
+    let mut out = uninit_f32(OP, numel_or_err(OP, &shape)?)?;
     // Forward only: no indices (maxpool_3x3_s2_p1 22 ms with them, see BENCHMARKS.md).
     fast::planes(&g, input.data(), &mut out, |rows, cols, x, y, tmp| {
-        crate::kernels::pool::max_pool2d_plane(g.w, g.dh, g.dw, rows, cols, x, y, tmp)
+        crate::kernels::pool::max_pool2d_plane(
+            g.w,
+            (g.kw, g.sw, g.pw),
+            g.dh,
+            g.dw,
+            rows,
+            cols,
+            x,
+            y,
+            tmp,
+        )
     });
-    Tensor::from_vec(out, &shape)
+    // SAFETY: `max_pool2d_plane` writes every element of each output plane
+    // `fast::planes` gives it, and the planes cover `out`.
+    Tensor::from_vec(unsafe { assume_written(out) }, &shape)
 }
 
 /// Plane-parallel drivers of the two-pass pooling kernels in
 /// [`crate::kernels::pool`].
 mod fast {
     use super::reference::{windows, AxisWindow};
-    use super::{AvgDivisor, PoolGeometry};
+    use super::{zeroed, AvgDivisor, PoolGeometry};
     use rayon::prelude::*;
+    use std::mem::MaybeUninit;
 
     /// Reciprocal divisors per output row and column: every rule is a
     /// product of a row and a column factor. A per-output f64 division cost
@@ -427,20 +467,22 @@ mod fast {
     const PARALLEL_MIN: usize = 1 << 16;
 
     /// Run `kernel(rows, cols, grad_output_plane, grad_input_plane, tmp)`
-    /// on every plane.
+    /// on every plane, each grad_input plane zeroed (in cache) just before.
     pub fn planes_backward(
         g: &PoolGeometry,
         grad_output: &[f32],
-        grad_input: &mut [f32],
+        grad_input: &mut [MaybeUninit<f32>],
         kernel: impl Fn(&[AxisWindow], &[AxisWindow], &[f32], &mut [f32], &mut [f32]) + Sync,
     ) {
         let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
         if grad_output.is_empty() || hw == 0 {
+            zeroed(grad_input);
             return;
         }
         let (rows, cols) = windows(g);
-        let one =
-            |(gy, gx): (&[f32], &mut [f32]), tmp: &mut Vec<f32>| kernel(&rows, &cols, gy, gx, tmp);
+        let one = |(gy, gx): (&[f32], &mut [MaybeUninit<f32>]), tmp: &mut Vec<f32>| {
+            kernel(&rows, &cols, gy, zeroed(gx), tmp)
+        };
         if grad_input.len() < PARALLEL_MIN || rayon::current_num_threads() == 1 {
             let mut tmp = vec![0.0; g.w];
             for pair in grad_output
@@ -457,20 +499,24 @@ mod fast {
         }
     }
 
-    /// Run `kernel(rows, cols, plane_in, plane_out, tmp)` on every plane.
+    /// Run `kernel(rows, cols, plane_in, plane_out, tmp)` on every plane;
+    /// the kernel writes all of its output plane.
     pub fn planes(
         g: &PoolGeometry,
         input: &[f32],
-        out: &mut [f32],
-        kernel: impl Fn(&[AxisWindow], &[AxisWindow], &[f32], &mut [f32], &mut [f32]) + Sync,
+        out: &mut [MaybeUninit<f32>],
+        kernel: impl Fn(&[AxisWindow], &[AxisWindow], &[f32], &mut [MaybeUninit<f32>], &mut [f32])
+            + Sync,
     ) {
         let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
         if out.is_empty() || hw == 0 {
+            zeroed(out);
             return;
         }
         let (rows, cols) = windows(g);
-        let one =
-            |(x, y): (&[f32], &mut [f32]), tmp: &mut Vec<f32>| kernel(&rows, &cols, x, y, tmp);
+        let one = |(x, y): (&[f32], &mut [MaybeUninit<f32>]), tmp: &mut Vec<f32>| {
+            kernel(&rows, &cols, x, y, tmp)
+        };
         if input.len() < PARALLEL_MIN || rayon::current_num_threads() == 1 {
             let mut tmp = vec![0.0; g.w];
             for pair in input.chunks_exact(hw).zip(out.chunks_exact_mut(ohw)) {
@@ -586,7 +632,32 @@ pub(crate) fn scatter_max_grad(
         ));
     }
     let hw = h * w;
-    if let Some((at, &bad)) = indices.iter().enumerate().find(|(_, &i)| i >= hw) {
+    let ohw = gs[gs.len() - 2] * gs[gs.len() - 1];
+    let planes = n * c;
+    let mut buf = uninit_f32(op, numel_or_err(op, input_shape)?)?;
+    // Each plane is zeroed just before its scatter (in cache, on the thread
+    // that scatters) and indices are checked as they are used: one pass
+    // over memory instead of a zero-fill, a validation scan and a scatter.
+    let all_inside = if ohw == 0 {
+        buf.iter_mut().for_each(|v| *v = MaybeUninit::new(0.0));
+        true
+    } else if planes >= 2 && buf.len() >= 1 << 16 {
+        use rayon::prelude::*;
+        let per = planes.div_ceil(rayon::current_num_threads() * 4).max(1);
+        buf.par_chunks_mut(per * hw)
+            .zip(indices.par_chunks(per * ohw))
+            .zip(grad_output.data().par_chunks(per * ohw))
+            .map(|((gx, idx), gy)| scatter_planes(hw, ohw, idx, gy, gx))
+            .reduce(|| true, |a, b| a & b)
+    } else {
+        scatter_planes(hw, ohw, indices, grad_output.data(), &mut buf)
+    };
+    if !all_inside {
+        let (at, bad) = indices
+            .iter()
+            .enumerate()
+            .find(|(_, &i)| i >= hw)
+            .map_or((0, 0), |(at, &i)| (at, i));
         return Err(Error::shape(
             op,
             format!(
@@ -595,31 +666,39 @@ pub(crate) fn scatter_max_grad(
             ),
         ));
     }
-    let mut grad_input = memory::zeros_f32(op, numel_or_err(op, input_shape)?)?;
-    let ohw = gs[gs.len() - 2] * gs[gs.len() - 1];
-    // Planes are independent: split them over rayon when there is enough work.
-    let planes = n * c;
-    if hw > 0 && ohw > 0 && planes >= 2 && grad_input.len() >= 1 << 16 {
-        use rayon::prelude::*;
-        let per = planes.div_ceil(rayon::current_num_threads() * 4).max(1);
-        grad_input
-            .par_chunks_mut(per * hw)
-            .zip(indices.par_chunks(per * ohw))
-            .zip(grad_output.data().par_chunks(per * ohw))
-            .for_each(|((gx, idx), gy)| {
-                reference::max_pool2d_backward_reference(gx.len() / hw, hw, ohw, idx, gy, gx)
-            });
-    } else {
-        reference::max_pool2d_backward_reference(
-            planes,
-            hw,
-            ohw,
-            indices,
-            grad_output.data(),
-            &mut grad_input,
-        );
-    }
+    // SAFETY: every `hw`-float plane of `buf` was zeroed, by the fill above
+    // when there are no outputs, else by `scatter_planes` (the chunks cover
+    // `buf`: `indices` and grad_output hold `planes * ohw` values).
+    let grad_input = unsafe { assume_written(buf) };
     Tensor::from_vec(grad_input, input_shape)
+}
+
+/// Zero each `hw`-float plane of `gx` and add grad_output plane `gy` into
+/// it through `idx` (`ohw` per plane), in order, as the reference loop.
+/// `false` if an index is outside its plane (the planes are then partly
+/// written, but all zeroed).
+fn scatter_planes(
+    hw: usize,
+    ohw: usize,
+    idx: &[usize],
+    gy: &[f32],
+    gx: &mut [MaybeUninit<f32>],
+) -> bool {
+    let mut inside = true;
+    for ((plane, idx), gy) in gx
+        .chunks_exact_mut(hw)
+        .zip(idx.chunks_exact(ohw))
+        .zip(gy.chunks_exact(ohw))
+    {
+        let plane = zeroed(plane);
+        for (&i, &g) in idx.iter().zip(gy) {
+            match plane.get_mut(i) {
+                Some(v) => *v += g,
+                None => inside = false,
+            }
+        }
+    }
+    inside
 }
 
 /// PyTorch's `F.avg_pool2d`: the mean of each window, divided as
@@ -639,12 +718,24 @@ pub fn avg_pool2d(input: &Tensor, p: &AvgPool2dParams) -> Result<Tensor> {
     const OP: &str = "avg_pool2d";
     let g = p.geometry(OP, input.shape())?;
     let shape = g.out_shape();
-    let mut out = memory::zeros_f32(OP, numel_or_err(OP, &shape)?)?;
+    let mut out = uninit_f32(OP, numel_or_err(OP, &shape)?)?;
     let (rs, cs) = fast::avg_scales(&g, p.divisor());
     fast::planes(&g, input.data(), &mut out, |rows, cols, x, y, tmp| {
-        crate::kernels::pool::avg_pool2d_plane(g.w, rows, cols, &rs, &cs, x, y, tmp)
+        crate::kernels::pool::avg_pool2d_plane(
+            g.w,
+            (g.kw, g.sw, g.pw),
+            rows,
+            cols,
+            &rs,
+            &cs,
+            x,
+            y,
+            tmp,
+        )
     });
-    Tensor::from_vec(out, &shape)
+    // SAFETY: `avg_pool2d_plane` writes every element of each output plane
+    // `fast::planes` gives it, and the planes cover `out`.
+    Tensor::from_vec(unsafe { assume_written(out) }, &shape)
 }
 
 /// Gradient of [`avg_pool2d`] with respect to its input: each
@@ -673,7 +764,7 @@ pub fn avg_pool2d_backward(
             ),
         ));
     }
-    let mut grad_input = memory::zeros_f32(OP, numel_or_err(OP, input_shape)?)?;
+    let mut grad_input = uninit_f32(OP, numel_or_err(OP, input_shape)?)?;
     let (rs, cs) = fast::avg_scales(&g, p.divisor());
     fast::planes_backward(
         &g,
@@ -683,7 +774,9 @@ pub fn avg_pool2d_backward(
             crate::kernels::pool::avg_pool2d_backward_plane(g.w, rows, cols, &rs, &cs, gy, gx, tmp)
         },
     );
-    Tensor::from_vec(grad_input, input_shape)
+    // SAFETY: `fast::planes_backward` zeroes every grad_input plane (the
+    // planes cover the buffer: grad_output has the forward output's shape).
+    Tensor::from_vec(unsafe { assume_written(grad_input) }, input_shape)
 }
 
 /// The plain loops: the definition every fast kernel is tested against.
