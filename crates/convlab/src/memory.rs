@@ -117,3 +117,32 @@ mod tests {
         assert!(check_f32("x", 16).is_ok());
     }
 }
+
+/// An uninitialised buffer of `elems` floats, after [`check_f32`]: for a
+/// result every element of which is then written. `vec![0.0; n]` costs a
+/// single-threaded memset once the allocator recycles the memory
+/// (max-pool backward: 12.8 MB, a third of its time).
+pub(crate) fn uninit_f32(
+    op: &'static str,
+    elems: usize,
+) -> Result<Box<[std::mem::MaybeUninit<f32>]>> {
+    check_f32(op, elems)?;
+    Ok(Box::new_uninit_slice(elems))
+}
+
+/// The floats of a buffer whose every element has been written.
+///
+/// # Safety
+/// Every element of `buf` must be initialised.
+pub(crate) unsafe fn assume_written(buf: Box<[std::mem::MaybeUninit<f32>]>) -> Vec<f32> {
+    // SAFETY: the caller guarantees every element is initialised.
+    unsafe { buf.assume_init() }.into_vec()
+}
+
+/// `buf` as possibly-uninitialised floats, for kernels that only write.
+pub(crate) fn as_uninit(buf: &mut [f32]) -> &mut [std::mem::MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and a written
+    // `MaybeUninit<f32>` is always a valid `f32`, so the caller's slice
+    // stays valid whatever is written through the view.
+    unsafe { &mut *(buf as *mut [f32] as *mut [std::mem::MaybeUninit<f32>]) }
+}

@@ -9,6 +9,8 @@
 //! order for every output element; the weight gradient sums each output
 //! row's dot product in f32 and the rows into f64.
 
+use std::mem::MaybeUninit;
+
 use super::isa::{dispatch_isa, madd};
 use crate::shape::ConvGeometry;
 
@@ -57,7 +59,7 @@ fn rows_body<const FMA: bool>(
     input: &[f32],
     weight: &[f32],
     row0: usize,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     scratch: &mut [f32],
 ) {
     let (cin_g, cout_g) = (g.cin_g(), g.cout_g());
@@ -96,7 +98,7 @@ fn rows_body<const FMA: bool>(
                 }
             }
             let line = |ci: usize, ki: usize| Some(&lines[(ci * kh + ki) * lp..][..lp]);
-            let row = &mut tmp[..owr];
+            let row = crate::memory::as_uninit(&mut tmp[..owr]);
             if owr >= 64 {
                 blocks::<FMA, 64>(g, wt, line, 0, 0, owr, row);
             } else if owr >= 16 {
@@ -104,11 +106,11 @@ fn rows_body<const FMA: bool>(
             } else {
                 blocks::<FMA, 8>(g, wt, line, 0, 0, owr, row);
             }
-            orow.copy_from_slice(&row[..ow]);
+            write_all(orow, &tmp[..ow]);
             continue;
         }
         for ox in (0..lo).chain(hi..ow) {
-            orow[ox] = edge::<FMA>(g, x, wt, oy, ox);
+            orow[ox].write(edge::<FMA>(g, x, wt, oy, ox));
         }
         let line = |ci: usize, ki: usize| iy_of(ki).map(|iy| &x[(ci * h + iy) * w..][..w]);
         // Register blocks of 64 or 16 columns; a last block may overlap the
@@ -161,7 +163,7 @@ fn blocks<'a, const FMA: bool, const B: usize>(
     sub: usize,
     lo: usize,
     hi: usize,
-    orow: &mut [f32],
+    orow: &mut [MaybeUninit<f32>],
 ) {
     let (kh, kw) = (g.kh, g.kw);
     let mut x0 = lo;
@@ -180,21 +182,31 @@ fn blocks<'a, const FMA: bool, const B: usize>(
                 }
             }
         }
-        orow[start..start + B].copy_from_slice(&acc);
+        write_all(&mut orow[start..start + B], &acc);
         x0 = start + B;
+    }
+}
+
+/// `dst[i] = src[i]`, into memory that may be uninitialised.
+#[inline(always)]
+fn write_all(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        d.write(v);
     }
 }
 
 dispatch_isa! {
     /// Output rows `row0 .. row0 + out.len() / ow` (rows counted over the
     /// whole `[n, c_out, oh]` output) of the convolution `g` (`sw == 1`);
-    /// `scratch` holds at least [`direct_workspace_len`] floats.
+    /// `scratch` holds at least [`direct_workspace_len`] floats. Every
+    /// element of `out` is written (never read), so it may start
+    /// uninitialised: a 1080p output then costs no zero-fill.
     pub fn conv2d_direct_rows(
         g: &ConvGeometry,
         input: &[f32],
         weight: &[f32],
         row0: usize,
-        out: &mut [f32],
+        out: &mut [MaybeUninit<f32>],
         scratch: &mut [f32],
     ) => rows_body
 }

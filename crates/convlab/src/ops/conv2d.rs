@@ -309,11 +309,20 @@ pub fn conv2d(
     let plan = plan(input.shape(), weight.shape(), bias.map(|b| b.shape()), p)?;
     let g = plan.geom;
     let x = kernel_input(&plan, input)?;
-    let mut out = memory::zeros_f32(
-        "conv2d",
-        numel_or_err("conv2d", &[g.n, g.c_out, g.oh, g.ow])?,
-    )?;
-    forward_geom(&g, x.data(), weight.data(), &mut out)?;
+    let numel = numel_or_err("conv2d", &[g.n, g.c_out, g.oh, g.ow])?;
+    let mut out = if conv_algo(&g) == ConvAlgo::Direct && direct_applies(&g) {
+        // The direct kernel writes every output: no zero-fill first (a
+        // single-threaded 8 MB memset was a third of image_3x3_1080p).
+        let mut buf = memory::uninit_f32("conv2d", numel)?;
+        direct_path::forward(&g, x.data(), weight.data(), &mut buf)?;
+        // SAFETY: `conv2d_direct_rows` writes every element of its rows,
+        // and direct_path::forward hands it all `n * c_out * oh` rows.
+        unsafe { memory::assume_written(buf) }
+    } else {
+        let mut out = memory::zeros_f32("conv2d", numel)?;
+        forward_geom(&g, x.data(), weight.data(), &mut out)?;
+        out
+    };
     if let Some(b) = bias {
         add_bias(&g, b.data(), &mut out);
     }
@@ -451,7 +460,9 @@ pub(crate) fn forward_geom(
 ) -> Result<()> {
     match conv_algo(g) {
         ConvAlgo::Reference => reference::forward(g, input, weight, out),
-        ConvAlgo::Direct if direct_applies(g) => direct_path::forward(g, input, weight, out)?,
+        ConvAlgo::Direct if direct_applies(g) => {
+            direct_path::forward(g, input, weight, memory::as_uninit(out))?
+        }
         ConvAlgo::Winograd if winograd_applies(g) => winograd_path::forward(g, input, weight, out)?,
         ConvAlgo::Fft if fft_path::applies(g) => fft_path::forward(g, input, weight, out)?,
         _ => im2col_path::forward(g, input, weight, out)?,
@@ -471,7 +482,7 @@ pub(crate) fn backward_input_geom(
         ConvAlgo::Direct => match transposed(g).filter(direct_applies) {
             Some(t) => {
                 let wt = flip_weight(g, weight)?;
-                direct_path::forward(&t, grad_output, &wt, grad_input)?;
+                direct_path::forward(&t, grad_output, &wt, memory::as_uninit(grad_input))?;
             }
             None => im2col_path::backward_input(g, weight, grad_output, grad_input)?,
         },
@@ -577,7 +588,13 @@ pub(crate) mod direct_path {
     };
     use rayon::prelude::*;
 
-    pub fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], out: &mut [f32]) -> Result<()> {
+    /// Writes every element of `out` (`n * c_out * oh * ow` floats).
+    pub fn forward(
+        g: &ConvGeometry,
+        input: &[f32],
+        weight: &[f32],
+        out: &mut [std::mem::MaybeUninit<f32>],
+    ) -> Result<()> {
         let len = direct_workspace_len(g);
         if !parallel(g) {
             let mut scratch = memory::zeros_f32("conv2d", len)?;

@@ -16,6 +16,7 @@
 
 use crate::error::{numel_or_err, Dims, Error, Result};
 use crate::memory;
+pub(crate) use crate::memory::{assume_written, uninit_f32};
 use crate::shape::{check_positive, pool_out_len, Pair};
 use crate::tensor::Tensor;
 use std::mem::MaybeUninit;
@@ -333,30 +334,12 @@ pub(crate) fn zeros_index(op: &'static str, elems: usize) -> Result<Vec<usize>> 
     Ok(vec![0; elems])
 }
 
-/// An uninitialised buffer of `elems` floats, after [`memory::check_f32`]:
-/// for a result every element of which is then written. `vec![0.0; n]`
-/// costs a single-threaded memset once the allocator recycles the memory
-/// (max-pool backward: 12.8 MB, a third of its time).
-pub(crate) fn uninit_f32(op: &'static str, elems: usize) -> Result<Box<[MaybeUninit<f32>]>> {
-    memory::check_f32(op, elems)?;
-    Ok(Box::new_uninit_slice(elems))
-}
-
 /// `buf` zeroed, as floats: zeroing a plane just before use keeps it in cache.
 pub(crate) fn zeroed(buf: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     buf.fill(MaybeUninit::new(0.0));
     // SAFETY: every element was written on the line above, and
     // `MaybeUninit<f32>` has the size and alignment of `f32`.
     unsafe { &mut *(buf as *mut [MaybeUninit<f32>] as *mut [f32]) }
-}
-
-/// The floats of a buffer whose every element has been written.
-///
-/// # Safety
-/// Every element of `buf` must be initialised.
-pub(crate) unsafe fn assume_written(buf: Box<[MaybeUninit<f32>]>) -> Vec<f32> {
-    // SAFETY: the caller guarantees every element is initialised.
-    unsafe { buf.assume_init() }.into_vec()
 }
 
 fn pool_geometry(
