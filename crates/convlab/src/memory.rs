@@ -105,19 +105,6 @@ fn human_bytes(b: usize) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn huge_request_is_an_error() {
-        let err = check_f32("conv2d", 100_000 * 100_000 * 64).unwrap_err();
-        assert!(err.to_string().contains("memory limit"), "{err}");
-        assert!(check_f32("x", usize::MAX).is_err());
-        assert!(check_f32("x", 16).is_ok());
-    }
-}
-
 /// An uninitialised buffer of `elems` floats, after [`check_f32`]: for a
 /// result every element of which is then written. `vec![0.0; n]` costs a
 /// single-threaded memset once the allocator recycles the memory
@@ -145,4 +132,17 @@ pub(crate) fn as_uninit(buf: &mut [f32]) -> &mut [std::mem::MaybeUninit<f32>] {
     // `MaybeUninit<f32>` is always a valid `f32`, so the caller's slice
     // stays valid whatever is written through the view.
     unsafe { &mut *(buf as *mut [f32] as *mut [std::mem::MaybeUninit<f32>]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_request_is_an_error() {
+        let err = check_f32("conv2d", 100_000 * 100_000 * 64).unwrap_err();
+        assert!(err.to_string().contains("memory limit"), "{err}");
+        assert!(check_f32("x", usize::MAX).is_err());
+        assert!(check_f32("x", 16).is_ok());
+    }
 }
