@@ -5,8 +5,11 @@
 
 pub mod direct;
 pub mod fft;
+pub mod flat;
 pub mod gemm;
 pub mod im2col;
 pub mod isa;
 pub mod pool;
+pub(crate) mod simd;
+pub(crate) mod ukernel;
 pub mod winograd;

@@ -55,6 +55,10 @@ pub enum ConvAlgo {
     /// 2-D real FFTs (stride 1, dilation 1, one group, spectra under the
     /// scratch cap; else im2col): all three passes.
     Fft,
+    /// Implicit GEMM on flattened, zero-padded phase images (any stride,
+    /// dilation, padding and groups): register-blocked tiles read the
+    /// input in place through a table of tap offsets.
+    ImplicitGemm,
 }
 
 impl ConvAlgo {
@@ -67,16 +71,18 @@ impl ConvAlgo {
             ConvAlgo::Direct => "direct",
             ConvAlgo::Winograd => "winograd",
             ConvAlgo::Fft => "fft",
+            ConvAlgo::ImplicitGemm => "implicit-gemm",
         }
     }
 
     /// Every algorithm a test can force.
-    pub const ALL: [ConvAlgo; 5] = [
+    pub const ALL: [ConvAlgo; 6] = [
         ConvAlgo::Reference,
         ConvAlgo::Im2col,
         ConvAlgo::Direct,
         ConvAlgo::Winograd,
         ConvAlgo::Fft,
+        ConvAlgo::ImplicitGemm,
     ];
 }
 

@@ -310,7 +310,22 @@ pub fn conv2d(
     let g = plan.geom;
     let x = kernel_input(&plan, input)?;
     let numel = numel_or_err("conv2d", &[g.n, g.c_out, g.oh, g.ow])?;
-    let mut out = if conv_algo(&g) == ConvAlgo::Direct && direct_applies(&g) {
+    let algo = conv_algo(&g);
+    if algo == ConvAlgo::ImplicitGemm && flat_path::applies(&g) {
+        // Writes every output, bias included: no zero-fill, no bias pass.
+        let mut buf = memory::uninit_f32("conv2d", numel)?;
+        flat_path::forward(
+            &g,
+            x.data(),
+            weight.data(),
+            bias.map(|b| b.data()),
+            &mut buf,
+        )?;
+        // SAFETY: flat_path::forward writes every element of `buf`.
+        let out = unsafe { memory::assume_written(buf) };
+        return Tensor::from_vec(out, &plan.output_shape());
+    }
+    let mut out = if algo == ConvAlgo::Direct && direct_applies(&g) {
         // The direct kernel writes every output: no zero-fill first (a
         // single-threaded 8 MB memset was a third of image_3x3_1080p).
         let mut buf = memory::uninit_f32("conv2d", numel)?;
@@ -465,6 +480,9 @@ pub(crate) fn forward_geom(
         }
         ConvAlgo::Winograd if winograd_applies(g) => winograd_path::forward(g, input, weight, out)?,
         ConvAlgo::Fft if fft_path::applies(g) => fft_path::forward(g, input, weight, out)?,
+        ConvAlgo::ImplicitGemm if flat_path::applies(g) => {
+            flat_path::forward(g, input, weight, None, memory::as_uninit(out))?
+        }
         _ => im2col_path::forward(g, input, weight, out)?,
     }
     Ok(())
@@ -496,6 +514,9 @@ pub(crate) fn backward_input_geom(
         ConvAlgo::Fft if fft_path::applies(g) => {
             fft_path::backward_input(g, weight, grad_output, grad_input)?
         }
+        ConvAlgo::ImplicitGemm if flat_path::applies(g) => {
+            flat_path::backward_input(g, weight, grad_output, grad_input)?
+        }
         _ => im2col_path::backward_input(g, weight, grad_output, grad_input)?,
     }
     Ok(())
@@ -518,6 +539,9 @@ pub(crate) fn backward_weight_geom(
         }
         ConvAlgo::Winograd if winograd_applies(g) => {
             winograd_path::backward_weight(g, input, grad_output, grad_weight)?
+        }
+        ConvAlgo::ImplicitGemm if flat_path::applies(g) => {
+            flat_path::backward_weight(g, input, grad_output, grad_weight)?
         }
         _ => im2col_path::backward_weight(g, input, grad_output, grad_weight)?,
     }
@@ -570,6 +594,8 @@ pub(crate) fn flip_weight(g: &ConvGeometry, weight: &[f32]) -> Result<Vec<f32>> 
     }
     Ok(out)
 }
+
+mod flat_path;
 
 /// Below this many multiply-adds an op runs on the calling thread: waking
 /// rayon costs a few microseconds. At 2^18 the digits net's first layer

@@ -1,0 +1,680 @@
+//! Implicit-GEMM convolution on flattened, zero-padded phase images.
+//!
+//! The input of one image is copied once into zero-padded *phase images*:
+//! for stride `(sh, sw)`, phase `(ry, rx)` holds the padded input's rows
+//! `ry, ry + sh, ...` and columns `rx, rx + sw, ...`, in rows `wq` floats
+//! long. Output `(oy, ox)` is given the flat index `p = oy * wq + ox`; tap
+//! `(ci, ky, kx)` then reads phase `((ky*dh) % sh, (kx*dw) % sw)` of
+//! channel `ci` at `p + (ky*dh / sh) * wq + kx*dw / sw` — a fixed offset
+//! for every output. So each tap is a contiguous row of the virtual im2col
+//! matrix, read in place: the convolution is the GEMM
+//! `out[co][p] = sum_k W[co][k] * X[off[k] + p]` ([`FlatGemm`]), run by
+//! [`super::ukernel`] with B's rows given by the offset table.
+//!
+//! The price: the `wq - ow` columns past each output row are computed and
+//! dropped (3% on 56x56 3x3 layers, 13% on 14x14). Strides cost nothing
+//! extra (each phase is dense), dilation only wider rows. A 1x1, stride-1,
+//! unpadded convolution reads the input itself (no copy, no dropped columns).
+//!
+//! The input gradient is the same GEMM on the zero-padded grad_output
+//! ([`GradInputPlan`]): input phase `(ry, rx)` receives exactly the taps
+//! whose offsets fall in that phase, each a fixed shift of grad_output
+//! (stride 1 is the one-phase case: the transposed convolution). The
+//! weight gradient reads the same packed input rows, reducing over flat
+//! columns ([`weight_grad_rows`]).
+
+use super::isa::dispatch_isa;
+use super::ukernel::{self, Init, Tile};
+use crate::shape::ConvGeometry;
+use std::mem::MaybeUninit;
+
+/// Where each tap of a convolution reads, on the flattened phase images.
+#[derive(Clone, Debug)]
+pub struct FlatGeom {
+    /// Phases in use, `(ry, rx)`, in storage order.
+    pub phases: Vec<(usize, usize)>,
+    /// Rows and row length of one phase image of one channel.
+    pub hq: usize,
+    pub wq: usize,
+    /// The input is read in place (1x1, stride 1, no padding).
+    pub in_place: bool,
+    /// Flat outputs per image and group: `oh * wq`.
+    pub np: usize,
+    /// Offsets of the taps `k = (ci, ky, kx)` of one group (weight order),
+    /// from that group's first channel.
+    pub offs: Vec<usize>,
+}
+
+impl FlatGeom {
+    /// The layout for `g`.
+    pub fn new(g: &ConvGeometry) -> FlatGeom {
+        let (sh, sw, dh, dw) = (g.sh, g.sw, g.dh, g.dw);
+        let in_place = g.kh == 1
+            && g.kw == 1
+            && sh == 1
+            && sw == 1
+            && g.pt == 0
+            && g.pl == 0
+            && g.oh == g.h
+            && g.ow == g.w;
+        let (hq, wq) = if in_place {
+            (g.h, g.w)
+        } else {
+            // One spare row: the dropped columns of the last output row
+            // read past the last needed row.
+            (g.oh + (g.kh - 1) * dh / sh + 1, g.ow + (g.kw - 1) * dw / sw)
+        };
+        let mut phases = Vec::new();
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let ph = ((ky * dh) % sh, (kx * dw) % sw);
+                if !phases.contains(&ph) {
+                    phases.push(ph);
+                }
+            }
+        }
+        phases.sort_unstable();
+        let plane = hq * wq;
+        let mut offs = Vec::with_capacity(g.cin_g() * g.kh * g.kw);
+        for ci in 0..g.cin_g() {
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let ph = ((ky * dh) % sh, (kx * dw) % sw);
+                    let slot = phases.iter().position(|&p| p == ph).unwrap_or(0);
+                    offs.push((slot * g.c_in + ci) * plane + (ky * dh / sh) * wq + (kx * dw / sw));
+                }
+            }
+        }
+        FlatGeom {
+            phases,
+            hq,
+            wq,
+            in_place,
+            np: g.oh * wq,
+            offs,
+        }
+    }
+
+    /// Floats of one channel's phase image.
+    pub fn plane(&self) -> usize {
+        self.hq * self.wq
+    }
+
+    /// Floats of one packed image (all phases and channels), not counting
+    /// [`slack`].
+    pub fn image_len(&self, g: &ConvGeometry) -> usize {
+        if self.in_place {
+            g.c_in * g.h * g.w
+        } else {
+            self.phases.len() * g.c_in * self.plane()
+        }
+    }
+
+    /// The forward GEMM of one group.
+    pub fn gemm<'a>(&'a self, g: &ConvGeometry, nb: usize) -> FlatGemm<'a> {
+        FlatGemm {
+            m: g.cout_g(),
+            offs: &self.offs,
+            np: self.np,
+            wq: self.wq,
+            cols: (0, g.ow),
+            in_place: self.in_place,
+            chunk: taps_per_chunk(g.kh * g.kw, g.kh, nb),
+        }
+    }
+}
+
+/// Floats past the last packed image that whole-vector reads of `nb`
+/// columns may touch, for flat rows of `wq`.
+pub fn slack(nb: usize, wq: usize) -> usize {
+    nb + wq
+}
+
+/// `dst[i] = 0.0` for every element.
+#[inline(always)]
+fn zero_uninit(dst: &mut [MaybeUninit<f32>]) {
+    for d in dst {
+        d.write(0.0);
+    }
+}
+
+#[inline(always)]
+fn pack_body<const FMA: bool>(
+    g: &ConvGeometry,
+    fg: &FlatGeom,
+    src: &[f32],
+    c0: usize,
+    c1: usize,
+    dst: &mut [MaybeUninit<f32>],
+) {
+    let (h, w, wq, plane, sw) = (g.h, g.w, fg.wq, fg.plane(), g.sw);
+    for (slot, &(ry, rx)) in fg.phases.iter().enumerate() {
+        // Padded column b of this phase is input column rx + sw*b - pl.
+        let b_lo = g.pl.saturating_sub(rx).div_ceil(sw).min(wq);
+        let b_hi = (w + g.pl).saturating_sub(rx).div_ceil(sw).clamp(b_lo, wq);
+        for c in c0..c1 {
+            let x = &src[c * h * w..][..h * w];
+            let d = &mut dst[(slot * g.c_in + c) * plane..][..plane];
+            for (a, row) in d.chunks_exact_mut(wq).enumerate() {
+                let y = ry + g.sh * a;
+                if y < g.pt || y - g.pt >= h || b_lo == b_hi {
+                    zero_uninit(row);
+                    continue;
+                }
+                let src_row = &x[(y - g.pt) * w..][..w];
+                zero_uninit(&mut row[..b_lo]);
+                zero_uninit(&mut row[b_hi..]);
+                let x0 = rx + sw * b_lo - g.pl;
+                let out = &mut row[b_lo..b_hi];
+                if sw == 1 {
+                    let from = &src_row[x0..x0 + out.len()];
+                    // SAFETY: `from` and `out` have the same length and do
+                    // not overlap; MaybeUninit<f32> has f32's layout.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            from.as_ptr(),
+                            out.as_mut_ptr() as *mut f32,
+                            from.len(),
+                        )
+                    };
+                } else {
+                    // Fixed-size chunks so the strided gather becomes
+                    // vector shuffles (compiled per ISA).
+                    let s = &src_row[x0..];
+                    let mut j = 0;
+                    if sw == 2 {
+                        while j + 16 <= out.len() && 2 * j + 32 <= s.len() {
+                            let from: &[f32; 32] = s[2 * j..][..32].try_into().unwrap();
+                            for i in 0..16 {
+                                out[j + i].write(from[2 * i]);
+                            }
+                            j += 16;
+                        }
+                    }
+                    for (jj, v) in out.iter_mut().enumerate().skip(j) {
+                        v.write(s[jj * sw]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+dispatch_isa! {
+    /// Copy channels `[c0, c1)` of one `[c_in, h, w]` input image into its
+    /// packed phase images `dst` ([`FlatGeom::image_len`] floats), zeros in
+    /// the padding: every element of those channels' planes is written.
+    pub fn pack_image(
+        g: &ConvGeometry,
+        fg: &FlatGeom,
+        src: &[f32],
+        c0: usize,
+        c1: usize,
+        dst: &mut [MaybeUninit<f32>],
+    ) => pack_body
+}
+
+/// Pack a `[m, k]` row-major matrix into panels of `mr` rows: panel `i`
+/// holds rows `i*mr ..` as `[k][rows]` (the last panel may have fewer
+/// rows), the layout [`ukernel`] broadcasts from.
+pub fn pack_panels(k: usize, rows: &[f32], mr: usize, dst: &mut [f32]) {
+    let m = rows.len() / k.max(1);
+    let mut at = 0;
+    let mut r0 = 0;
+    while r0 < m {
+        let pr = mr.min(m - r0);
+        for kk in 0..k {
+            for r in 0..pr {
+                dst[at + kk * pr + r] = rows[(r0 + r) * k + kk];
+            }
+        }
+        at += k * pr;
+        r0 += pr;
+    }
+}
+
+/// The tile shape for a GEMM with `m` rows and `cols` columns on this
+/// CPU: `(mr, nv)` minimising a rough cycle count (FMAs at two per cycle,
+/// or loads at 2.5 per cycle when a thin tile is load-bound), counting the
+/// columns computed past `cols` to fill whole tiles.
+pub fn tile_shape(m: usize, cols: usize) -> (usize, usize) {
+    let menu = ukernel::menu();
+    let mut best = (f64::MAX, 1, 1);
+    for nv in 1..=menu.max_nv {
+        let mr = menu.max_mr(nv);
+        let nb = nv * menu.lanes;
+        let blocks = cols.div_ceil(nb) as f64;
+        let mut cycles = 0.0;
+        let mut r0 = 0;
+        while r0 < m {
+            let pr = mr.min(m - r0) as f64;
+            let fma = pr * nv as f64 / 2.0;
+            let loads = (pr + nv as f64 + 1.0) / 2.5;
+            cycles += fma.max(loads) + 0.5;
+            r0 += mr;
+        }
+        let cost = cycles * blocks;
+        if cost < best.0 {
+            best = (cost, mr, nv);
+        }
+    }
+    (best.1, best.2)
+}
+
+/// Taps per pass over the result rows: whole channels (`taps` each,
+/// reading `rows` input rows) whose rows for one block of `nb` columns
+/// take about 40 KiB. Smaller chunks, to keep the rows in L1 while the
+/// weight panels stream past, measured no faster on resnet_3x3_64 (and
+/// slower below 20 KiB), so this only splits very deep reductions.
+pub fn taps_per_chunk(taps: usize, rows: usize, nb: usize) -> usize {
+    let per_channel = rows * (nb + 16) * 4;
+    let budget: usize = std::env::var("CL_CHUNK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40 << 10);
+    let channels = (budget / per_channel.max(1)).max(1);
+    channels * taps
+}
+
+/// One GEMM over flat columns: `C[r][p] = sum_k A[r][k] * X[offs[k] + p]`
+/// for `r < m`, `p < np`; of each flat row of `wq` columns, columns
+/// `[cols.0, cols.1)` are kept.
+#[derive(Clone, Copy, Debug)]
+pub struct FlatGemm<'a> {
+    pub m: usize,
+    pub offs: &'a [usize],
+    pub np: usize,
+    pub wq: usize,
+    pub cols: (usize, usize),
+    /// X has no readable slack past its end: the last block is copied.
+    pub in_place: bool,
+    /// Taps per pass over the rows (see [`taps_per_chunk`]).
+    pub chunk: usize,
+}
+
+/// Where kept results go: `(r, a, b)` (row, flat row, flat column) to
+/// `ptr + r*plane + a*row + (b - cols.0)*col`. Tasks writing other blocks
+/// share the buffer, hence a pointer.
+#[derive(Clone, Copy, Debug)]
+pub struct Dest {
+    pub ptr: *mut f32,
+    pub plane: usize,
+    pub row: usize,
+    pub col: usize,
+}
+
+/// Run flat blocks `[blk0, blk1)` (of `nv` vectors each) of `fm`: `x` is
+/// the start of X with `x_len` readable floats (at least [`slack`] past
+/// the last column any tap reads, unless `fm.in_place`: then the last
+/// block is copied to `tail`); `panels` is A packed by [`pack_panels`]
+/// with `mr`; `bias` one value per row, or empty. `scratch` holds
+/// `fm.m * nv * lanes` floats and `tail` `K * nv * lanes` (in place only).
+///
+/// # Safety
+/// `x` addresses every float the taps read for these blocks, as described;
+/// `dst` addresses every kept result, and no other thread writes them
+/// meanwhile.
+pub unsafe fn gemm_blocks(
+    fm: &FlatGemm<'_>,
+    x: *const f32,
+    x_len: usize,
+    panels: &[f32],
+    bias: &[f32],
+    (mr, nv): (usize, usize),
+    (blk0, blk1): (usize, usize),
+    dst: Dest,
+    scratch: &mut [f32],
+    tail: &mut [f32],
+) {
+    let lanes = ukernel::menu().lanes;
+    let nb = nv * lanes;
+    let k = fm.offs.len();
+    let (m, wq) = (fm.m, fm.wq);
+    let (lo, hi) = fm.cols;
+    debug_assert!(scratch.len() >= m * nb);
+    let tail_offs: Vec<usize> = if fm.in_place {
+        (0..k).map(|kk| kk * nb).collect()
+    } else {
+        Vec::new()
+    };
+    // Results written in place when every column is kept and contiguous.
+    let dense = lo == 0 && hi == wq && dst.col == 1 && dst.row == wq;
+    for blk in blk0..blk1 {
+        let p0 = blk * nb;
+        let valid = nb.min(fm.np - p0);
+        let (b, b_off): (*const f32, &[usize]) = if fm.in_place && valid < nb {
+            // The in-place input has no slack past its end: copy the
+            // last block's columns, zero-padded.
+            for kk in 0..k {
+                let row = &mut tail[kk * nb..][..nb];
+                let start = fm.offs[kk] + p0;
+                let avail = valid.min(x_len.saturating_sub(start));
+                // SAFETY: `start + avail <= x_len` floats are readable at x.
+                let src = unsafe { std::slice::from_raw_parts(x.add(start), avail) };
+                row[..avail].copy_from_slice(src);
+                row[avail..].fill(0.0);
+            }
+            (tail.as_ptr(), &tail_offs)
+        } else {
+            // SAFETY: p0 < np: inside X (the caller's contract).
+            (unsafe { x.add(p0) }, fm.offs)
+        };
+        let direct = dense && valid == nb;
+        let (c0, ldc) = if direct {
+            // SAFETY: flat column p0 + nb <= np lies in every row's plane.
+            (unsafe { dst.ptr.add(p0) }, dst.plane)
+        } else {
+            (scratch.as_mut_ptr(), nb)
+        };
+        let mut k0 = 0;
+        while k0 < k {
+            let k1 = (k0 + fm.chunk).min(k);
+            let mut r0 = 0;
+            let mut at = 0;
+            while r0 < m {
+                let pr = mr.min(m - r0);
+                let t = Tile {
+                    k: k1 - k0,
+                    a: panels[at + k0 * pr..at + k1 * pr].as_ptr(),
+                    a_off: std::ptr::null(),
+                    b,
+                    b_off: b_off[k0..k1].as_ptr(),
+                    // SAFETY: row r0 < m of C.
+                    c: unsafe { c0.add(r0 * ldc) },
+                    ldc,
+                    init: if k0 > 0 {
+                        Init::Load
+                    } else if bias.is_empty() {
+                        Init::Zero
+                    } else {
+                        Init::Bias(bias[r0..].as_ptr())
+                    },
+                };
+                // SAFETY: the panel holds k*pr floats; B's rows are readable
+                // for nb floats (caller's contract, or the tail copy); C is
+                // `scratch` (m*nb floats) or m rows of nb floats at p0 of
+                // the destination planes (direct), written by the first
+                // chunk before later chunks load it.
+                unsafe { ukernel::run(pr, nv, &t) };
+                at += k * pr;
+                r0 += pr;
+            }
+            k0 = k1;
+        }
+        if !direct {
+            // SAFETY: every kept (r, a, b) is addressed by `dst` (caller).
+            unsafe { copy_out(&scratch[..m * nb], nb, m, p0, valid, wq, (lo, hi), dst) };
+        }
+    }
+}
+
+/// Copy the kept columns of a block of results (`m` rows of `nb` floats
+/// from flat column `p0`, `valid` of them real) to `dst`.
+///
+/// # Safety
+/// As for [`gemm_blocks`]' `dst`.
+unsafe fn copy_out(
+    src: &[f32],
+    nb: usize,
+    m: usize,
+    p0: usize,
+    valid: usize,
+    wq: usize,
+    (lo, hi): (usize, usize),
+    dst: Dest,
+) {
+    let mut p = p0;
+    while p < p0 + valid {
+        let (a, b) = (p / wq, p % wq);
+        let run = (wq - b).min(p0 + valid - p);
+        let (s, e) = (b.max(lo), (b + run).min(hi));
+        if s < e {
+            for r in 0..m {
+                let from = &src[r * nb + (p - b + s - p0)..][..e - s];
+                // SAFETY: (r, a, s..e) are kept results (caller's contract).
+                unsafe {
+                    let to = dst
+                        .ptr
+                        .add(r * dst.plane + a * dst.row + (s - lo) * dst.col);
+                    if dst.col == 1 {
+                        std::ptr::copy_nonoverlapping(from.as_ptr(), to, e - s);
+                    } else {
+                        for (j, v) in from.iter().enumerate() {
+                            *to.add(j * dst.col) = *v;
+                        }
+                    }
+                }
+            }
+        }
+        p += run;
+    }
+}
+
+/// One phase of the input gradient: input rows `sh*a + ry - pt` for `a` in
+/// `rows`, columns `sw*b + rx - pl` for `b` in `cols`, fed by `taps`.
+#[derive(Clone, Debug)]
+pub struct GradPhase {
+    pub ry: usize,
+    pub rx: usize,
+    /// `(ky, kx)` with `(ky*dh) % sh == ry` and `(kx*dw) % sw == rx`.
+    pub taps: Vec<(usize, usize)>,
+    pub rows: (usize, usize),
+    pub cols: (usize, usize),
+}
+
+/// The input gradient as flat GEMMs on zero-padded grad_output planes
+/// `gyp[a'][b'] = grad_output[a' - qh][b' - qw]` of `hg x wg` floats: phase
+/// result `(a, b)` sums `w[co][ci][ky][kx] * gyp[co][a + qh - ky*dh/sh][b +
+/// qw - kx*dw/sw]` over its taps.
+#[derive(Clone, Debug)]
+pub struct GradInputPlan {
+    pub qh: usize,
+    pub qw: usize,
+    pub hg: usize,
+    pub wg: usize,
+    pub phases: Vec<GradPhase>,
+}
+
+impl GradInputPlan {
+    /// The plan for `g`; phases without taps (their input positions get a
+    /// zero gradient) are left out.
+    pub fn new(g: &ConvGeometry) -> GradInputPlan {
+        let (sh, sw, dh, dw) = (g.sh, g.sw, g.dh, g.dw);
+        let qh = (g.kh - 1) * dh / sh;
+        let qw = (g.kw - 1) * dw / sw;
+        let mut phases = Vec::new();
+        for ry in 0..sh {
+            for rx in 0..sw {
+                let mut taps = Vec::new();
+                for ky in 0..g.kh {
+                    for kx in 0..g.kw {
+                        if (ky * dh) % sh == ry && (kx * dw) % sw == rx {
+                            taps.push((ky, kx));
+                        }
+                    }
+                }
+                let rows = (
+                    g.pt.saturating_sub(ry).div_ceil(sh),
+                    (g.h + g.pt).saturating_sub(ry).div_ceil(sh),
+                );
+                let cols = (
+                    g.pl.saturating_sub(rx).div_ceil(sw),
+                    (g.w + g.pl).saturating_sub(rx).div_ceil(sw),
+                );
+                if !taps.is_empty() && rows.0 < rows.1 && cols.0 < cols.1 {
+                    phases.push(GradPhase {
+                        ry,
+                        rx,
+                        taps,
+                        rows,
+                        cols,
+                    });
+                }
+            }
+        }
+        let max_a = phases.iter().map(|p| p.rows.1).max().unwrap_or(0);
+        let max_b = phases.iter().map(|p| p.cols.1).max().unwrap_or(0);
+        // Two spare rows: the last flat row's dropped columns read on.
+        GradInputPlan {
+            qh,
+            qw,
+            hg: max_a + qh + 2,
+            wg: max_b + qw,
+            phases,
+        }
+    }
+
+    /// Floats of one padded grad_output plane.
+    pub fn plane(&self) -> usize {
+        self.hg * self.wg
+    }
+
+    /// Tap offsets of `phase` for `cout_g` channels (`k = (co, tap)`), from
+    /// the group's first padded plane, counted from flat row `rows.0`.
+    pub fn offsets(&self, g: &ConvGeometry, phase: &GradPhase) -> Vec<usize> {
+        let mut offs = Vec::with_capacity(g.cout_g() * phase.taps.len());
+        for co in 0..g.cout_g() {
+            for &(ky, kx) in &phase.taps {
+                let dy = self.qh - ky * g.dh / g.sh;
+                let dx = self.qw - kx * g.dw / g.sw;
+                offs.push(co * self.plane() + (phase.rows.0 + dy) * self.wg + dx);
+            }
+        }
+        offs
+    }
+
+    /// A of `phase` for group `grp`: `[cin_g, cout_g * taps]` rows.
+    pub fn weights(
+        &self,
+        g: &ConvGeometry,
+        phase: &GradPhase,
+        grp: usize,
+        weight: &[f32],
+    ) -> Vec<f32> {
+        let (cin_g, cout_g, kk) = (g.cin_g(), g.cout_g(), g.kh * g.kw);
+        let t = phase.taps.len();
+        let mut a = vec![0.0; cin_g * cout_g * t];
+        for ci in 0..cin_g {
+            for co in 0..cout_g {
+                let w = &weight[((grp * cout_g + co) * cin_g + ci) * kk..][..kk];
+                for (j, &(ky, kx)) in phase.taps.iter().enumerate() {
+                    a[(ci * cout_g + co) * t + j] = w[ky * g.kw + kx];
+                }
+            }
+        }
+        a
+    }
+}
+
+/// Copy one `[oh, ow]` grad_output plane into its zero-padded `[hg, wg]`
+/// plane.
+pub fn pack_grad_output(g: &ConvGeometry, plan: &GradInputPlan, src: &[f32], dst: &mut [f32]) {
+    let (oh, ow, wg) = (g.oh, g.ow, plan.wg);
+    let keep = ow.min(wg.saturating_sub(plan.qw));
+    for (a, row) in dst.chunks_exact_mut(wg).enumerate() {
+        match a.checked_sub(plan.qh).filter(|&y| y < oh) {
+            Some(y) => {
+                row[..plan.qw].fill(0.0);
+                row[plan.qw..plan.qw + keep].copy_from_slice(&src[y * ow..][..keep]);
+                row[plan.qw + keep..].fill(0.0);
+            }
+            None => row.fill(0.0),
+        }
+    }
+}
+
+/// Transpose one group's grad_output planes (`[cout_g, oh, ow]`, planes
+/// `oh*ow` apart) into flat rows `dst[p][co]` (`ld` floats each, `p = oy *
+/// wq + ox`), zero at dropped columns and past `cout_g`.
+pub fn pack_grad_output_rows(
+    cout_g: usize,
+    oh: usize,
+    ow: usize,
+    wq: usize,
+    src: &[f32],
+    ld: usize,
+    dst: &mut [f32],
+) {
+    let plane = oh * ow;
+    for oy in 0..oh {
+        let rows = &mut dst[oy * wq * ld..][..wq * ld];
+        rows[ow * ld..].fill(0.0);
+        // 16 columns at a time: their 16 destination rows stay in L1
+        // while every channel writes one float to each.
+        let mut ox0 = 0;
+        while ox0 < ow {
+            let n = 16.min(ow - ox0);
+            for co in 0..cout_g {
+                let s = &src[co * plane + oy * ow + ox0..][..n];
+                for (i, v) in s.iter().enumerate() {
+                    rows[(ox0 + i) * ld + co] = *v;
+                }
+            }
+            if ld > cout_g {
+                for i in 0..n {
+                    rows[(ox0 + i) * ld + cout_g..][..ld - cout_g].fill(0.0);
+                }
+            }
+            ox0 += n;
+        }
+    }
+}
+
+/// Weight gradient of one group over the `np` flat columns of one image:
+/// `acc[k][co] += sum_p X[offs[k] + p] * gy[p][co]` (`acc` rows `ld` apart,
+/// `ld` a multiple of the vector width covering `cout_g`), with `x` the
+/// group's packed input (read one float at a time, never past column
+/// `np`) and `gy` from [`pack_grad_output_rows`].
+///
+/// # Safety
+/// Every `x[offs[k] + p]` (p < np) is readable.
+pub unsafe fn weight_grad_rows(
+    offs: &[usize],
+    x: *const f32,
+    gy: &[f32],
+    ld: usize,
+    np: usize,
+    acc: &mut [f32],
+) {
+    debug_assert!(gy.len() >= np * ld);
+    let (p0, p1) = (0, np);
+    let menu = ukernel::menu();
+    let lanes = menu.lanes;
+    let vecs = ld / lanes;
+    let k = offs.len();
+    // Flat columns per pass: the gy rows of one pass stay in L2 while
+    // every tap panel reads them.
+    const PC: usize = 256;
+    let table: Vec<usize> = (0..PC).map(|i| i * ld).collect();
+    let mut pc0 = p0;
+    while pc0 < p1 {
+        let pc1 = (pc0 + PC).min(p1);
+        let mut v0 = 0;
+        while v0 < vecs {
+            let nv = menu.max_nv.min(vecs - v0);
+            let full = menu.max_mr(nv).min(6);
+            let mut r0 = 0;
+            while r0 < k {
+                let mr = full.min(k - r0);
+                let t = Tile {
+                    k: pc1 - pc0,
+                    // SAFETY: column pc0 of X (caller's contract).
+                    a: unsafe { x.add(pc0) },
+                    a_off: offs[r0..].as_ptr(),
+                    b: gy[pc0 * ld + v0 * lanes..].as_ptr(),
+                    b_off: table.as_ptr(),
+                    c: acc[r0 * ld + v0 * lanes..].as_mut_ptr(),
+                    ldc: ld,
+                    init: Init::Load,
+                };
+                // SAFETY: rows r0..r0+mr of X at columns pc0..pc1 and gy
+                // rows pc0..pc1 are readable (caller's contract); acc has
+                // k rows of ld floats.
+                unsafe { ukernel::run(mr, nv, &t) };
+                r0 += mr;
+            }
+            v0 += nv;
+        }
+        pc0 = pc1;
+    }
+}
