@@ -48,11 +48,15 @@ pub struct BenchArgs {
     /// cycles of a fixed amount of work with `perf stat`).
     #[arg(long)]
     reps: Option<usize>,
+    /// Time only this pass: fwd or bwd (default: both), e.g. to profile one.
+    #[arg(long)]
+    pass: Option<String>,
 }
 
 thread_local! {
     static BEST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static REPS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+    static PASS: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
 }
 
 struct Timing {
@@ -62,7 +66,12 @@ struct Timing {
     gflops: Option<f64>,
 }
 
-fn median_ms(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+/// The median (or best) time of `f` in ms, or NaN without running it when
+/// `--pass` names the other pass.
+fn median_ms(pass: &'static str, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    if PASS.with(|p| p.get()).is_some_and(|p| p != pass) {
+        return Ok(f64::NAN);
+    }
     f()?; // warm-up: page in buffers, build caches
     let mut times = Vec::new();
     let start = Instant::now();
@@ -136,11 +145,11 @@ fn conv_case(case: &Value, rng: &mut convlab::Rng64) -> Result<Vec<Timing>> {
     let go = Tensor::randn(y.shape(), rng)?;
     let [_, _, oh, ow] = y.dims4("bench", "output")?;
     let flops = 2.0 * (n * cout * oh * ow * (cin / groups) * k.0 * k.1) as f64;
-    let fwd = median_ms(|| {
+    let fwd = median_ms("fwd", || {
         std::hint::black_box(conv2d(&x, &wt, b.as_ref(), &p)?);
         Ok(())
     })?;
-    let bwd = median_ms(|| {
+    let bwd = median_ms("bwd", || {
         std::hint::black_box(conv2d_backward(&x, &wt, with_bias, &go, &p)?);
         Ok(())
     })?;
@@ -177,11 +186,11 @@ fn pool_case(case: &Value, rng: &mut convlab::Rng64) -> Result<Vec<Timing>> {
             let (y, idx) = max_pool2d_with_indices(&x, &p)?;
             let go = Tensor::randn(y.shape(), rng)?;
             (
-                median_ms(|| {
+                median_ms("fwd", || {
                     std::hint::black_box(max_pool2d(&x, &p)?);
                     Ok(())
                 })?,
-                median_ms(|| {
+                median_ms("bwd", || {
                     std::hint::black_box(max_pool2d_backward(&shape, &idx, &go)?);
                     Ok(())
                 })?,
@@ -194,11 +203,11 @@ fn pool_case(case: &Value, rng: &mut convlab::Rng64) -> Result<Vec<Timing>> {
             let y = avg_pool2d(&x, &p)?;
             let go = Tensor::randn(y.shape(), rng)?;
             (
-                median_ms(|| {
+                median_ms("fwd", || {
                     std::hint::black_box(avg_pool2d(&x, &p)?);
                     Ok(())
                 })?,
-                median_ms(|| {
+                median_ms("bwd", || {
                     std::hint::black_box(avg_pool2d_backward(&shape, &go, &p)?);
                     Ok(())
                 })?,
@@ -209,11 +218,11 @@ fn pool_case(case: &Value, rng: &mut convlab::Rng64) -> Result<Vec<Timing>> {
             let y = adaptive_avg_pool2d(&x, out)?;
             let go = Tensor::randn(y.shape(), rng)?;
             (
-                median_ms(|| {
+                median_ms("fwd", || {
                     std::hint::black_box(adaptive_avg_pool2d(&x, out)?);
                     Ok(())
                 })?,
-                median_ms(|| {
+                median_ms("bwd", || {
                     std::hint::black_box(adaptive_avg_pool2d_backward(&shape, &go)?);
                     Ok(())
                 })?,
@@ -264,6 +273,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let algo = parse_algo(&args.algo)?;
     BEST.with(|b| b.set(args.best));
     REPS.with(|r| r.set(args.reps));
+    let pass = match args.pass.as_deref() {
+        None => None,
+        Some("fwd") => Some("fwd"),
+        Some("bwd") => Some("bwd"),
+        Some(other) => bail!("--pass {other:?} is invalid: must be fwd or bwd"),
+    };
+    PASS.with(|p| p.set(pass));
     let _forced = force_conv_algo(algo);
     let text = match &args.suite {
         Some(path) => std::fs::read_to_string(path)
@@ -287,7 +303,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
     }
     let print = |rows: Vec<Timing>| {
-        for t in rows {
+        for t in rows.into_iter().filter(|t| !t.median_ms.is_nan()) {
             if args.json {
                 println!(
                     "{}",

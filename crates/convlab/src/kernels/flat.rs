@@ -376,6 +376,7 @@ pub unsafe fn gemm_blocks(
                 let t = Tile {
                     k: k1 - k0,
                     a: panels[at + k0 * pr..at + k1 * pr].as_ptr(),
+                    lda: pr,
                     a_off: std::ptr::null(),
                     b,
                     b_off: b_off[k0..k1].as_ptr(),
@@ -660,6 +661,7 @@ pub unsafe fn weight_grad_rows(
                     k: pc1 - pc0,
                     // SAFETY: column pc0 of X (caller's contract).
                     a: unsafe { x.add(pc0) },
+                    lda: 0,
                     a_off: offs[r0..].as_ptr(),
                     b: gy[pc0 * ld + v0 * lanes..].as_ptr(),
                     b_off: table.as_ptr(),

@@ -21,17 +21,24 @@ pub fn isa() -> Isa {
     *ISA.get_or_init(detect)
 }
 
+/// The detected ISA, lowered by `CONVLAB_ISA=avx2|scalar` (or the older
+/// `CONVLAB_NO_SIMD`) so that tests can run every code path on one machine.
 #[cfg(target_arch = "x86_64")]
 fn detect() -> Isa {
-    if std::env::var_os("CONVLAB_NO_SIMD").is_some() {
-        return Isa::Scalar;
-    }
-    if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
+    let cpu = if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
         Isa::Avx512
     } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         Isa::Avx2Fma
     } else {
         Isa::Scalar
+    };
+    if std::env::var_os("CONVLAB_NO_SIMD").is_some() {
+        return Isa::Scalar;
+    }
+    match std::env::var("CONVLAB_ISA").as_deref() {
+        Ok("scalar") => Isa::Scalar,
+        Ok("avx2") if cpu != Isa::Scalar => Isa::Avx2Fma,
+        _ => cpu,
     }
 }
 

@@ -29,6 +29,66 @@ pub(crate) trait Simd: Copy + 'static {
     unsafe fn store(p: *mut f32, v: Self::V);
     /// `a * b + c`, fused where the ISA has it.
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `a + b`.
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    /// `a - b`.
+    unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
+    /// `a * b`.
+    unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+
+    /// The first `n <= LANES` lanes of `v` to `p` (writes only those).
+    #[inline(always)]
+    unsafe fn store_n(p: *mut f32, v: Self::V, n: usize) {
+        let mut buf = [0.0f32; 16];
+        // SAFETY: buf holds LANES floats; the caller guarantees n at p.
+        unsafe {
+            Self::store(buf.as_mut_ptr(), v);
+            std::ptr::copy_nonoverlapping(buf.as_ptr(), p, n.min(Self::LANES));
+        }
+    }
+
+    /// Transpose a `LANES x LANES` block: row `i` is the `LANES` floats at
+    /// `rows[i]`; `dst[j * LANES + i] = rows[i][j]`.
+    #[inline(always)]
+    unsafe fn transpose(rows: &[*const f32], dst: *mut f32) {
+        // SAFETY: the caller guarantees LANES readable floats per row and
+        // LANES * LANES writable at dst.
+        unsafe {
+            for (i, r) in rows.iter().enumerate().take(Self::LANES) {
+                for j in 0..Self::LANES {
+                    *dst.add(j * Self::LANES + i) = *r.add(j);
+                }
+            }
+        }
+    }
+
+    /// Split `4 * LANES` floats at `src` by position modulo 4:
+    /// `dst[r][l] = src[4*l + r]`, each `dst[r]` a vector's worth of floats.
+    #[inline(always)]
+    unsafe fn deinterleave4(src: *const f32, dst: [*mut f32; 4]) {
+        // SAFETY: the caller guarantees 4*LANES readable floats at src and
+        // LANES writable at each dst.
+        unsafe {
+            for l in 0..Self::LANES {
+                for (r, d) in dst.iter().enumerate() {
+                    *d.add(l) = *src.add(4 * l + r);
+                }
+            }
+        }
+    }
+
+    /// The inverse of [`Simd::deinterleave4`]: `dst[4*l + r] = src[r][l]`.
+    #[inline(always)]
+    unsafe fn interleave4(src: [*const f32; 4], dst: *mut f32) {
+        // SAFETY: as for deinterleave4, the other way round.
+        unsafe {
+            for l in 0..Self::LANES {
+                for (r, s) in src.iter().enumerate() {
+                    *dst.add(4 * l + r) = *s.add(l);
+                }
+            }
+        }
+    }
 }
 
 /// x86-64 AVX-512F: 16 lanes in a zmm register.
@@ -64,6 +124,142 @@ impl Simd for Avx512 {
     unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
         // SAFETY: the target feature is enabled in the caller (trait contract).
         unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the target feature is enabled in the caller (trait contract).
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn sub(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the target feature is enabled in the caller (trait contract).
+        unsafe { _mm512_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn mul(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the target feature is enabled in the caller (trait contract).
+        unsafe { _mm512_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn store_n(p: *mut f32, v: __m512, n: usize) {
+        // SAFETY: masked-off lanes are not written; the caller guarantees n.
+        unsafe {
+            let mask = if n >= 16 {
+                0xFFFF
+            } else {
+                ((1u32 << n) - 1) as u16
+            };
+            _mm512_mask_storeu_ps(p, mask, v)
+        }
+    }
+    #[inline(always)]
+    unsafe fn transpose(rows: &[*const f32], dst: *mut f32) {
+        // 32-bit then 64-bit interleaves within 128-bit lanes, then two
+        // rounds of 128-bit block shuffles: 64 shuffles for 256 floats.
+        // SAFETY: 16 rows of 16 readable floats, 256 writable at dst.
+        unsafe {
+            let r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(rows[i]));
+            let mut a = [_mm512_setzero_ps(); 16];
+            for p in 0..8 {
+                a[2 * p] = _mm512_unpacklo_ps(r[2 * p], r[2 * p + 1]);
+                a[2 * p + 1] = _mm512_unpackhi_ps(r[2 * p], r[2 * p + 1]);
+            }
+            let mut b = [_mm512_setzero_ps(); 16];
+            for s4 in 0..4 {
+                let (a0, a1) = (_mm512_castps_pd(a[4 * s4]), _mm512_castps_pd(a[4 * s4 + 1]));
+                let (a2, a3) = (
+                    _mm512_castps_pd(a[4 * s4 + 2]),
+                    _mm512_castps_pd(a[4 * s4 + 3]),
+                );
+                b[4 * s4] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+                b[4 * s4 + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+                b[4 * s4 + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+                b[4 * s4 + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+            }
+            // b[4s + c], 128-bit lane q: column 4q + c of rows 4s..4s+4.
+            for c in 0..4 {
+                let x = _mm512_shuffle_f32x4::<0x44>(b[c], b[4 + c]);
+                let y = _mm512_shuffle_f32x4::<0xEE>(b[c], b[4 + c]);
+                let x2 = _mm512_shuffle_f32x4::<0x44>(b[8 + c], b[12 + c]);
+                let y2 = _mm512_shuffle_f32x4::<0xEE>(b[8 + c], b[12 + c]);
+                _mm512_storeu_ps(dst.add(c * 16), _mm512_shuffle_f32x4::<0x88>(x, x2));
+                _mm512_storeu_ps(dst.add((4 + c) * 16), _mm512_shuffle_f32x4::<0xDD>(x, x2));
+                _mm512_storeu_ps(dst.add((8 + c) * 16), _mm512_shuffle_f32x4::<0x88>(y, y2));
+                _mm512_storeu_ps(dst.add((12 + c) * 16), _mm512_shuffle_f32x4::<0xDD>(y, y2));
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn deinterleave4(src: *const f32, dst: [*mut f32; 4]) {
+        // Two-source permutes gather lanes 0..7 from the first 32 floats
+        // and 8..15 from the last 32; one block shuffle joins the halves.
+        // SAFETY: 64 readable floats at src, 16 writable at each dst.
+        unsafe {
+            let (a, b) = (_mm512_loadu_ps(src), _mm512_loadu_ps(src.add(16)));
+            let (c, d) = (_mm512_loadu_ps(src.add(32)), _mm512_loadu_ps(src.add(48)));
+            for (r, out) in dst.iter().enumerate() {
+                let r = r as i32;
+                let idx = _mm512_setr_epi32(
+                    r,
+                    r + 4,
+                    r + 8,
+                    r + 12,
+                    r + 16,
+                    r + 20,
+                    r + 24,
+                    r + 28,
+                    r,
+                    r + 4,
+                    r + 8,
+                    r + 12,
+                    r + 16,
+                    r + 20,
+                    r + 24,
+                    r + 28,
+                );
+                let lo = _mm512_permutex2var_ps(a, idx, b);
+                let hi = _mm512_permutex2var_ps(c, idx, d);
+                _mm512_storeu_ps(*out, _mm512_shuffle_f32x4::<0b01_00_01_00>(lo, hi));
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn interleave4(src: [*const f32; 4], dst: *mut f32) {
+        // Output vector q holds lanes 4q..4q+4 of the four sources: pairs
+        // (0, 1) and (2, 3) are permuted into place and blended.
+        // SAFETY: 16 readable floats at each src, 64 writable at dst.
+        unsafe {
+            let p = [
+                _mm512_loadu_ps(src[0]),
+                _mm512_loadu_ps(src[1]),
+                _mm512_loadu_ps(src[2]),
+                _mm512_loadu_ps(src[3]),
+            ];
+            for q in 0..4i32 {
+                let b = 4 * q;
+                let idx = _mm512_setr_epi32(
+                    b,
+                    b + 16,
+                    b,
+                    b + 16,
+                    b + 1,
+                    b + 17,
+                    b + 1,
+                    b + 17,
+                    b + 2,
+                    b + 18,
+                    b + 2,
+                    b + 18,
+                    b + 3,
+                    b + 19,
+                    b + 3,
+                    b + 19,
+                );
+                let x = _mm512_permutex2var_ps(p[0], idx, p[1]);
+                let y = _mm512_permutex2var_ps(p[2], idx, p[3]);
+                _mm512_storeu_ps(dst.add(16 * q as usize), _mm512_mask_blend_ps(0xCCCC, x, y));
+            }
+        }
     }
 }
 
@@ -101,6 +297,21 @@ impl Simd for Avx2 {
         // SAFETY: the target feature is enabled in the caller (trait contract).
         unsafe { _mm256_fmadd_ps(a, b, c) }
     }
+    #[inline(always)]
+    unsafe fn add(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the target feature is enabled in the caller (trait contract).
+        unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn sub(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the target feature is enabled in the caller (trait contract).
+        unsafe { _mm256_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn mul(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: the target feature is enabled in the caller (trait contract).
+        unsafe { _mm256_mul_ps(a, b) }
+    }
 }
 
 /// Portable code: 8 lanes in an array (the compiler's baseline vectors).
@@ -133,6 +344,18 @@ impl Simd for Portable {
         // A plain multiply and add: without an `fma` target feature,
         // `mul_add` is a slow libm call.
         std::array::from_fn(|i| a[i] * b[i] + c[i])
+    }
+    #[inline(always)]
+    unsafe fn add(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| a[i] + b[i])
+    }
+    #[inline(always)]
+    unsafe fn sub(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| a[i] - b[i])
+    }
+    #[inline(always)]
+    unsafe fn mul(a: [f32; 8], b: [f32; 8]) -> [f32; 8] {
+        std::array::from_fn(|i| a[i] * b[i])
     }
 }
 

@@ -13,9 +13,9 @@
 //! *implicit* GEMM: row `k` of the virtual im2col matrix is the padded input
 //! shifted by tap `k`, read in place.
 //!
-//! A is either packed (`A(k, r) = a[k * MR + r]`, weights laid out once per
-//! call) or read through per-row offsets (`A(k, r) = a[a_off[r] + k]`, e.g.
-//! the input rows of a weight gradient).
+//! A is either packed (`A(k, r) = a[k * lda + r]`, weights laid out once
+//! per call, `lda >= MR`) or read through per-row offsets (`A(k, r) =
+//! a[a_off[r] + k]`, e.g. the input rows of a weight gradient).
 //!
 //! Shapes per ISA ([`Menu`]): 24 accumulators of 16 lanes on AVX-512
 //! (6x4, 8x3, 12x2, 24x1 vectors), 12 of 8 lanes on AVX2 (6x2, 12x1), fewer
@@ -41,8 +41,10 @@ pub(crate) enum Init {
 pub(crate) struct Tile {
     /// Steps of the reduction.
     pub k: usize,
-    /// A: packed `[k][mr]` when `a_off` is null, else rows at `a + a_off[r]`.
+    /// A: packed `[k][lda]` (first `mr` of each row used) when `a_off` is
+    /// null, else rows at `a + a_off[r]`.
     pub a: *const f32,
+    pub lda: usize,
     pub a_off: *const usize,
     /// B row `k` starts at `b + b_off[k]`.
     pub b: *const f32,
@@ -90,7 +92,7 @@ unsafe fn tile_body<S: Simd, const MR: usize, const NV: usize, const PACKED: boo
             }
             for r in 0..MR {
                 let a = if PACKED {
-                    *t.a.add(k * MR + r)
+                    *t.a.add(k * t.lda + r)
                 } else {
                     *a_rows[r].add(k)
                 };
@@ -241,6 +243,7 @@ mod tests {
                             } else {
                                 a_rows.as_ptr()
                             },
+                            lda: mr,
                             a_off: if packed {
                                 std::ptr::null()
                             } else {

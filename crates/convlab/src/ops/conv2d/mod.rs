@@ -478,7 +478,10 @@ pub(crate) fn forward_geom(
         ConvAlgo::Direct if direct_applies(g) => {
             direct_path::forward(g, input, weight, memory::as_uninit(out))?
         }
-        ConvAlgo::Winograd if winograd_applies(g) => winograd_path::forward(g, input, weight, out)?,
+        ConvAlgo::Winograd if winograd_applies(g) => {
+            let view = crate::kernels::winograd::WeightView::forward(g.c_in);
+            winograd_path::forward(g, input, weight, view, memory::as_uninit(out))?
+        }
         ConvAlgo::Fft if fft_path::applies(g) => fft_path::forward(g, input, weight, out)?,
         ConvAlgo::ImplicitGemm if flat_path::applies(g) => {
             flat_path::forward(g, input, weight, None, memory::as_uninit(out))?
@@ -506,8 +509,14 @@ pub(crate) fn backward_input_geom(
         },
         ConvAlgo::Winograd => match transposed(g).filter(winograd_applies) {
             Some(t) => {
-                let wt = flip_weight(g, weight)?;
-                winograd_path::forward(&t, grad_output, &wt, grad_input)?;
+                let view = crate::kernels::winograd::WeightView::input_grad(g.c_in);
+                winograd_path::forward(
+                    &t,
+                    grad_output,
+                    weight,
+                    view,
+                    memory::as_uninit(grad_input),
+                )?;
             }
             None => im2col_path::backward_input(g, weight, grad_output, grad_input)?,
         },
@@ -861,223 +870,7 @@ pub(crate) mod fft_path {
     }
 }
 
-/// Winograd F(4x4, 3x3) ([`crate::kernels::winograd`]) over blocks of
-/// tiles: per block, the input transform split over input channels, the 36
-/// GEMMs split over rayon (one thread each), the output transform split over
-/// output channels. The filter is transformed once per call.
-pub(crate) mod winograd_path {
-    use super::*;
-    use crate::kernels::gemm::sgemm_strided_par;
-    use crate::kernels::winograd::{
-        filter_len, tiles, winograd_filter_tf, winograd_gemm, winograd_grad_output_tf,
-        winograd_input_tf, winograd_output_tf, winograd_weight_out, winograd_workspace_len, LANES,
-    };
-    use rayon::prelude::*;
-
-    /// A pointer shared by rayon tasks that write disjoint elements.
-    #[derive(Clone, Copy)]
-    struct Shared(*mut f32);
-    // SAFETY: only used to hand tasks disjoint parts of one buffer (see the
-    // SAFETY notes where it is dereferenced).
-    unsafe impl Send for Shared {}
-    // SAFETY: as above.
-    unsafe impl Sync for Shared {}
-
-    impl Shared {
-        /// The pointer (a method, so closures capture the whole `Send`
-        /// wrapper rather than its raw-pointer field).
-        fn get(self) -> *mut f32 {
-            self.0
-        }
-    }
-
-    /// Tiles per block: `V` and `M` of one block take about 8 MiB, at least
-    /// 64 tiles so each GEMM has a useful width. Fewer, larger blocks
-    /// measured faster (fewer rayon barriers): tb 64 -> 512 took
-    /// resnet_3x3_128 fwd 6.5 -> 3.2 ms (loaded box, noisy).
-    fn block_tiles(g: &ConvGeometry, total: usize) -> usize {
-        let per_tile = 36 * (g.c_in + g.c_out);
-        let tb = ((1usize << 21) / per_tile.max(1)).max(4 * LANES);
-        tb.next_multiple_of(LANES).min(total).max(1)
-    }
-
-    fn len(op: &'static str, dims: &[usize]) -> Result<usize> {
-        numel_or_err(op, dims)
-    }
-
-    /// The 36 rows `buf[e][i][..row]` of a `[36][rows][row]` buffer for one `i`.
-    ///
-    /// # Safety
-    /// `buf` points to `36 * rows * row` floats, `i < rows`, and no other
-    /// live reference touches those 36 rows.
-    unsafe fn rows_of<'a>(buf: Shared, rows: usize, row: usize, i: usize) -> Vec<&'a mut [f32]> {
-        (0..36)
-            .map(|e| {
-                // SAFETY: row (e, i) lies inside the buffer and is not
-                // aliased (the caller's contract).
-                unsafe { std::slice::from_raw_parts_mut(buf.get().add((e * rows + i) * row), row) }
-            })
-            .collect()
-    }
-
-    /// `out` (`[n, c_out, oh, ow]`) = conv(input, weight) for a geometry
-    /// where [`winograd_applies`] holds.
-    pub fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], out: &mut [f32]) -> Result<()> {
-        const OP: &str = "conv2d";
-        debug_assert!(winograd_applies(g));
-        let (cin, cout) = (g.c_in, g.c_out);
-        let (th, tw, total) = tiles(g);
-        let ulen = len(OP, &[36, cout, cin])?;
-        debug_assert_eq!(ulen, filter_len(g));
-        let tb = block_tiles(g, total);
-        let tbp = tb.next_multiple_of(LANES);
-        let vlen = len(OP, &[36, cin, tbp])?;
-        let mlen = len(OP, &[36, cout, tbp])?;
-        memory::check_f32(OP, ulen.saturating_add(vlen).saturating_add(mlen))?;
-        let mut u = memory::zeros_f32(OP, ulen)?;
-        let u_ptr = Shared(u.as_mut_ptr());
-        weight
-            .par_chunks(cin * 9)
-            .enumerate()
-            .for_each(|(co, w_co)| {
-                // SAFETY: `u` is [36][cout][cin]; task co alone writes rows
-                // (e, co), and `u` is not otherwise borrowed meanwhile.
-                let mut rows = unsafe { rows_of(u_ptr, cout, cin, co) };
-                winograd_filter_tf(cin, w_co, &mut rows);
-            });
-        let mut v = memory::zeros_f32(OP, vlen)?;
-        let mut m = memory::zeros_f32(OP, mlen)?;
-        let wl = winograd_workspace_len(g);
-        let plane = g.oh * g.ow;
-        debug_assert_eq!(out.len(), g.n * cout * plane);
-        let out_ptr = Shared(out.as_mut_ptr());
-        let mut t0 = 0;
-        while t0 < total {
-            let t1 = (t0 + tb).min(total);
-            // Rows of V and M padded to whole vectors (the pad columns are
-            // computed but never read).
-            let bl = (t1 - t0).next_multiple_of(LANES);
-            let v_ptr = Shared(v.as_mut_ptr());
-            (0..cin).into_par_iter().for_each_init(
-                || vec![0.0; wl],
-                |s, c| {
-                    // SAFETY: `v` is [36][cin][bl] here (bl <= tbp); task c
-                    // alone writes rows (e, c); `v` is not otherwise
-                    // borrowed meanwhile.
-                    let mut rows = unsafe { rows_of(v_ptr, cin, bl, c) };
-                    winograd_input_tf(g, input, c, t0, t1, &mut rows, s);
-                },
-            );
-            m[..36 * cout * bl]
-                .par_chunks_mut(cout * bl)
-                .zip(v[..36 * cin * bl].par_chunks(cin * bl))
-                .zip(u.par_chunks(cout * cin))
-                .for_each(|((m_e, v_e), u_e)| winograd_gemm(cout, cin, bl, u_e, v_e, m_e));
-            let (img0, img1) = (t0 / (th * tw), (t1 - 1) / (th * tw));
-            let m = &m;
-            (0..cout).into_par_iter().for_each(|co| {
-                let rows: Vec<&[f32]> = (0..36).map(|e| &m[(e * cout + co) * bl..][..bl]).collect();
-                let mut planes: Vec<&mut [f32]> = (img0..=img1)
-                    .map(|img| {
-                        // SAFETY: plane (img, co) lies inside `out` (img < n,
-                        // co < cout); only the task of channel co touches it
-                        // and `out` is not otherwise borrowed meanwhile.
-                        unsafe {
-                            std::slice::from_raw_parts_mut(
-                                out_ptr.get().add((img * cout + co) * plane),
-                                plane,
-                            )
-                        }
-                    })
-                    .collect();
-                winograd_output_tf(g, &rows, t0, t1, img0, &mut planes);
-            });
-            t0 = t1;
-        }
-        Ok(())
-    }
-
-    /// `grad_weight` += the weight gradient by F(3x3, 4x4) over 4x4 output
-    /// tiles (see [`crate::kernels::winograd`]): per block of tiles, the
-    /// input and grad_output transforms, then
-    /// `S[e] [c_out, c_in] += Y[e] [c_out, T] @ V[e]^T` (36 GEMMs), and
-    /// finally `G^T S G` per output channel.
-    pub fn backward_weight(
-        g: &ConvGeometry,
-        input: &[f32],
-        grad_output: &[f32],
-        grad_weight: &mut [f32],
-    ) -> Result<()> {
-        const OP: &str = "conv2d_backward";
-        debug_assert!(winograd_applies(g));
-        let (cin, cout) = (g.c_in, g.c_out);
-        let (_, _, total) = tiles(g);
-        let slen = len(OP, &[36, cout, cin])?;
-        let tb = block_tiles(g, total);
-        let tbp = tb.next_multiple_of(LANES);
-        let vlen = len(OP, &[36, cin, tbp])?;
-        let ylen = len(OP, &[36, cout, tbp])?;
-        memory::check_f32(OP, slen.saturating_add(vlen).saturating_add(ylen))?;
-        let mut sm = memory::zeros_f32(OP, slen)?;
-        let mut v = memory::zeros_f32(OP, vlen)?;
-        let mut y = memory::zeros_f32(OP, ylen)?;
-        let wl = winograd_workspace_len(g);
-        let mut t0 = 0;
-        while t0 < total {
-            let t1 = (t0 + tb).min(total);
-            let bl = (t1 - t0).next_multiple_of(LANES);
-            let v_ptr = Shared(v.as_mut_ptr());
-            (0..cin).into_par_iter().for_each_init(
-                || vec![0.0; wl],
-                |s, c| {
-                    // SAFETY: `v` is [36][cin][bl] here (bl <= tbp); task c
-                    // alone writes rows (e, c); `v` is not otherwise
-                    // borrowed meanwhile.
-                    let mut rows = unsafe { rows_of(v_ptr, cin, bl, c) };
-                    winograd_input_tf(g, input, c, t0, t1, &mut rows, s);
-                },
-            );
-            let y_ptr = Shared(y.as_mut_ptr());
-            (0..cout).into_par_iter().for_each_init(
-                || vec![0.0; wl],
-                |s, co| {
-                    // SAFETY: as for `v`, with `y` [36][cout][bl].
-                    let mut rows = unsafe { rows_of(y_ptr, cout, bl, co) };
-                    winograd_grad_output_tf(g, grad_output, co, t0, t1, &mut rows, s);
-                },
-            );
-            let k = t1 - t0; // pad columns of V and Y are left out
-            sm.par_chunks_mut(cout * cin)
-                .zip(y[..36 * cout * bl].par_chunks(cout * bl))
-                .zip(v[..36 * cin * bl].par_chunks(cin * bl))
-                .for_each(|((s_e, y_e), v_e)| {
-                    let a = MatRef {
-                        data: y_e,
-                        rs: bl,
-                        cs: 1,
-                    };
-                    let b = MatRef {
-                        data: v_e,
-                        rs: 1,
-                        cs: bl,
-                    };
-                    sgemm_strided_par(cout, k, cin, a, b, s_e, cin, t0 > 0, false);
-                });
-            t0 = t1;
-        }
-        let sm = &sm;
-        grad_weight
-            .par_chunks_mut(cin * 9)
-            .enumerate()
-            .for_each(|(co, gw_co)| {
-                let rows: Vec<&[f32]> = (0..36)
-                    .map(|e| &sm[(e * cout + co) * cin..][..cin])
-                    .collect();
-                winograd_weight_out(cin, &rows, gw_co);
-            });
-        Ok(())
-    }
-}
+mod winograd_path;
 
 /// im2col + GEMM over bands of output rows sized so the column buffers stay
 /// under [`im2col_path::SCRATCH_FLOATS`] in all. Images x groups are split
