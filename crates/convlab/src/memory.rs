@@ -126,6 +126,16 @@ pub(crate) unsafe fn assume_written(buf: Box<[std::mem::MaybeUninit<f32>]>) -> V
     unsafe { buf.assume_init() }.into_vec()
 }
 
+/// Zero every element of `buf`; the now-initialised floats.
+pub(crate) fn zero_fill(buf: &mut [std::mem::MaybeUninit<f32>]) -> &mut [f32] {
+    for v in buf.iter_mut() {
+        v.write(0.0);
+    }
+    // SAFETY: every element was just written; MaybeUninit<f32> has f32's
+    // layout.
+    unsafe { &mut *(buf as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// `buf` as possibly-uninitialised floats, for kernels that only write.
 pub(crate) fn as_uninit(buf: &mut [f32]) -> &mut [std::mem::MaybeUninit<f32>] {
     // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and a written
@@ -134,9 +144,97 @@ pub(crate) fn as_uninit(buf: &mut [f32]) -> &mut [std::mem::MaybeUninit<f32>] {
     unsafe { &mut *(buf as *mut [f32] as *mut [std::mem::MaybeUninit<f32>]) }
 }
 
+/// Floats a thread's scratch pool may keep between calls (256 MiB).
+const POOL_FLOATS: usize = 64 << 20;
+
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A scratch buffer from this thread's pool, returned to it on drop.
+///
+/// Kernels call the same shapes over and over (a training loop, a
+/// benchmark): a fresh `vec![0.0; n]` per call was a memset of every
+/// scratch float and, for buffers the allocator had handed back to the
+/// kernel, a page fault per 4 KiB. Pooled buffers hold whatever floats an
+/// earlier user left (always initialised), so callers write before they
+/// read.
+pub(crate) struct Scratch {
+    buf: Vec<f32>,
+}
+
+impl Scratch {
+    /// At least `len` floats of stale contents, after [`check_f32`].
+    pub fn take(op: &'static str, len: usize) -> Result<Scratch> {
+        check_f32(op, len)?;
+        Ok(Scratch::prechecked(len))
+    }
+
+    /// [`Scratch::take`] for a size the caller already passed through
+    /// [`check_f32`] (a task's share of a checked total).
+    pub fn prechecked(len: usize) -> Scratch {
+        let pooled = POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            // The smallest pooled buffer that is large enough.
+            let best = p
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.len() >= len)
+                .min_by_key(|(_, b)| b.len())
+                .map(|(i, _)| i);
+            best.map(|i| p.swap_remove(i))
+        });
+        let buf = match pooled {
+            Some(b) => b,
+            None => vec![0.0; len],
+        };
+        Scratch { buf }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.buf
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.buf
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        // A thread that is being torn down has no pool to return to.
+        let _ = POOL.try_with(|p| {
+            let mut p = p.borrow_mut();
+            let held: usize = p.iter().map(|b| b.len()).sum();
+            if held + buf.len() <= POOL_FLOATS {
+                p.push(buf);
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scratch_is_reused_and_zeroed_on_request() {
+        let ptr = {
+            let mut a = Scratch::take("t", 1000).unwrap();
+            a[..1000].fill(7.0);
+            a.as_ptr()
+        };
+        let b = Scratch::take("t", 500).unwrap();
+        assert_eq!(b.as_ptr(), ptr, "the pooled buffer comes back");
+        assert_eq!(b[0], 7.0, "with its stale contents");
+        assert!(Scratch::take("t", usize::MAX / 8).is_err());
+    }
 
     #[test]
     fn huge_request_is_an_error() {

@@ -13,4 +13,3 @@ pub mod pool;
 pub(crate) mod simd;
 pub(crate) mod ukernel;
 pub mod winograd;
-pub mod winograd_legacy;

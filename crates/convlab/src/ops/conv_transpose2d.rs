@@ -190,8 +190,10 @@ pub fn conv_transpose2d(
     let plan = plan(input.shape(), weight.shape(), bias.map(|b| b.shape()), p)?;
     let g = plan.geom;
     let n_out = numel_or_err("conv_transpose2d", &[g.n, g.c_in, g.h, g.w])?;
-    let mut out = memory::zeros_f32("conv_transpose2d", n_out)?;
-    backward_input_geom(&g, weight.data(), input.data(), &mut out)?;
+    let mut buf = memory::uninit_f32("conv_transpose2d", n_out)?;
+    backward_input_geom(&g, weight.data(), input.data(), &mut buf)?;
+    // SAFETY: backward_input_geom writes every element of `buf`.
+    let mut out = unsafe { memory::assume_written(buf) };
     if let Some(b) = bias {
         // Bias is per output channel of this op, i.e. per conv2d *input* channel.
         let tg = ConvGeometry {
@@ -226,8 +228,10 @@ pub fn conv_transpose2d_backward(
         ));
     }
     let g = plan.geom;
-    let mut gin = memory::zeros_f32("conv_transpose2d_backward", input.numel())?;
-    forward_geom(&g, grad_output.data(), weight.data(), &mut gin)?;
+    let mut buf = memory::uninit_f32("conv_transpose2d_backward", input.numel())?;
+    forward_geom(&g, grad_output.data(), weight.data(), &mut buf)?;
+    // SAFETY: forward_geom writes every element of `buf`.
+    let gin = unsafe { memory::assume_written(buf) };
     let mut gw = memory::zeros_f32("conv_transpose2d_backward", weight.numel())?;
     backward_weight_geom(&g, grad_output.data(), input.data(), &mut gw)?;
     Ok(Conv2dGrads {

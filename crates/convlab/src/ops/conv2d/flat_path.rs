@@ -76,32 +76,19 @@ fn images_per_batch(n: usize, per_image: usize) -> usize {
     (PACK_FLOATS / per_image.max(1)).clamp(1, n.max(1))
 }
 
-/// A packed-planes buffer: `images` images of `image_len` floats, then
-/// `slack` zeros; images are written by [`pack_batch`] before any read.
-struct Packed {
-    buf: Box<[MaybeUninit<f32>]>,
-}
-
-impl Packed {
-    fn new(op: &'static str, images: usize, image_len: usize, slack: usize) -> Result<Packed> {
-        let body = images.saturating_mul(image_len);
-        let mut buf = memory::uninit_f32(op, body.saturating_add(slack))?;
-        for v in &mut buf[body..] {
-            v.write(0.0);
-        }
-        Ok(Packed { buf })
-    }
-
-    /// The buffer as floats, once images `[0, n)` of a batch were packed.
-    ///
-    /// # Safety
-    /// Every image slot has been written by `pack_batch` at least once
-    /// (slots past the current batch keep an earlier batch's values).
-    unsafe fn floats(&self) -> &[f32] {
-        // SAFETY: the caller guarantees every element is initialised;
-        // MaybeUninit<f32> has f32's layout.
-        unsafe { &*(&*self.buf as *const [MaybeUninit<f32>] as *const [f32]) }
-    }
+/// A packed-planes buffer from the scratch pool: `images` images of
+/// `image_len` floats (written by [`pack_batch`] before any read), then
+/// `slack` zeros.
+fn packed_buffer(
+    op: &'static str,
+    images: usize,
+    image_len: usize,
+    slack: usize,
+) -> Result<memory::Scratch> {
+    let body = images.saturating_mul(image_len);
+    let mut buf = memory::Scratch::take(op, body.saturating_add(slack))?;
+    buf[body..body + slack].fill(0.0);
+    Ok(buf)
 }
 
 /// Pack images `[n0, n1)` of `input` into `packed` (one image every
@@ -113,13 +100,13 @@ fn pack_batch(
     (n0, n1): (usize, usize),
     image_len: usize,
     threads: usize,
-    packed: &mut [MaybeUninit<f32>],
+    packed: &mut [f32],
 ) {
     let chunk = g.c_in.div_ceil(threads * 2).max(1);
     let jobs: Vec<(usize, usize)> = (n0..n1)
         .flat_map(|n| (0..g.c_in).step_by(chunk).map(move |c| (n, c)))
         .collect();
-    let dst = Shared(packed.as_mut_ptr() as *mut f32);
+    let dst = Shared(packed.as_mut_ptr());
     let img_in = g.c_in * g.h * g.w;
     for_each(
         threads,
@@ -167,7 +154,7 @@ pub fn forward(
     let plane_out = g.oh * g.ow;
     debug_assert_eq!(out.len(), g.n * g.c_out * plane_out);
 
-    let mut panels = memory::zeros_f32(OP, weight.len())?;
+    let mut panels = memory::Scratch::take(OP, weight.len())?;
     for grp in 0..groups {
         let rows = &weight[grp * cout_g * k..][..cout_g * k];
         pack_panels(k, rows, mr, &mut panels[grp * cout_g * k..][..cout_g * k]);
@@ -181,7 +168,7 @@ pub fn forward(
     let mut packed = if fg.in_place {
         None
     } else {
-        Some(Packed::new(OP, per_batch, image_len, slack(nb, fg.wq))?)
+        Some(packed_buffer(OP, per_batch, image_len, slack(nb, fg.wq))?)
     };
     let threads = threads(g);
     let out_ptr = Shared(out.as_mut_ptr() as *mut f32);
@@ -193,9 +180,8 @@ pub fn forward(
         let x: &[f32] = match &mut packed {
             None => input,
             Some(p) => {
-                pack_batch(g, &fg, input, (n0, n1), image_len, threads, &mut p.buf);
-                // SAFETY: the first batch is the largest and wrote every slot.
-                unsafe { p.floats() }
+                pack_batch(g, &fg, input, (n0, n1), image_len, threads, p);
+                &p[..]
             }
         };
         let per_task = blocks_per_task(threads, (n1 - n0) * groups, blocks);
@@ -209,7 +195,12 @@ pub fn forward(
         for_each(
             threads,
             &tasks,
-            || (vec![0.0f32; cout_g * nb], vec![0.0f32; tail_len]),
+            || {
+                (
+                    memory::Scratch::prechecked(cout_g * nb),
+                    memory::Scratch::prechecked(tail_len),
+                )
+            },
             |bufs, &(n, grp, b0)| {
                 let img = if fg.in_place { n } else { n - n0 };
                 let base = img * image_len + grp * cin_g * fg.plane();
@@ -304,7 +295,7 @@ pub fn backward_input(
     let len = per_batch
         .saturating_mul(image_len)
         .saturating_add(slack(max_nb, plan.wg));
-    let mut packed = memory::zeros_f32(OP, len)?;
+    let mut packed = memory::Scratch::take(OP, len)?;
     let gin = Shared(grad_input.as_mut_ptr());
     let plane_in = g.h * g.w;
     let plane_out = g.oh * g.ow;
@@ -354,7 +345,7 @@ pub fn backward_input(
         for_each(
             threads,
             &tasks,
-            || vec![0.0f32; cin_g * max_nb],
+            || memory::Scratch::prechecked(cin_g * max_nb),
             |scratch, &(pi, n, grp, b0, b1)| {
                 let (ph, info) = (&phases_r[pi], &plan_r.phases[pi]);
                 let k = ph.offs.len();
@@ -427,23 +418,22 @@ pub fn backward_weight(
     let mut packed = if fg.in_place {
         None
     } else {
-        Some(Packed::new(OP, per_batch, image_len, 0)?)
+        Some(packed_buffer(OP, per_batch, image_len, 0)?)
     };
     let acc_len = groups * k * ld;
     memory::check_f32(OP, acc_len.saturating_mul(threads + 1))?;
     let rows_len = fg.np.saturating_mul(ld);
     memory::check_f32(OP, rows_len.saturating_mul(threads))?;
     let plane_out = g.oh * g.ow;
-    let mut totals: Vec<Vec<f32>> = Vec::new();
+    let mut totals: Vec<memory::Scratch> = Vec::new();
     let mut n0 = 0;
     while n0 < g.n {
         let n1 = (n0 + per_batch).min(g.n);
         let x: &[f32] = match &mut packed {
             None => input,
             Some(p) => {
-                pack_batch(g, &fg, input, (n0, n1), image_len, threads, &mut p.buf);
-                // SAFETY: the first batch is the largest and wrote every slot.
-                unsafe { p.floats() }
+                pack_batch(g, &fg, input, (n0, n1), image_len, threads, p);
+                &p[..]
             }
         };
         // One task per (image, group): each packs its grad_output rows.
@@ -453,9 +443,10 @@ pub fn backward_weight(
         let chunks: Vec<&[(usize, usize)]> =
             tasks.chunks(tasks.len().div_ceil(threads).max(1)).collect();
         let fg_r = &fg;
-        let run = |part: &&[(usize, usize)]| -> Vec<f32> {
-            let mut acc = vec![0.0f32; acc_len];
-            let mut rows = vec![0.0f32; rows_len];
+        let run = |part: &&[(usize, usize)]| -> memory::Scratch {
+            let mut acc = memory::Scratch::prechecked(acc_len);
+            acc[..acc_len].fill(0.0);
+            let mut rows = memory::Scratch::prechecked(rows_len);
             for &(n, grp) in part.iter() {
                 let gy =
                     &grad_output[(n * g.c_out + grp * cout_g) * plane_out..][..cout_g * plane_out];
@@ -477,7 +468,7 @@ pub fn backward_weight(
             }
             acc
         };
-        let parts: Vec<Vec<f32>> = if threads > 1 {
+        let parts: Vec<memory::Scratch> = if threads > 1 {
             chunks.par_iter().map(run).collect()
         } else {
             chunks.iter().map(run).collect()
@@ -488,7 +479,7 @@ pub fn backward_weight(
     // Sum the accumulators in order and transpose [grp][k][co] -> [co][k].
     let mut sum = vec![0.0f32; acc_len];
     for t in &totals {
-        sum.iter_mut().zip(t).for_each(|(s, v)| *s += v);
+        sum.iter_mut().zip(t.iter()).for_each(|(s, v)| *s += v);
     }
     for grp in 0..groups {
         for co in 0..cout_g {

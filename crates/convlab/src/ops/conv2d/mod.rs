@@ -15,6 +15,7 @@ use crate::kernels::winograd::winograd_applies;
 use crate::memory;
 use crate::shape::{check_positive, conv_out_len, ConvGeometry, Padding, PaddingMode, Pair};
 use crate::tensor::Tensor;
+use std::mem::MaybeUninit;
 
 /// Parameters of [`conv2d`], with PyTorch's defaults (stride 1, padding 0,
 /// dilation 1, groups 1, zeros padding).
@@ -310,10 +311,9 @@ pub fn conv2d(
     let g = plan.geom;
     let x = kernel_input(&plan, input)?;
     let numel = numel_or_err("conv2d", &[g.n, g.c_out, g.oh, g.ow])?;
-    let algo = conv_algo(&g);
-    if algo == ConvAlgo::ImplicitGemm && flat_path::applies(&g) {
-        // Writes every output, bias included: no zero-fill, no bias pass.
-        let mut buf = memory::uninit_f32("conv2d", numel)?;
+    let mut buf = memory::uninit_f32("conv2d", numel)?;
+    if conv_algo(&g) == ConvAlgo::ImplicitGemm && flat_path::applies(&g) {
+        // Bias fused into the kernel's first pass.
         flat_path::forward(
             &g,
             x.data(),
@@ -325,19 +325,9 @@ pub fn conv2d(
         let out = unsafe { memory::assume_written(buf) };
         return Tensor::from_vec(out, &plan.output_shape());
     }
-    let mut out = if algo == ConvAlgo::Direct && direct_applies(&g) {
-        // The direct kernel writes every output: no zero-fill first (a
-        // single-threaded 8 MB memset was a third of image_3x3_1080p).
-        let mut buf = memory::uninit_f32("conv2d", numel)?;
-        direct_path::forward(&g, x.data(), weight.data(), &mut buf)?;
-        // SAFETY: `conv2d_direct_rows` writes every element of its rows,
-        // and direct_path::forward hands it all `n * c_out * oh` rows.
-        unsafe { memory::assume_written(buf) }
-    } else {
-        let mut out = memory::zeros_f32("conv2d", numel)?;
-        forward_geom(&g, x.data(), weight.data(), &mut out)?;
-        out
-    };
+    forward_geom(&g, x.data(), weight.data(), &mut buf)?;
+    // SAFETY: forward_geom writes every element of `buf`.
+    let mut out = unsafe { memory::assume_written(buf) };
     if let Some(b) = bias {
         add_bias(&g, b.data(), &mut out);
     }
@@ -388,11 +378,13 @@ pub fn conv2d_backward_input(
     let plan = plan(input_shape, weight.shape(), None, p)?;
     check_grad_output(&plan, grad_output, "conv2d_backward")?;
     let g = plan.geom;
-    let mut gin = memory::zeros_f32(
+    let mut buf = memory::uninit_f32(
         "conv2d_backward",
         numel_or_err("conv2d_backward", &[g.n, g.c_in, g.h, g.w])?,
     )?;
-    backward_input_geom(&g, weight.data(), grad_output.data(), &mut gin)?;
+    backward_input_geom(&g, weight.data(), grad_output.data(), &mut buf)?;
+    // SAFETY: backward_input_geom writes every element of `buf`.
+    let gin = unsafe { memory::assume_written(buf) };
     if plan.pre_padded() {
         let padded_shape: Vec<usize> = if plan.unbatched {
             vec![g.c_in, g.h, g.w]
@@ -471,62 +463,57 @@ pub(crate) fn forward_geom(
     g: &ConvGeometry,
     input: &[f32],
     weight: &[f32],
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
     match conv_algo(g) {
-        ConvAlgo::Reference => reference::forward(g, input, weight, out),
-        ConvAlgo::Direct if direct_applies(g) => {
-            direct_path::forward(g, input, weight, memory::as_uninit(out))?
-        }
+        ConvAlgo::Direct if direct_applies(g) => direct_path::forward(g, input, weight, out)?,
         ConvAlgo::Winograd if winograd_applies(g) => {
             let view = crate::kernels::winograd::WeightView::forward(g.c_in);
-            winograd_path::forward(g, input, weight, view, memory::as_uninit(out))?
+            winograd_path::forward(g, input, weight, view, out)?
         }
-        ConvAlgo::Fft if fft_path::applies(g) => fft_path::forward(g, input, weight, out)?,
         ConvAlgo::ImplicitGemm if flat_path::applies(g) => {
-            flat_path::forward(g, input, weight, None, memory::as_uninit(out))?
+            flat_path::forward(g, input, weight, None, out)?
         }
-        _ => im2col_path::forward(g, input, weight, out)?,
+        // The rest accumulate into a zeroed output.
+        ConvAlgo::Reference => reference::forward(g, input, weight, memory::zero_fill(out)),
+        ConvAlgo::Fft if fft_path::applies(g) => {
+            fft_path::forward(g, input, weight, memory::zero_fill(out))?
+        }
+        _ => im2col_path::forward(g, input, weight, memory::zero_fill(out))?,
     }
     Ok(())
 }
 
-/// `grad_input` (zeroed, `[n, c_in, h, w]`) += conv's input gradient.
+/// `grad_input` (`[n, c_in, h, w]`, every element written) = conv's input
+/// gradient.
 pub(crate) fn backward_input_geom(
     g: &ConvGeometry,
     weight: &[f32],
     grad_output: &[f32],
-    grad_input: &mut [f32],
+    grad_input: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
-    match conv_algo(g) {
-        ConvAlgo::Reference => reference::backward_input(g, weight, grad_output, grad_input),
-        ConvAlgo::Direct => match transposed(g).filter(direct_applies) {
-            Some(t) => {
-                let wt = flip_weight(g, weight)?;
-                direct_path::forward(&t, grad_output, &wt, memory::as_uninit(grad_input))?;
-            }
-            None => im2col_path::backward_input(g, weight, grad_output, grad_input)?,
-        },
-        ConvAlgo::Winograd => match transposed(g).filter(winograd_applies) {
-            Some(t) => {
-                let view = crate::kernels::winograd::WeightView::input_grad(g.c_in);
-                winograd_path::forward(
-                    &t,
-                    grad_output,
-                    weight,
-                    view,
-                    memory::as_uninit(grad_input),
-                )?;
-            }
-            None => im2col_path::backward_input(g, weight, grad_output, grad_input)?,
-        },
-        ConvAlgo::Fft if fft_path::applies(g) => {
-            fft_path::backward_input(g, weight, grad_output, grad_input)?
+    // Stride-1 input gradients are forward convolutions of grad_output.
+    let t = transposed(g);
+    match (conv_algo(g), t) {
+        (ConvAlgo::Direct, Some(t)) if direct_applies(&t) => {
+            let wt = flip_weight(g, weight)?;
+            direct_path::forward(&t, grad_output, &wt, grad_input)?;
         }
-        ConvAlgo::ImplicitGemm if flat_path::applies(g) => {
-            flat_path::backward_input(g, weight, grad_output, grad_input)?
+        (ConvAlgo::Winograd, Some(t)) if winograd_applies(&t) => {
+            let view = crate::kernels::winograd::WeightView::input_grad(g.c_in);
+            winograd_path::forward(&t, grad_output, weight, view, grad_input)?;
         }
-        _ => im2col_path::backward_input(g, weight, grad_output, grad_input)?,
+        // The rest accumulate into a zeroed gradient.
+        (ConvAlgo::Reference, _) => {
+            reference::backward_input(g, weight, grad_output, memory::zero_fill(grad_input))
+        }
+        (ConvAlgo::Fft, _) if fft_path::applies(g) => {
+            fft_path::backward_input(g, weight, grad_output, memory::zero_fill(grad_input))?
+        }
+        (ConvAlgo::ImplicitGemm, _) if flat_path::applies(g) => {
+            flat_path::backward_input(g, weight, grad_output, memory::zero_fill(grad_input))?
+        }
+        _ => im2col_path::backward_input(g, weight, grad_output, memory::zero_fill(grad_input))?,
     }
     Ok(())
 }
@@ -546,7 +533,7 @@ pub(crate) fn backward_weight_geom(
         ConvAlgo::Fft if fft_path::applies(g) => {
             fft_path::backward_weight(g, input, grad_output, grad_weight)?
         }
-        ConvAlgo::Winograd if winograd_applies(g) => {
+        ConvAlgo::Winograd if winograd_applies(g) && winograd_path::weight_grad_applies(g) => {
             winograd_path::backward_weight(g, input, grad_output, grad_weight)?
         }
         ConvAlgo::ImplicitGemm if flat_path::applies(g) => {

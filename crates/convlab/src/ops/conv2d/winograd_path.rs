@@ -9,14 +9,11 @@
 
 use super::*;
 use crate::kernels::flat::tile_shape;
-use crate::kernels::gemm::sgemm_strided_par;
 use crate::kernels::ukernel::{self, Init, Tile};
 use crate::kernels::winograd::{
-    filter_panel, filter_xi_stride, input_block, input_scratch_len, output_block,
-    output_scratch_len, tiles, WeightView,
-};
-use crate::kernels::winograd_legacy::{
-    winograd_grad_output_tf, winograd_input_tf, winograd_weight_out, winograd_workspace_len, LANES,
+    filter_panel, filter_xi_stride, grad_output_block, grad_output_scratch_len, input_block,
+    input_scratch_len, output_block, output_scratch_len, tiles, transpose_tiles, weight_out,
+    WeightView,
 };
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -39,11 +36,11 @@ impl Shared {
 /// One task's scratch: transformed input, products, a filter chunk, and
 /// the transforms' row buffers.
 struct TaskBufs {
-    v: Vec<f32>,
-    m: Vec<f32>,
-    u: Vec<f32>,
-    sin: Vec<f32>,
-    sout: Vec<f32>,
+    v: memory::Scratch,
+    m: memory::Scratch,
+    u: memory::Scratch,
+    sin: memory::Scratch,
+    sout: memory::Scratch,
 }
 
 /// Transformed input floats per block: about 1 MiB, so a block's `V` and
@@ -240,12 +237,14 @@ pub fn forward(
             }
         }
     };
+    // Pooled scratch (stale contents: every kernel writes before it reads).
+    let take = memory::Scratch::prechecked;
     let init = || TaskBufs {
-        v: vec![0.0f32; vlen],
-        m: vec![0.0f32; mlen],
-        u: vec![0.0f32; ulen],
-        sin: vec![0.0f32; in_len],
-        sout: vec![0.0f32; out_len],
+        v: take(vlen),
+        m: take(mlen),
+        u: take(ulen),
+        sin: take(in_len),
+        sout: take(out_len),
     };
     if threads > 1 {
         tasks.par_iter().for_each_init(init, run);
@@ -256,52 +255,35 @@ pub fn forward(
     Ok(())
 }
 
-// ---------------------------------------------------------------------------
-// Weight gradient: F(3x3, 4x4) on the legacy transforms (36 GEMMs on the
-// `gemm` crate, reducing over tiles).
+/// Accumulators of the weight gradient's 36 products at most this many
+/// floats per thread (4 MiB) are kept per thread over blocks of tiles;
+/// larger ones (wide layers) take all tiles in one block, split over
+/// output channels.
+const SHARED_S_FLOATS: usize = 1 << 20;
 
-/// A pointer shared by rayon tasks that write disjoint elements.
-#[derive(Clone, Copy)]
-struct LegacyShared(*mut f32);
-// SAFETY: only used to hand tasks disjoint parts of one buffer (see the
-// SAFETY notes where it is dereferenced).
-unsafe impl Send for LegacyShared {}
-// SAFETY: as above.
-unsafe impl Sync for LegacyShared {}
-
-impl LegacyShared {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
+/// Whether [`backward_weight`] handles `g`: a shape where either its
+/// per-thread accumulators or its one block of all tiles stay small.
+pub fn weight_grad_applies(g: &ConvGeometry) -> bool {
+    let lanes = ukernel::menu().lanes;
+    let (_, _, total) = tiles(g);
+    let s = 36 * g.c_out * g.c_in.next_multiple_of(lanes);
+    let all = 36 * total.next_multiple_of(lanes) * (g.c_in.next_multiple_of(lanes) + g.c_out);
+    s <= SHARED_S_FLOATS || all <= 4 * SHARED_S_FLOATS
 }
 
-/// Tiles per block: `V` and `Y` of one block take about 8 MiB.
-fn block_tiles(g: &ConvGeometry, total: usize) -> usize {
-    let per_tile = 36 * (g.c_in + g.c_out);
-    let tb = ((1usize << 21) / per_tile.max(1)).max(4 * LANES);
-    tb.next_multiple_of(LANES).min(total).max(1)
+/// One task's scratch for the weight gradient.
+struct GradBufs {
+    v: memory::Scratch,
+    vt: memory::Scratch,
+    y: memory::Scratch,
+    sin: memory::Scratch,
+    sy: memory::Scratch,
 }
 
-/// The 36 rows `buf[e][i][..row]` of a `[36][rows][row]` buffer for one `i`.
-///
-/// # Safety
-/// `buf` points to `36 * rows * row` floats, `i < rows`, and no other
-/// live reference touches those 36 rows.
-unsafe fn rows_of<'a>(buf: LegacyShared, rows: usize, row: usize, i: usize) -> Vec<&'a mut [f32]> {
-    (0..36)
-        .map(|e| {
-            // SAFETY: row (e, i) lies inside the buffer and is not
-            // aliased (the caller's contract).
-            unsafe { std::slice::from_raw_parts_mut(buf.get().add((e * rows + i) * row), row) }
-        })
-        .collect()
-}
-
-/// `grad_weight` += the weight gradient by F(3x3, 4x4) over 4x4 output
-/// tiles (see [`crate::kernels::winograd`]): per block of tiles, the
-/// input and grad_output transforms, then
-/// `S[e] [c_out, c_in] += Y[e] [c_out, T] @ V[e]^T` (36 GEMMs), and
-/// finally `G^T S G` per output channel.
+/// `grad_weight` (`[c_out, c_in, 3, 3]`) += the weight gradient by F(3x3,
+/// 4x4): per block of tiles the input transform (transposed to tile-major
+/// rows) and the grad_output transform, then `S[xi] += Y[xi] V[xi]^T` on
+/// the tile kernel, and `G^T S G` per filter at the end.
 pub fn backward_weight(
     g: &ConvGeometry,
     input: &[f32],
@@ -309,71 +291,224 @@ pub fn backward_weight(
     grad_weight: &mut [f32],
 ) -> Result<()> {
     const OP: &str = "conv2d_backward";
-    debug_assert!(winograd_applies(g));
     let (cin, cout) = (g.c_in, g.c_out);
-    let (_, _, total) = tiles(g);
-    let slen = numel_or_err(OP, &[36, cout, cin])?;
-    let tb = block_tiles(g, total);
-    let tbp = tb.next_multiple_of(LANES);
-    let vlen = numel_or_err(OP, &[36, cin, tbp])?;
-    let ylen = numel_or_err(OP, &[36, cout, tbp])?;
-    memory::check_f32(OP, slen.saturating_add(vlen).saturating_add(ylen))?;
-    let mut sm = memory::zeros_f32(OP, slen)?;
-    let mut v = memory::zeros_f32(OP, vlen)?;
-    let mut y = memory::zeros_f32(OP, ylen)?;
-    let wl = winograd_workspace_len(g);
-    let mut t0 = 0;
-    while t0 < total {
-        let t1 = (t0 + tb).min(total);
-        let bl = (t1 - t0).next_multiple_of(LANES);
-        let v_ptr = LegacyShared(v.as_mut_ptr());
-        (0..cin).into_par_iter().for_each_init(
-            || vec![0.0; wl],
-            |s, c| {
-                // SAFETY: `v` is [36][cin][bl] here (bl <= tbp); task c
-                // alone writes rows (e, c); `v` is not otherwise
-                // borrowed meanwhile.
-                let mut rows = unsafe { rows_of(v_ptr, cin, bl, c) };
-                winograd_input_tf(g, input, c, t0, t1, &mut rows, s);
-            },
-        );
-        let y_ptr = LegacyShared(y.as_mut_ptr());
-        (0..cout).into_par_iter().for_each_init(
-            || vec![0.0; wl],
-            |s, co| {
-                // SAFETY: as for `v`, with `y` [36][cout][bl].
-                let mut rows = unsafe { rows_of(y_ptr, cout, bl, co) };
-                winograd_grad_output_tf(g, grad_output, co, t0, t1, &mut rows, s);
-            },
-        );
-        let k = t1 - t0; // pad columns of V and Y are left out
-        sm.par_chunks_mut(cout * cin)
-            .zip(y[..36 * cout * bl].par_chunks(cout * bl))
-            .zip(v[..36 * cin * bl].par_chunks(cin * bl))
-            .for_each(|((s_e, y_e), v_e)| {
-                let a = MatRef {
-                    data: y_e,
-                    rs: bl,
-                    cs: 1,
-                };
-                let b = MatRef {
-                    data: v_e,
-                    rs: 1,
-                    cs: bl,
-                };
-                sgemm_strided_par(cout, k, cin, a, b, s_e, cin, t0 > 0, false);
-            });
-        t0 = t1;
+    let (th, tw, total) = tiles(g);
+    let lanes = ukernel::menu().lanes;
+    let menu = ukernel::menu();
+    let cinp = cin.next_multiple_of(lanes);
+    let rows_total = g.n * th;
+    let threads = if super::parallel(g) {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let s_len = 36 * cout * cinp;
+    // Per-thread accumulators over blocks, or one block split by channels.
+    let per_thread = s_len <= SHARED_S_FLOATS;
+    let block_rows = if per_thread {
+        let per_row = 36 * (cinp + cout) * tw;
+        (BLOCK_FLOATS / per_row.max(1)).clamp(1, rows_total)
+    } else {
+        rows_total
+    };
+    let blocks = rows_total.div_ceil(block_rows);
+    let tbp = (block_rows * tw).next_multiple_of(lanes);
+    let vlen = 36 * cin * tbp;
+    let vtlen = 36 * tbp * cinp;
+    let ylen = 36 * cout * tbp;
+    let in_len = input_scratch_len(g, block_rows, lanes);
+    let gy_len = grad_output_scratch_len(g, block_rows, lanes);
+    let s_task = s_len.max(36 * 6 * cinp);
+    memory::check_f32(
+        OP,
+        (vlen + vtlen + ylen + s_task + in_len + gy_len).saturating_mul(threads + 1),
+    )?;
+    let _ = total;
+    let plane_in = g.h * g.w;
+    let plane_out = g.oh * g.ow;
+
+    // Transforms of one block: V^T [36][tiles][cinp] and Y [36][cout][tbp].
+    let transform = |bufs: &mut GradBufs, blk: usize| -> usize {
+        let r0 = blk * block_rows;
+        let r1 = (r0 + block_rows).min(rows_total);
+        let nt = (r1 - r0) * tw;
+        for c in 0..cin {
+            let plane = |img: usize| input[(img * cin + c) * plane_in..].as_ptr();
+            // SAFETY: planes of channel c exist for every image; v holds 36
+            // rows of cin * tbp.
+            unsafe {
+                input_block(
+                    g,
+                    &plane,
+                    (r0, r1),
+                    bufs.v[c * tbp..].as_mut_ptr(),
+                    cin * tbp,
+                    &mut bufs.sin,
+                )
+            };
+        }
+        for xi in 0..36 {
+            // SAFETY: V[xi] is [cin][tbp]; VT[xi] holds tbp rows of cinp.
+            unsafe {
+                transpose_tiles(
+                    bufs.v[xi * cin * tbp..].as_ptr(),
+                    cin,
+                    tbp,
+                    nt,
+                    bufs.vt[xi * tbp * cinp..].as_mut_ptr(),
+                    cinp,
+                )
+            };
+        }
+        for co in 0..cout {
+            let plane = |img: usize| grad_output[(img * cout + co) * plane_out..].as_ptr();
+            // SAFETY: grad_output planes of channel co exist for every
+            // image; y holds 36 rows of cout * tbp.
+            unsafe {
+                grad_output_block(
+                    g,
+                    &plane,
+                    (r0, r1),
+                    bufs.y[co * tbp..].as_mut_ptr(),
+                    cout * tbp,
+                    &mut bufs.sy,
+                )
+            };
+        }
+        nt
+    };
+    let b_off: Vec<usize> = (0..tbp).map(|t| t * cinp).collect();
+    // S[xi][co - co0][..] (+)= Y[xi][co][t] V^T[xi][t][..] for rows
+    // [co0, co1) into `s` (rows `cinp` apart, xi blocks `xs` apart).
+    let products = |y: &[f32],
+                    vt: &[f32],
+                    s: &mut [f32],
+                    nt: usize,
+                    (co0, co1): (usize, usize),
+                    xs: usize,
+                    first: bool| {
+        let mut v0 = 0;
+        while v0 < cinp / lanes {
+            let nv = menu.max_nv.min(cinp / lanes - v0);
+            let full = menu.max_mr(nv).min(6);
+            let mut r0 = co0;
+            while r0 < co1 {
+                let mr = full.min(co1 - r0);
+                let offs: [usize; 6] = std::array::from_fn(|r| r * tbp);
+                for xi in 0..36 {
+                    let t = Tile {
+                        k: nt,
+                        a: y[(xi * cout + r0) * tbp..].as_ptr(),
+                        lda: 0,
+                        a_off: offs.as_ptr(),
+                        b: vt[xi * tbp * cinp + v0 * lanes..].as_ptr(),
+                        b_off: b_off.as_ptr(),
+                        c: s[xi * xs + (r0 - co0) * cinp + v0 * lanes..].as_mut_ptr(),
+                        ldc: cinp,
+                        init: if first { Init::Zero } else { Init::Load },
+                    };
+                    // SAFETY: Y rows r0..r0+mr hold nt tiles; V^T rows t < nt
+                    // hold cinp floats; C rows of S hold cinp floats.
+                    unsafe { ukernel::run(mr, nv, &t) };
+                }
+                r0 += mr;
+            }
+            v0 += nv;
+        }
+    };
+    // Pooled scratch (stale contents: every kernel writes before it reads).
+    let take = memory::Scratch::prechecked;
+    let init = || GradBufs {
+        v: take(vlen),
+        vt: take(vtlen),
+        y: take(ylen),
+        sin: take(in_len),
+        sy: take(gy_len),
+    };
+    if per_thread {
+        // Blocks split over threads, each summing its own S; the sums are
+        // added in thread order (deterministic for a given thread count).
+        let parts: Vec<Vec<usize>> = (0..threads.min(blocks))
+            .map(|t| (t..blocks).step_by(threads.min(blocks)).collect())
+            .collect();
+        let run = |part: &Vec<usize>| -> Vec<f32> {
+            let mut bufs = init();
+            let mut s = vec![0.0f32; s_len];
+            debug_assert!(!part.is_empty());
+            for (i, &blk) in part.iter().enumerate() {
+                let nt = transform(&mut bufs, blk);
+                products(
+                    &bufs.y,
+                    &bufs.vt,
+                    &mut s,
+                    nt,
+                    (0, cout),
+                    cout * cinp,
+                    i == 0,
+                );
+            }
+            s
+        };
+        let sums: Vec<Vec<f32>> = if threads > 1 {
+            parts.par_iter().map(run).collect()
+        } else {
+            parts.iter().map(run).collect()
+        };
+        let mut s = sums[0].clone();
+        for part in &sums[1..] {
+            s.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        }
+        let s = &s;
+        let finish = |(co, dw): (usize, &mut [f32])| {
+            // SAFETY: S[xi][co] rows hold cinp floats, cout * cinp apart.
+            unsafe { weight_out(s[co * cinp..].as_ptr(), cout * cinp, cin, dw) };
+        };
+        if threads > 1 {
+            grad_weight
+                .par_chunks_mut(cin * 9)
+                .enumerate()
+                .for_each(finish);
+        } else {
+            grad_weight.chunks_mut(cin * 9).enumerate().for_each(finish);
+        }
+    } else {
+        // One block of every tile, transformed once; output channels split
+        // over tasks, each summing and finishing its rows of S.
+        let mut shared = init();
+        let nt = transform(&mut shared, 0);
+        let rows_per_task = 6 * cout.div_ceil(6 * threads * 4).max(1);
+        let shared = &shared;
+        let run = |(i, dw): (usize, &mut [f32])| {
+            // Six rows of S at a time (one tile panel), finished while in
+            // L2: a task's whole S (9.5 MB at 256 channels) went through
+            // L3 and a memset.
+            let xs = 6 * cinp;
+            let mut s = take(36 * xs);
+            let start = i * rows_per_task;
+            let end = (start + rows_per_task).min(cout);
+            let mut co0 = start;
+            while co0 < end {
+                let co1 = (co0 + 6).min(end);
+                products(&shared.y, &shared.vt, &mut s, nt, (co0, co1), xs, true);
+                for co in co0..co1 {
+                    let dw = &mut dw[(co - start) * cin * 9..][..cin * 9];
+                    // SAFETY: rows (co - co0) of S hold cinp floats, xs apart.
+                    unsafe { weight_out(s[(co - co0) * cinp..].as_ptr(), xs, cin, dw) };
+                }
+                co0 = co1;
+            }
+        };
+        if threads > 1 {
+            grad_weight
+                .par_chunks_mut(rows_per_task * cin * 9)
+                .enumerate()
+                .for_each(run);
+        } else {
+            grad_weight
+                .chunks_mut(rows_per_task * cin * 9)
+                .enumerate()
+                .for_each(run);
+        }
     }
-    let sm = &sm;
-    grad_weight
-        .par_chunks_mut(cin * 9)
-        .enumerate()
-        .for_each(|(co, gw_co)| {
-            let rows: Vec<&[f32]> = (0..36)
-                .map(|e| &sm[(e * cout + co) * cin..][..cin])
-                .collect();
-            winograd_weight_out(cin, &rows, gw_co);
-        });
     Ok(())
 }
