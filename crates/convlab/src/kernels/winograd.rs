@@ -659,7 +659,13 @@ dispatch_simd! {
 }
 
 #[inline(always)]
-unsafe fn weight_out_body<S: Simd>(s: *const f32, xi_stride: usize, k: usize, dw: &mut [f32]) {
+unsafe fn weight_out_body<S: Simd>(
+    s: *const f32,
+    xi_stride: usize,
+    k: usize,
+    dw: &mut [std::mem::MaybeUninit<f32>],
+) {
+    // (dw is overwritten: each filter's gradient is finished exactly once.)
     let lanes = S::LANES;
     debug_assert!(dw.len() >= k * 9);
     // SAFETY: `s` holds 36 rows of `k` rounded up to whole vectors,
@@ -674,17 +680,30 @@ unsafe fn weight_out_body<S: Simd>(s: *const f32, xi_stride: usize, k: usize, dw
                     S::load(s.add((i * 6 + j) * xi_stride + c0))
                 }));
             }
-            let mut taps = [[0.0f32; 16]; 9];
+            // The nine tap vectors (one lane per input channel) become one
+            // row of taps per channel: a block transpose, then one masked
+            // store of nine floats per channel (144 scalar adds before).
+            let mut taps = [[0.0f32; 16]; 16];
             for r in 0..3 {
                 let z = gt3::<S>(std::array::from_fn(|j| t[j][r]));
                 for (c, v) in z.into_iter().enumerate() {
                     S::store(taps[r * 3 + c].as_mut_ptr(), v);
                 }
             }
-            for l in 0..lanes.min(k - c0) {
-                let d = &mut dw[(c0 + l) * 9..][..9];
-                for (tap, v) in d.iter_mut().enumerate() {
-                    *v += taps[tap][l];
+            let d = (dw.as_mut_ptr() as *mut f32).add(c0 * 9);
+            let count = lanes.min(k - c0);
+            if lanes >= 9 {
+                let rows: [*const f32; 16] = std::array::from_fn(|i| taps[i].as_ptr());
+                let mut per_ci = [0.0f32; 256];
+                S::transpose(&rows[..lanes], per_ci.as_mut_ptr());
+                for l in 0..count {
+                    S::store_n(d.add(l * 9), S::load(per_ci.as_ptr().add(l * lanes)), 9);
+                }
+            } else {
+                for l in 0..count {
+                    for (tap, row) in taps.iter().take(9).enumerate() {
+                        *d.add(l * 9 + tap) = row[l];
+                    }
                 }
             }
             c0 += lanes;
@@ -693,13 +712,18 @@ unsafe fn weight_out_body<S: Simd>(s: *const f32, xi_stride: usize, k: usize, dw
 }
 
 dispatch_simd! {
-    /// `dw[ci * 9 + tap] += (G^T S G)[tap]` for one output channel: `s[xi *
+    /// `dw[ci * 9 + tap] = (G^T S G)[tap]` for one output channel: `s[xi *
     /// xi_stride + ci]` are its 36 summed products with every input channel
-    /// `ci < k`; `dw` is its `[k, 3, 3]` weight gradient.
+    /// `ci < k`; `dw` is its `[k, 3, 3]` weight gradient (overwritten).
     ///
     /// # Safety
     /// `s` holds 36 rows of `k` rounded up to 16 floats, `xi_stride` apart.
-    pub(crate) unsafe fn weight_out(s: *const f32, xi_stride: usize, k: usize, dw: &mut [f32]) => weight_out_body
+    pub(crate) unsafe fn weight_out(
+        s: *const f32,
+        xi_stride: usize,
+        k: usize,
+        dw: &mut [std::mem::MaybeUninit<f32>],
+    ) => weight_out_body
 }
 
 #[cfg(test)]

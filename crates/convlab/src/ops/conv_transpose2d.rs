@@ -232,8 +232,10 @@ pub fn conv_transpose2d_backward(
     forward_geom(&g, grad_output.data(), weight.data(), &mut buf)?;
     // SAFETY: forward_geom writes every element of `buf`.
     let gin = unsafe { memory::assume_written(buf) };
-    let mut gw = memory::zeros_f32("conv_transpose2d_backward", weight.numel())?;
-    backward_weight_geom(&g, grad_output.data(), input.data(), &mut gw)?;
+    let mut buf = memory::uninit_f32("conv_transpose2d_backward", weight.numel())?;
+    backward_weight_geom(&g, grad_output.data(), input.data(), &mut buf)?;
+    // SAFETY: backward_weight_geom writes every element of `buf`.
+    let gw = unsafe { memory::assume_written(buf) };
     Ok(Conv2dGrads {
         grad_input: Tensor::from_vec(gin, &plan.input_shape())?,
         grad_weight: Tensor::from_vec(gw, weight.shape())?,

@@ -408,11 +408,13 @@ pub fn conv2d_backward_weight(
     check_grad_output(&plan, grad_output, "conv2d_backward")?;
     let g = plan.geom;
     let x = kernel_input(&plan, input)?;
-    let mut gw = memory::zeros_f32(
+    let mut buf = memory::uninit_f32(
         "conv2d_backward",
         numel_or_err("conv2d_backward", weight_shape)?,
     )?;
-    backward_weight_geom(&g, x.data(), grad_output.data(), &mut gw)?;
+    backward_weight_geom(&g, x.data(), grad_output.data(), &mut buf)?;
+    // SAFETY: backward_weight_geom writes every element of `buf`.
+    let gw = unsafe { memory::assume_written(buf) };
     Tensor::from_vec(gw, weight_shape)
 }
 
@@ -518,28 +520,35 @@ pub(crate) fn backward_input_geom(
     Ok(())
 }
 
-/// `grad_weight` (zeroed) += conv's weight gradient.
+/// `grad_weight` (every element written) = conv's weight gradient.
 pub(crate) fn backward_weight_geom(
     g: &ConvGeometry,
     input: &[f32],
     grad_output: &[f32],
-    grad_weight: &mut [f32],
+    grad_weight: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
+    // Every path but Winograd's (which writes each filter once) adds into
+    // a zeroed gradient.
     match conv_algo(g) {
-        ConvAlgo::Reference => reference::backward_weight(g, input, grad_output, grad_weight),
-        ConvAlgo::Direct if direct_applies(g) => {
-            direct_path::backward_weight(g, input, grad_output, grad_weight)?
-        }
-        ConvAlgo::Fft if fft_path::applies(g) => {
-            fft_path::backward_weight(g, input, grad_output, grad_weight)?
-        }
         ConvAlgo::Winograd if winograd_applies(g) && winograd_path::weight_grad_applies(g) => {
             winograd_path::backward_weight(g, input, grad_output, grad_weight)?
         }
-        ConvAlgo::ImplicitGemm if flat_path::applies(g) => {
-            flat_path::backward_weight(g, input, grad_output, grad_weight)?
+        algo => {
+            let gw = memory::zero_fill(grad_weight);
+            match algo {
+                ConvAlgo::Reference => reference::backward_weight(g, input, grad_output, gw),
+                ConvAlgo::Direct if direct_applies(g) => {
+                    direct_path::backward_weight(g, input, grad_output, gw)?
+                }
+                ConvAlgo::Fft if fft_path::applies(g) => {
+                    fft_path::backward_weight(g, input, grad_output, gw)?
+                }
+                ConvAlgo::ImplicitGemm if flat_path::applies(g) => {
+                    flat_path::backward_weight(g, input, grad_output, gw)?
+                }
+                _ => im2col_path::backward_weight(g, input, grad_output, gw)?,
+            }
         }
-        _ => im2col_path::backward_weight(g, input, grad_output, grad_weight)?,
     }
     Ok(())
 }
@@ -1345,6 +1354,9 @@ mod tests {
             (256, 8, 9, 1),
             (512, 4, 7, 1),
             (512, 3, 6, 0),
+            // Wide enough for the weight gradient's one-block path, odd
+            // channel counts for its edges.
+            (200, 190, 6, 1),
         ] {
             let x = Tensor::randn(&[2, c_in, hw, hw], &mut rng).unwrap();
             let w = Tensor::randn(&[c_out, c_in, 3, 3], &mut rng).unwrap();

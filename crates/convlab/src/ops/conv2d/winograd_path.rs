@@ -112,7 +112,7 @@ pub fn forward(
     let ulen_panel = |pr: usize| 36 * filter_xi_stride(cin, pr);
     let shared_len = 36usize.saturating_mul(cin * cout + 16 * panels.len());
     let share = !unshared && tasks.len() > panels.len().div_ceil(per_group);
-    let mut shared_u = Vec::new();
+    let mut shared_u = memory::Scratch::prechecked(0);
     let mut panel_at = Vec::with_capacity(panels.len());
     {
         let mut at = 0;
@@ -122,7 +122,8 @@ pub fn forward(
         }
     }
     if share {
-        shared_u = memory::zeros_f32(OP, shared_len)?;
+        // Every float a GEMM reads is written by its panel's transform.
+        shared_u = memory::Scratch::take(OP, shared_len)?;
         let dst = Shared(shared_u.as_mut_ptr());
         let work: Vec<usize> = (0..panels.len()).collect();
         let make = |&p: &usize| {
@@ -288,8 +289,9 @@ pub fn backward_weight(
     g: &ConvGeometry,
     input: &[f32],
     grad_output: &[f32],
-    grad_weight: &mut [f32],
+    grad_weight: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
+    // Each filter's gradient is finished (written) exactly once below.
     const OP: &str = "conv2d_backward";
     let (cin, cout) = (g.c_in, g.c_out);
     let (th, tw, total) = tiles(g);
@@ -314,7 +316,11 @@ pub fn backward_weight(
     let blocks = rows_total.div_ceil(block_rows);
     let tbp = (block_rows * tw).next_multiple_of(lanes);
     let vlen = 36 * cin * tbp;
-    let vtlen = 36 * tbp * cinp;
+    // Rows of V^T one cache line longer than the channels: at 256
+    // channels, 1 KiB rows put a 64-row block's lines in a quarter of the
+    // L1 sets (half of resnet_3x3_256's weight-gradient time was in loads).
+    let ldv = cinp + 16;
+    let vtlen = 36 * tbp * ldv;
     let ylen = 36 * cout * tbp;
     let in_len = input_scratch_len(g, block_rows, lanes);
     let gy_len = grad_output_scratch_len(g, block_rows, lanes);
@@ -348,15 +354,15 @@ pub fn backward_weight(
             };
         }
         for xi in 0..36 {
-            // SAFETY: V[xi] is [cin][tbp]; VT[xi] holds tbp rows of cinp.
+            // SAFETY: V[xi] is [cin][tbp]; VT[xi] holds tbp rows of ldv.
             unsafe {
                 transpose_tiles(
                     bufs.v[xi * cin * tbp..].as_ptr(),
                     cin,
                     tbp,
                     nt,
-                    bufs.vt[xi * tbp * cinp..].as_mut_ptr(),
-                    cinp,
+                    bufs.vt[xi * tbp * ldv..].as_mut_ptr(),
+                    ldv,
                 )
             };
         }
@@ -377,7 +383,7 @@ pub fn backward_weight(
         }
         nt
     };
-    let b_off: Vec<usize> = (0..tbp).map(|t| t * cinp).collect();
+    let b_off: Vec<usize> = (0..tbp).map(|t| t * ldv).collect();
     // S[xi][co - co0][..] (+)= Y[xi][co][t] V^T[xi][t][..] for rows
     // [co0, co1) into `s` (rows `cinp` apart, xi blocks `xs` apart).
     let products = |y: &[f32],
@@ -401,7 +407,7 @@ pub fn backward_weight(
                         a: y[(xi * cout + r0) * tbp..].as_ptr(),
                         lda: 0,
                         a_off: offs.as_ptr(),
-                        b: vt[xi * tbp * cinp + v0 * lanes..].as_ptr(),
+                        b: vt[xi * tbp * ldv + v0 * lanes..].as_ptr(),
                         b_off: b_off.as_ptr(),
                         c: s[xi * xs + (r0 - co0) * cinp + v0 * lanes..].as_mut_ptr(),
                         ldc: cinp,
@@ -459,8 +465,9 @@ pub fn backward_weight(
             s.iter_mut().zip(part).for_each(|(a, b)| *a += b);
         }
         let s = &s;
-        let finish = |(co, dw): (usize, &mut [f32])| {
-            // SAFETY: S[xi][co] rows hold cinp floats, cout * cinp apart.
+        let finish = |(co, dw): (usize, &mut [MaybeUninit<f32>])| {
+            // SAFETY: S[xi][co] rows hold cinp floats, cout * cinp apart;
+            // dw is this filter row's cin * 9 floats.
             unsafe { weight_out(s[co * cinp..].as_ptr(), cout * cinp, cin, dw) };
         };
         if threads > 1 {
@@ -476,26 +483,55 @@ pub fn backward_weight(
         // over tasks, each summing and finishing its rows of S.
         let mut shared = init();
         let nt = transform(&mut shared, 0);
-        let rows_per_task = 6 * cout.div_ceil(6 * threads * 4).max(1);
+        let rows_per_task = 6 * cout.div_ceil(6 * threads).max(1);
         let shared = &shared;
-        let run = |(i, dw): (usize, &mut [f32])| {
-            // Six rows of S at a time (one tile panel), finished while in
-            // L2: a task's whole S (9.5 MB at 256 channels) went through
-            // L3 and a memset.
-            let xs = 6 * cinp;
-            let mut s = take(36 * xs);
+        let run = |(i, dw): (usize, &mut [MaybeUninit<f32>])| {
+            // A 6-row x 64-column tile of S for all 36 products at a time,
+            // finished (G^T S G) while in L1. Input channels outermost, so
+            // each block of V^T (36 x tiles x 64) stays in L2 across the
+            // task's output channels; a pass over all of V^T per six rows
+            // streamed 100 MB from L3 at 512 channels.
+            let cb = menu.max_nv * lanes;
+            let mut s = take(36 * 6 * cb);
             let start = i * rows_per_task;
             let end = (start + rows_per_task).min(cout);
-            let mut co0 = start;
-            while co0 < end {
-                let co1 = (co0 + 6).min(end);
-                products(&shared.y, &shared.vt, &mut s, nt, (co0, co1), xs, true);
-                for co in co0..co1 {
-                    let dw = &mut dw[(co - start) * cin * 9..][..cin * 9];
-                    // SAFETY: rows (co - co0) of S hold cinp floats, xs apart.
-                    unsafe { weight_out(s[(co - co0) * cinp..].as_ptr(), xs, cin, dw) };
+            let offs: [usize; 6] = std::array::from_fn(|r| r * tbp);
+            let mut c0 = 0;
+            while c0 < cin {
+                let nv = menu.max_nv.min((cinp - c0) / lanes);
+                let width = nv * lanes;
+                let full = menu.max_mr(nv).min(6);
+                let mut co0 = start;
+                while co0 < end {
+                    let mr = full.min(end - co0);
+                    for xi in 0..36 {
+                        let t = Tile {
+                            k: nt,
+                            a: shared.y[(xi * cout + co0) * tbp..].as_ptr(),
+                            lda: 0,
+                            a_off: offs.as_ptr(),
+                            b: shared.vt[xi * tbp * ldv + c0..].as_ptr(),
+                            b_off: b_off.as_ptr(),
+                            c: s[xi * 6 * width..].as_mut_ptr(),
+                            ldc: width,
+                            init: Init::Zero,
+                        };
+                        // SAFETY: Y rows co0..co0+mr hold nt tiles; V^T rows
+                        // t < nt hold cinp >= c0 + width floats; S holds
+                        // 36 blocks of 6 rows of width floats.
+                        unsafe { ukernel::run(mr, nv, &t) };
+                    }
+                    let k = width.min(cin - c0);
+                    for r in 0..mr {
+                        let row = co0 + r - start;
+                        let dw = &mut dw[row * cin * 9 + c0 * 9..][..k * 9];
+                        // SAFETY: row r of each product's block holds width
+                        // floats, 6 * width apart.
+                        unsafe { weight_out(s[r * width..].as_ptr(), 6 * width, k, dw) };
+                    }
+                    co0 += mr;
                 }
-                co0 = co1;
+                c0 += width;
             }
         };
         if threads > 1 {
