@@ -114,45 +114,86 @@ impl Drop for ForcedAlgo {
     }
 }
 
-/// The algorithm for geometry `g`: the forced one, or the dispatcher's choice.
-pub(crate) fn conv_algo(g: &ConvGeometry) -> ConvAlgo {
+/// The three passes of a convolution, which the dispatcher chooses for
+/// separately.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pass {
+    Forward,
+    InputGrad,
+    WeightGrad,
+}
+
+/// The algorithm for pass `pass` of geometry `g`: the forced one, or the
+/// dispatcher's choice.
+pub(crate) fn conv_algo(g: &ConvGeometry, pass: Pass) -> ConvAlgo {
     match FORCED.with(|f| f.get()) {
-        ConvAlgo::Auto => choose(g),
+        ConvAlgo::Auto => choose(g, pass),
         forced => forced,
     }
 }
 
-/// The dispatcher: the one place that picks an algorithm by shape.
-fn choose(g: &ConvGeometry) -> ConvAlgo {
+/// Below this many multiply-adds fixed costs decide: the im2col path (one
+/// GEMM call of the `gemm` crate) has the fewest. The digits net's first
+/// layer (0.3 M) took 0.016 ms there against 0.044 ms on implicit GEMM.
+const SMALL_MACS: u128 = 1 << 20;
+
+/// The dispatcher: the one place that picks an algorithm by shape and pass.
+/// Figures are 2-thread medians on this repo's bench machine (AVX-512).
+fn choose(g: &ConvGeometry, pass: Pass) -> ConvAlgo {
+    use crate::kernels::direct::direct_applies;
+    use crate::kernels::winograd::winograd_applies;
     // Large kernels: FFTs when their rough flop count is well under the
     // direct multiply-adds (see `fft_path::pays`; image_31x31 fwd 27.6 ->
     // 2.95 ms, bwd 52.1 -> 3.87 ms).
     if conv2d::fft_path::applies(g) && conv2d::fft_path::pays(g) {
         return ConvAlgo::Fft;
     }
-    // One input channel per group and few outputs per group: im2col would
-    // copy each input value kh*kw times for a GEMM with 1..8 rows.
-    // mobilenet_dw_3x3 fwd 11.0 ms im2col -> 1.55 ms direct; image_3x3_1080p
-    // 49.5 -> 5.7 ms (loaded box) — keep.
-    if crate::kernels::direct::direct_applies(g) && g.cin_g() == 1 && g.cout_g() <= 8 {
+    // One input channel and one or two outputs per group (depthwise,
+    // single-channel image filters): nothing for a GEMM to block; the
+    // direct kernel runs along whole rows (mobilenet_dw_3x3 fwd 11.0 ms
+    // im2col -> 1.55 ms direct). More outputs per group (LeNet's first
+    // layer, 6) are a GEMM again: 0.62 ms direct -> 0.12 ms implicit.
+    if direct_applies(g) && g.cin_g() == 1 && g.cout_g() <= 2 {
         return ConvAlgo::Direct;
     }
-    // Winograd F(4x4, 3x3) when the batched GEMMs are wide enough to pay for
-    // transforming the filter (36 * c_in * c_out floats, rewritten per call):
-    // at least 64 tiles. Loaded box, 2 threads, im2col -> winograd fwd:
-    // resnet_3x3_64 18.3 -> 6.1 ms, _128 12.2 -> 5.8, _256 10.7 -> 7.8;
-    // resnet_3x3_512 (16 tiles) 11.9 -> 29.3 — keep im2col there.
-    // Planes under 8x8 fill a fraction of the transforms' 16 lanes (one
-    // tile per row): the digits net's 16->32 layer on 360 4x4 images took
-    // 5.1 ms on Winograd against 0.97 ms on im2col (1 thread).
-    if crate::kernels::winograd::winograd_applies(g)
-        && g.oh >= 8
-        && g.ow >= 8
+    // Winograd F(4x4, 3x3) with enough channels to amortise its transforms
+    // (resnet 3x3 layers, 64..512 channels): 2.2x fewer multiplies, when
+    // the 4x4 tiles are mostly inside the plane and there are a few per
+    // image (the digits net's 4x4 planes, one tile each: 1.33 ms against
+    // 0.64 ms on im2col; resnet_3x3_512's 7x7, four tiles at 77%: 4.5
+    // against 6.6 ms).
+    let (th, tw) = (g.oh.div_ceil(4), g.ow.div_ceil(4));
+    if winograd_applies(g)
         && g.cin_g() >= 16
         && g.cout_g() >= 16
-        && crate::kernels::winograd::tiles(g).2 >= 64
+        && th * tw >= 4
+        && (g.oh * g.ow * 10) >= 7 * 16 * th * tw
     {
         return ConvAlgo::Winograd;
     }
-    ConvAlgo::Im2col
+    if g.macs() < SMALL_MACS {
+        return ConvAlgo::Im2col;
+    }
+    let pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1;
+    // Columns of the flat layout that are kept (the rest is wasted work).
+    let kept = g.ow as f64 / (g.ow + (g.kw - 1) * g.dw / g.sw) as f64;
+    let taps = g.cin_g() * g.kh * g.kw;
+    match pass {
+        // Implicit GEMM reads the padded input in place: stem 8.2 -> 5.8
+        // ms, lenet_c2 0.49 -> 0.26, dilated 6.5 -> 4.6 against im2col. A
+        // pointwise layer is a plain GEMM, which the `gemm` crate packs
+        // better (bottleneck_1x1 1.73 against 2.02 ms).
+        Pass::Forward if !pointwise => ConvAlgo::ImplicitGemm,
+        // Stride 1 with several input channels: one flat phase (lenet_c2
+        // 0.67 -> 0.57 ms). Strided input gradients have a phase per offset
+        // and measured slower than col2im (resnet_3x3_s2 3.6 against 2.4).
+        Pass::InputGrad if g.sh == 1 && g.sw == 1 && !pointwise && g.cin_g() >= 4 => {
+            ConvAlgo::ImplicitGemm
+        }
+        // Deep reductions over nearly dense flat rows: stem 10.5 -> 7.4 ms,
+        // resnet_3x3_s2 6.3 -> 3.1, dilated 7.7 -> 5.2. Few taps (1x1) or
+        // many dropped columns (lenet_c2: 10 of 14 kept) favour im2col.
+        Pass::WeightGrad if taps >= 128 && kept >= 0.85 && !pointwise => ConvAlgo::ImplicitGemm,
+        _ => ConvAlgo::Im2col,
+    }
 }

@@ -6,7 +6,7 @@
 //! `[C_out, C_in / groups, kh, kw]`, bias `[C_out]`, output `[N, C_out, oh, ow]`.
 
 use super::pad::{pad2d, pad2d_backward};
-use super::{conv_algo, ConvAlgo};
+use super::{conv_algo, ConvAlgo, Pass};
 use crate::error::{numel_or_err, Dims, Error, Result};
 use crate::kernels::direct::direct_applies;
 use crate::kernels::gemm::MatRef;
@@ -312,7 +312,7 @@ pub fn conv2d(
     let x = kernel_input(&plan, input)?;
     let numel = numel_or_err("conv2d", &[g.n, g.c_out, g.oh, g.ow])?;
     let mut buf = memory::uninit_f32("conv2d", numel)?;
-    if conv_algo(&g) == ConvAlgo::ImplicitGemm && flat_path::applies(&g) {
+    if conv_algo(&g, Pass::Forward) == ConvAlgo::ImplicitGemm && flat_path::applies(&g) {
         // Bias fused into the kernel's first pass.
         flat_path::forward(
             &g,
@@ -467,7 +467,7 @@ pub(crate) fn forward_geom(
     weight: &[f32],
     out: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
-    match conv_algo(g) {
+    match conv_algo(g, Pass::Forward) {
         ConvAlgo::Direct if direct_applies(g) => direct_path::forward(g, input, weight, out)?,
         ConvAlgo::Winograd if winograd_applies(g) => {
             let view = crate::kernels::winograd::WeightView::forward(g.c_in);
@@ -496,7 +496,7 @@ pub(crate) fn backward_input_geom(
 ) -> Result<()> {
     // Stride-1 input gradients are forward convolutions of grad_output.
     let t = transposed(g);
-    match (conv_algo(g), t) {
+    match (conv_algo(g, Pass::InputGrad), t) {
         (ConvAlgo::Direct, Some(t)) if direct_applies(&t) => {
             let wt = flip_weight(g, weight)?;
             direct_path::forward(&t, grad_output, &wt, grad_input)?;
@@ -529,7 +529,7 @@ pub(crate) fn backward_weight_geom(
 ) -> Result<()> {
     // Every path but Winograd's (which writes each filter once) adds into
     // a zeroed gradient.
-    match conv_algo(g) {
+    match conv_algo(g, Pass::WeightGrad) {
         ConvAlgo::Winograd if winograd_applies(g) && winograd_path::weight_grad_applies(g) => {
             winograd_path::backward_weight(g, input, grad_output, grad_weight)?
         }
