@@ -10,8 +10,9 @@ pub enum Layout {
     Transposed,
 }
 
-/// Below this many multiply-adds a single thread is faster than waking rayon.
-const PARALLEL_MIN_FLOPS: usize = 1 << 20;
+/// Below this many multiply-adds a single thread is faster than waking
+/// rayon (see `ops::conv2d::PARALLEL_MIN_MACS` for the measurement).
+const PARALLEL_MIN_FLOPS: usize = 1 << 22;
 
 /// A read-only matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]

@@ -171,7 +171,9 @@ fn choose(g: &ConvGeometry, pass: Pass) -> ConvAlgo {
     {
         return ConvAlgo::Winograd;
     }
-    if g.macs() < SMALL_MACS {
+    // Small work, or planes so small that a flat row is mostly padding
+    // (the digits net's 4x4 planes: 0.087 ms on im2col, 0.114 on implicit).
+    if g.macs() < SMALL_MACS || g.oh * g.ow < 64 {
         return ConvAlgo::Im2col;
     }
     let pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1;

@@ -603,10 +603,11 @@ pub(crate) fn flip_weight(g: &ConvGeometry, weight: &[f32]) -> Result<Vec<f32>> 
 mod flat_path;
 
 /// Below this many multiply-adds an op runs on the calling thread: waking
-/// rayon costs a few microseconds. At 2^18 the digits net's first layer
-/// (0.3 M) ran slower on two threads than on one (forward 0.020 -> 0.026
-/// ms); its second (2.4 M) gains on two.
-const PARALLEL_MIN_MACS: u128 = 1 << 21;
+/// rayon costs a few microseconds per region, and a training step of the
+/// digits net (layers of 0.3 M and 2.4 M) has dozens of them. At 2^21 its
+/// 20 epochs took 0.59-0.80 s on two threads, at 2^22 0.47-0.53 s (with
+/// the GEMM wrapper's threshold raised alike).
+const PARALLEL_MIN_MACS: u128 = 1 << 22;
 
 fn parallel(g: &ConvGeometry) -> bool {
     rayon::current_num_threads() > 1 && g.macs() >= PARALLEL_MIN_MACS
