@@ -62,6 +62,32 @@ pub(crate) trait Simd: Copy + 'static {
         }
     }
 
+    /// Split `2 * LANES` floats at `src` into even and odd positions:
+    /// `even[l] = src[2*l]`, `odd[l] = src[2*l + 1]`.
+    #[inline(always)]
+    unsafe fn deinterleave2(src: *const f32, even: *mut f32, odd: *mut f32) {
+        // SAFETY: the caller guarantees 2*LANES readable floats at src and
+        // LANES writable at even and odd.
+        unsafe {
+            for l in 0..Self::LANES {
+                *even.add(l) = *src.add(2 * l);
+                *odd.add(l) = *src.add(2 * l + 1);
+            }
+        }
+    }
+
+    /// The inverse of [`Simd::deinterleave2`].
+    #[inline(always)]
+    unsafe fn interleave2(even: *const f32, odd: *const f32, dst: *mut f32) {
+        // SAFETY: as for deinterleave2, the other way round.
+        unsafe {
+            for l in 0..Self::LANES {
+                *dst.add(2 * l) = *even.add(l);
+                *dst.add(2 * l + 1) = *odd.add(l);
+            }
+        }
+    }
+
     /// Split `4 * LANES` floats at `src` by position modulo 4:
     /// `dst[r][l] = src[4*l + r]`, each `dst[r]` a vector's worth of floats.
     #[inline(always)]
@@ -187,6 +213,29 @@ impl Simd for Avx512 {
                 _mm512_storeu_ps(dst.add((8 + c) * 16), _mm512_shuffle_f32x4::<0x88>(y, y2));
                 _mm512_storeu_ps(dst.add((12 + c) * 16), _mm512_shuffle_f32x4::<0xDD>(y, y2));
             }
+        }
+    }
+    #[inline(always)]
+    unsafe fn deinterleave2(src: *const f32, even: *mut f32, odd: *mut f32) {
+        // SAFETY: 32 readable floats at src, 16 writable at even and odd.
+        unsafe {
+            let (a, b) = (_mm512_loadu_ps(src), _mm512_loadu_ps(src.add(16)));
+            let ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            let io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+            _mm512_storeu_ps(even, _mm512_permutex2var_ps(a, ie, b));
+            _mm512_storeu_ps(odd, _mm512_permutex2var_ps(a, io, b));
+        }
+    }
+    #[inline(always)]
+    unsafe fn interleave2(even: *const f32, odd: *const f32, dst: *mut f32) {
+        // SAFETY: 16 readable floats at even and odd, 32 writable at dst.
+        unsafe {
+            let (e, o) = (_mm512_loadu_ps(even), _mm512_loadu_ps(odd));
+            let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            let hi =
+                _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+            _mm512_storeu_ps(dst, _mm512_permutex2var_ps(e, lo, o));
+            _mm512_storeu_ps(dst.add(16), _mm512_permutex2var_ps(e, hi, o));
         }
     }
     #[inline(always)]

@@ -312,7 +312,10 @@ pub fn conv2d(
     let x = kernel_input(&plan, input)?;
     let numel = numel_or_err("conv2d", &[g.n, g.c_out, g.oh, g.ow])?;
     let mut buf = memory::uninit_f32("conv2d", numel)?;
-    if conv_algo(&g, Pass::Forward) == ConvAlgo::ImplicitGemm && flat_path::applies(&g) {
+    if conv_algo(&g, Pass::Forward) == ConvAlgo::ImplicitGemm
+        && flat_path::applies(&g)
+        && winograd_split(&g, Pass::Forward).is_none()
+    {
         // Bias fused into the kernel's first pass.
         flat_path::forward(
             &g,
@@ -467,6 +470,18 @@ pub(crate) fn forward_geom(
     weight: &[f32],
     out: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
+    if let Some(s) = winograd_split(g, Pass::Forward) {
+        let xs = dilation_split::to_phases(input, g.n, g.c_in, (g.h, g.w), (g.dh, g.dw))?;
+        let mut ys = memory::uninit_f32(
+            "conv2d",
+            numel_or_err("conv2d", &[s.n, s.c_out, s.oh, s.ow])?,
+        )?;
+        forward_geom(&s, &xs, weight, &mut ys)?;
+        // SAFETY: forward_geom writes every element of `ys`.
+        let ys = unsafe { memory::assume_written(ys) };
+        dilation_split::from_phases(&ys, g.n, g.c_out, (g.oh, g.ow), (g.dh, g.dw), out);
+        return Ok(());
+    }
     match conv_algo(g, Pass::Forward) {
         ConvAlgo::Direct if direct_applies(g) => direct_path::forward(g, input, weight, out)?,
         ConvAlgo::Winograd if winograd_applies(g) => {
@@ -494,6 +509,18 @@ pub(crate) fn backward_input_geom(
     grad_output: &[f32],
     grad_input: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
+    if let Some(s) = winograd_split(g, Pass::InputGrad) {
+        let gys = dilation_split::to_phases(grad_output, g.n, g.c_out, (g.oh, g.ow), (g.dh, g.dw))?;
+        let mut gxs = memory::uninit_f32(
+            "conv2d_backward",
+            numel_or_err("conv2d_backward", &[s.n, s.c_in, s.h, s.w])?,
+        )?;
+        backward_input_geom(&s, weight, &gys, &mut gxs)?;
+        // SAFETY: backward_input_geom writes every element of `gxs`.
+        let gxs = unsafe { memory::assume_written(gxs) };
+        dilation_split::from_phases(&gxs, g.n, g.c_in, (g.h, g.w), (g.dh, g.dw), grad_input);
+        return Ok(());
+    }
     // Stride-1 input gradients are forward convolutions of grad_output.
     let t = transposed(g);
     match (conv_algo(g, Pass::InputGrad), t) {
@@ -527,6 +554,11 @@ pub(crate) fn backward_weight_geom(
     grad_output: &[f32],
     grad_weight: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
+    if let Some(s) = winograd_split(g, Pass::WeightGrad) {
+        let xs = dilation_split::to_phases(input, g.n, g.c_in, (g.h, g.w), (g.dh, g.dw))?;
+        let gys = dilation_split::to_phases(grad_output, g.n, g.c_out, (g.oh, g.ow), (g.dh, g.dw))?;
+        return backward_weight_geom(&s, &xs, &gys, grad_weight);
+    }
     // Every path but Winograd's (which writes each filter once) adds into
     // a zeroed gradient.
     match conv_algo(g, Pass::WeightGrad) {
@@ -551,6 +583,14 @@ pub(crate) fn backward_weight_geom(
         }
     }
     Ok(())
+}
+
+/// The undilated phase-image geometry of a dilated `g` when its pass
+/// would run on Winograd there (dilated_3x3_d2: four 28x28 phases of each
+/// 56x56 image, a resnet_3x3_64-like layer).
+fn winograd_split(g: &ConvGeometry, pass: Pass) -> Option<ConvGeometry> {
+    let s = dilation_split::split(g)?;
+    (conv_algo(&s, pass) == ConvAlgo::Winograd && winograd_applies(&s)).then_some(s)
 }
 
 /// The stride-1 convolution whose forward is `g`'s input gradient:
@@ -600,6 +640,7 @@ pub(crate) fn flip_weight(g: &ConvGeometry, weight: &[f32]) -> Result<Vec<f32>> 
     Ok(out)
 }
 
+mod dilation_split;
 mod flat_path;
 
 /// Below this many multiply-adds an op runs on the calling thread: waking
