@@ -66,24 +66,46 @@ pub fn forward(
     let (th, tw, _) = tiles(g);
     let lanes = ukernel::menu().lanes;
     let rows_total = g.n * th;
-    // Tile rows per block: V of a block near BLOCK_FLOATS, whole vectors
-    // of tiles where possible. A filter too large to share is transformed
-    // once per block, so then one block holds every tile (up to 4x the
-    // budget: resnet_3x3_512 fwd 10.8 -> ? ms).
+    // Tile rows per block, by a cost in units of one tile's 36 products:
+    // the block's tiles padded to whole vectors over the tile kernel's
+    // efficiency at that width (thin tiles are load-bound), doubled when
+    // the block's V outgrows L2 (every panel reads it again), plus per
+    // block the filter transform (unshared) or its reload from L3 (shared,
+    // over L2). resnet_3x3_256 took 16-tile blocks before (no padding, but
+    // 65% kernels and four reloads of a 9.4 MB filter).
     let per_row = 36 * cin * tw;
-    let max_rows = (BLOCK_FLOATS / per_row.max(1)).clamp(1, rows_total);
+    let max_rows = (4 * BLOCK_FLOATS / per_row.max(1)).clamp(1, rows_total);
     let unshared = 36usize.saturating_mul(cin).saturating_mul(cout) > SHARED_FILTER_FLOATS;
-    let block_rows = if unshared && rows_total <= 4 * max_rows {
-        rows_total
+    let per_block = if unshared {
+        12.0
+    } else if 36 * cin * cout > BLOCK_FLOATS {
+        8.0
     } else {
-        // Fewest padded tiles over all blocks; ties to larger blocks.
-        let padded = |r: usize| {
-            let full = rows_total / r;
-            let rest = rows_total % r;
-            full * (r * tw).next_multiple_of(lanes) + (rest * tw).next_multiple_of(lanes)
-        };
-        (1..=max_rows).rev().min_by_key(|&r| padded(r)).unwrap_or(1)
+        1.0
     };
+    let efficiency = |cols: usize| match tile_shape(cout, cols).1 {
+        1 => 0.65,
+        2 => 0.85,
+        3 => 0.95,
+        _ => 1.0,
+    };
+    let cost = |r: usize| -> f64 {
+        let (full, rest) = (rows_total / r, rows_total % r);
+        let block = |rows: usize| {
+            let p = (rows * tw).next_multiple_of(lanes);
+            let spill = if 36 * cin * p > BLOCK_FLOATS {
+                2.0
+            } else {
+                1.0
+            };
+            p as f64 * spill / efficiency(p) + per_block
+        };
+        full as f64 * block(r) + if rest > 0 { block(rest) } else { 0.0 }
+    };
+    let block_rows = (1..=max_rows)
+        .rev()
+        .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
+        .unwrap_or(1);
     let blocks = rows_total.div_ceil(block_rows);
     let tbp = (block_rows * tw).next_multiple_of(lanes);
     let (mr, nv) = tile_shape(cout, tbp);
