@@ -640,6 +640,7 @@ pub(crate) fn flip_weight(g: &ConvGeometry, weight: &[f32]) -> Result<Vec<f32>> 
     Ok(out)
 }
 
+mod batched_path;
 mod dilation_split;
 mod flat_path;
 
@@ -1062,6 +1063,9 @@ pub(crate) mod im2col_path {
         if cout_g * ohw == 0 {
             return Ok(()); // no output channels (or no input ones: zeros)
         }
+        if super::batched_path::applies(g) && super::batched_path::forward(g, input, weight, out)? {
+            return Ok(());
+        }
         let (par_units, rows, len) = plan_units(g)?;
         let unit = |u: usize, y: &mut [f32], cols: &mut Vec<f32>, par: bool| {
             let (n, grp) = (u / g.groups, u % g.groups);
@@ -1083,6 +1087,11 @@ pub(crate) mod im2col_path {
         let k = cin_g * g.kh * g.kw;
         let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
         if cin_g * hw == 0 {
+            return Ok(());
+        }
+        if super::batched_path::applies(g)
+            && super::batched_path::backward_input(g, weight, grad_output, grad_input)?
+        {
             return Ok(());
         }
         let pointwise = is_pointwise(g);
