@@ -425,7 +425,7 @@ pub fn backward_weight(
     let rows_len = fg.np.saturating_mul(ld);
     memory::check_f32(OP, rows_len.saturating_mul(threads))?;
     let plane_out = g.oh * g.ow;
-    let mut totals: Vec<memory::Scratch> = Vec::new();
+    let mut totals: Vec<Vec<f32>> = Vec::new();
     let mut n0 = 0;
     while n0 < g.n {
         let n1 = (n0 + per_batch).min(g.n);
@@ -443,9 +443,11 @@ pub fn backward_weight(
         let chunks: Vec<&[(usize, usize)]> =
             tasks.chunks(tasks.len().div_ceil(threads).max(1)).collect();
         let fg_r = &fg;
-        let run = |part: &&[(usize, usize)]| -> memory::Scratch {
-            let mut acc = memory::Scratch::prechecked(acc_len);
-            acc[..acc_len].fill(0.0);
+        // The sums leave the task as a plain vector, the scratch stays in
+        // the worker's pool (a scratch dropped on another thread lands in
+        // that thread's pool, and the worker allocates afresh next call).
+        let run = |part: &&[(usize, usize)]| -> Vec<f32> {
+            let mut acc = vec![0.0f32; acc_len];
             let mut rows = memory::Scratch::prechecked(rows_len);
             for &(n, grp) in part.iter() {
                 let gy =
@@ -468,7 +470,7 @@ pub fn backward_weight(
             }
             acc
         };
-        let parts: Vec<memory::Scratch> = if threads > 1 {
+        let parts: Vec<Vec<f32>> = if threads > 1 {
             chunks.par_iter().map(run).collect()
         } else {
             chunks.iter().map(run).collect()

@@ -990,14 +990,15 @@ pub(crate) mod im2col_path {
         chunk: usize,
         par_units: bool,
         len: usize,
-        unit: impl Fn(usize, &mut [f32], &mut Vec<f32>, bool) + Sync,
+        unit: impl Fn(usize, &mut [f32], &mut [f32], bool) + Sync,
     ) {
         if par_units {
-            dst.par_chunks_mut(chunk)
-                .enumerate()
-                .for_each_init(|| vec![0.0; len], |cols, (u, d)| unit(u, d, cols, false));
+            dst.par_chunks_mut(chunk).enumerate().for_each_init(
+                || memory::Scratch::prechecked(len),
+                |cols, (u, d)| unit(u, d, cols, false),
+            );
         } else {
-            let mut cols = vec![0.0; len];
+            let mut cols = memory::Scratch::prechecked(len);
             for (u, d) in dst.chunks_mut(chunk).enumerate() {
                 unit(u, d, &mut cols, true);
             }
@@ -1067,7 +1068,7 @@ pub(crate) mod im2col_path {
             return Ok(());
         }
         let (par_units, rows, len) = plan_units(g)?;
-        let unit = |u: usize, y: &mut [f32], cols: &mut Vec<f32>, par: bool| {
+        let unit = |u: usize, y: &mut [f32], cols: &mut [f32], par: bool| {
             let (n, grp) = (u / g.groups, u % g.groups);
             let x = &input[(n * g.c_in + grp * cin_g) * hw..][..cin_g * hw];
             let wt = &weight[grp * cout_g * k..][..cout_g * k];
@@ -1096,7 +1097,7 @@ pub(crate) mod im2col_path {
         }
         let pointwise = is_pointwise(g);
         let (par_units, rows, len) = plan_units(g)?;
-        let unit = |u: usize, gx: &mut [f32], cols: &mut Vec<f32>, par: bool| {
+        let unit = |u: usize, gx: &mut [f32], cols: &mut [f32], par: bool| {
             let (n, grp) = (u / g.groups, u % g.groups);
             // W^T: [k, cout_g] view of the [cout_g, k] weight.
             let wt = MatRef {
@@ -1147,7 +1148,7 @@ pub(crate) mod im2col_path {
         let pointwise = is_pointwise(g);
         let (par_units, rows, len) = plan_units(g)?;
         // grad_weight[grp] += gy [cout_g, ohw] @ cols^T [ohw, k] for image n.
-        let unit = |n: usize, grp: usize, gw: &mut [f32], cols: &mut Vec<f32>, par: bool| {
+        let unit = |n: usize, grp: usize, gw: &mut [f32], cols: &mut [f32], par: bool| {
             let x = &input[(n * g.c_in + grp * cin_g) * hw..][..cin_g * hw];
             let gy = &grad_output[(n * g.c_out + grp * cout_g) * ohw..][..cout_g * ohw];
             if pointwise {
@@ -1189,7 +1190,7 @@ pub(crate) mod im2col_path {
             // Per-thread accumulators over images measured slower than the
             // GEMM's own threads (resnet_3x3_512 bwd 41 vs 32 ms, loaded box).
             grad_weight.par_chunks_mut(wlen).enumerate().for_each_init(
-                || vec![0.0; len],
+                || memory::Scratch::prechecked(len),
                 |cols, (grp, gw)| {
                     for n in 0..g.n {
                         unit(n, grp, gw, cols, false);
@@ -1209,7 +1210,7 @@ pub(crate) mod im2col_path {
                 .par_chunks_mut(wlen)
                 .enumerate()
                 .for_each(|(t, gw)| {
-                    let mut cols = vec![0.0; len];
+                    let mut cols = memory::Scratch::prechecked(len);
                     for n in t * g.n / parts..(t + 1) * g.n / parts {
                         unit(n, 0, gw, &mut cols, false);
                     }
@@ -1220,7 +1221,7 @@ pub(crate) mod im2col_path {
                 }
             }
         } else {
-            let mut cols = vec![0.0; len];
+            let mut cols = memory::Scratch::prechecked(len);
             for n in 0..g.n {
                 for (grp, gw) in grad_weight.chunks_mut(wlen).enumerate() {
                     unit(n, grp, gw, &mut cols, true);
