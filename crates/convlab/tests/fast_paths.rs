@@ -254,9 +254,11 @@ fn threaded_pooling_matches_reference() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 100, failure_persistence: None, ..ProptestConfig::default() })]
 
-    /// Global average pooling (`output_size` 1) takes its own kernel: mean
-    /// per plane in f32 lanes (blocks of 4096 into f64), spread back
-    /// without a zero-fill. Planes of up to 3 blocks, and inputs past the
+    /// Global average pooling (`output_size` 1) takes its own kernels:
+    /// planes of up to 256 floats 16 at a time with aligned masked loads
+    /// (AVX-512), bigger ones per plane in f32 lanes (blocks of 4096 into
+    /// f64), spread back without a zero-fill. Plane counts below and past
+    /// multiples of 16, planes of up to 3 blocks, and inputs past the
     /// threaded-path threshold (1 << 18 floats).
     #[test]
     fn global_avg_pool_equals_reference(
