@@ -423,12 +423,28 @@ fn check_args(a: &TrainDigitsArgs, lr: f32) -> anyhow::Result<()> {
 }
 
 /// Run `convlab train-digits`.
+/// Turn transparent huge pages off for this process. The network's whole
+/// working set is about 40 MB, and mimalloc asks for huge pages on its
+/// arena: the first epoch then spent 50 ms zeroing fresh 2 MiB pages
+/// (79 ms against 29 without; 20 epochs 0.58 -> 0.48 s on a VM with THP
+/// in `madvise` mode). Only faults from now on are affected; a kernel
+/// without the call just keeps huge pages.
+fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory
+    // of ours; failure (an old kernel) is harmless and ignored.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
     let lr = a.lr.unwrap_or(match a.optimizer {
         OptimizerKind::Sgd => 0.05,
         OptimizerKind::Adam => 0.001,
     });
     check_args(&a, lr)?;
+    no_transparent_huge_pages();
     if let Some(p) = &a.save {
         crate::files::check_output(p, "--save")?;
     }
