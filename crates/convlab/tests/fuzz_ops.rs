@@ -141,3 +141,37 @@ proptest! {
         prop_assert!(r.is_ok());
     }
 }
+
+/// Empty channel counts on a batch of small planes, under every algorithm
+/// (the batched im2col GEMM once sliced its empty column buffer and
+/// panicked: found by the fuzz test above).
+#[test]
+fn empty_channels_on_batched_small_planes() {
+    for (cin, cout) in [(0, 1), (1, 0), (0, 0), (0, 3)] {
+        // Symmetric padding, and asymmetric (the input is padded first).
+        for (k, pads) in [(1, [0, 0, 0, 0]), (3, [1, 1, 1, 1]), (1, [0, 1, 0, 0])] {
+            let x = rand_tensor(&[3, cin, 8, 8], 1);
+            let wt = rand_tensor(&[cout, cin, k, k], 2);
+            let p = Conv2dParams::new().padding(pads);
+            let want = {
+                let _forced = force_conv_algo(ConvAlgo::Reference);
+                conv2d(&x, &wt, None, &p).unwrap()
+            };
+            for algo in [ConvAlgo::Auto, ConvAlgo::Im2col, ConvAlgo::ImplicitGemm] {
+                let _forced = force_conv_algo(algo);
+                let got = conv2d(&x, &wt, None, &p).unwrap();
+                assert_eq!(got.shape(), want.shape(), "{algo:?} cin {cin} cout {cout}");
+                assert!(got.data().iter().all(|&v| v == 0.0));
+                let b = rand_tensor(&[cout], 4);
+                let with_bias = conv2d(&x, &wt, Some(&b), &p).unwrap();
+                assert_eq!(with_bias.shape(), want.shape());
+                let g = rand_tensor(got.shape(), 3);
+                let grads = conv2d_backward(&x, &wt, false, &g, &p).unwrap();
+                assert!(
+                    grads.grad_input.data().iter().all(|&v| v == 0.0),
+                    "{algo:?}"
+                );
+            }
+        }
+    }
+}

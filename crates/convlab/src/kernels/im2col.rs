@@ -177,6 +177,23 @@ pub fn col2im_batched(
     grad_input: &mut [f32],
 ) -> bool {
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
+    #[cfg(target_arch = "x86_64")]
+    if super::isa::isa() == super::isa::Isa::Avx512
+        && with_inverse_table(g, |inv| {
+            for img in 0..images {
+                for c in 0..channels {
+                    let plane = &mut grad_input[(img * channels + c) * hw..][..hw];
+                    let rows = &cols[c * kk * ld + img * ohw..];
+                    // SAFETY: AVX-512F was detected; tap `t`'s row starts
+                    // `t * ld` floats into `rows` and holds `ohw` floats
+                    // (`ld >= images * ohw`); `inv` holds `kk * hw` entries.
+                    unsafe { col2im_gather_avx512(rows, ld, ohw, inv, kk, plane) };
+                }
+            }
+        })
+    {
+        return true;
+    }
     with_table(g, 0, g.oh, |table| {
         for img in 0..images {
             for c in 0..channels {
@@ -192,6 +209,95 @@ pub fn col2im_batched(
             }
         }
     })
+}
+
+/// Most entries of an inverse gather table (64 KiB).
+const INVERSE_TABLE: usize = 16384;
+
+thread_local! {
+    /// The last inverse table built on this thread (see [`with_inverse_table`]).
+    static INVERSE_CACHE: std::cell::RefCell<(Option<TableKey>, Vec<u32>)> =
+        const { std::cell::RefCell::new((None, Vec::new())) };
+}
+
+/// Run `f` with the inverse of the whole-plane gather table: entry
+/// `t * h*w + i` is the output position whose tap `t` reads input `i`, or
+/// `oh*ow` (none). A tap reads each input at most once (the map from
+/// outputs is injective for any stride and dilation), so col2im becomes a
+/// gather per tap instead of a scatter. Returns `false` when too large.
+fn with_inverse_table(g: &ConvGeometry, f: impl FnOnce(&[u32])) -> bool {
+    let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.kh * g.kw);
+    if kk.saturating_mul(hw) > INVERSE_TABLE || ohw >= u32::MAX as usize {
+        return false;
+    }
+    let mut forward = Vec::new();
+    INVERSE_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let key = table_key(g, 0, g.oh);
+        if c.0 != Some(key) {
+            c.0 = None;
+            if !fill_table(g, 0, g.oh, &mut forward) {
+                return false;
+            }
+            c.1.clear();
+            c.1.resize(kk * hw, ohw as u32);
+            for t in 0..kk {
+                for (o, &i) in forward[t * ohw..(t + 1) * ohw].iter().enumerate() {
+                    if (i as usize) < hw {
+                        c.1[t * hw + i as usize] = o as u32;
+                    }
+                }
+            }
+            c.0 = Some(key);
+        }
+        f(&c.1);
+        true
+    })
+}
+
+/// One plane of [`col2im_batched`] by gathers: for 16 inputs at a time, the
+/// sum over taps of `rows[t * ld + inv[t * hw + i]]`, added to `plane`.
+/// The scalar scatter it replaces cost an eighth of a digits training run.
+///
+/// # Safety
+/// The CPU has AVX-512F; `rows` holds `(kk - 1) * ld + ohw` floats;
+/// `inv.len() >= kk * plane.len()` with entries `<= ohw`; `ohw <= i32::MAX`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn col2im_gather_avx512(
+    rows: &[f32],
+    ld: usize,
+    ohw: usize,
+    inv: &[u32],
+    kk: usize,
+    plane: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let hw = plane.len();
+    let limit = _mm512_set1_epi32(ohw as i32);
+    let mut i = 0;
+    while i < hw {
+        let lanes = (hw - i).min(16);
+        let live: __mmask16 = if lanes == 16 {
+            0xffff
+        } else {
+            (1u16 << lanes) - 1
+        };
+        // SAFETY: lanes past `hw` are masked off throughout; gathered lanes
+        // have indices below `ohw`, inside tap `t`'s row of `rows`.
+        unsafe {
+            let mut acc = _mm512_maskz_loadu_ps(live, plane.as_ptr().add(i));
+            for t in 0..kk {
+                let idx = _mm512_maskz_loadu_epi32(live, inv.as_ptr().add(t * hw + i).cast());
+                let hit = _mm512_mask_cmplt_epu32_mask(live, idx, limit);
+                let row = rows.as_ptr().add(t * ld);
+                let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), hit, idx, row);
+                acc = _mm512_add_ps(acc, v);
+            }
+            _mm512_mask_storeu_ps(plane.as_mut_ptr().add(i), live, acc);
+        }
+        i += lanes;
+    }
 }
 
 /// For stride 1 along a row: the outputs `lo..hi` whose input column

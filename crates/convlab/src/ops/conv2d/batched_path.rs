@@ -17,13 +17,17 @@ const MAX_PLANE: usize = 256;
 const MAX_COLS: usize = 4 << 20;
 
 /// Whether `g` runs batched: one group, several images of small planes,
-/// columns under the cap, and few enough taps per plane for a gather
-/// table.
+/// channels in and out, columns under the cap, and few enough taps per
+/// plane for a gather table.
 pub fn applies(g: &ConvGeometry) -> bool {
     let k = g.c_in * g.kh * g.kw;
     let p = g.oh * g.ow;
+    // Empty channel counts leave a GEMM with empty operands (nothing to
+    // batch; the general path writes the zeros).
     g.groups == 1
         && g.n > 1
+        && g.c_in > 0
+        && g.c_out > 0
         && p > 0
         && p <= MAX_PLANE
         && g.kh * g.kw * p <= 4096
