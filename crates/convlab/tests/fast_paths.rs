@@ -141,6 +141,18 @@ proptest! {
     }
 }
 
+/// A batch of small planes large enough for the batched im2col path to
+/// split its images over threads (an odd count: uneven parts), forward and
+/// input gradient against the reference.
+#[test]
+fn threaded_batched_small_planes_match_reference() {
+    let x = rand_tensor(&[361, 16, 4, 4], 9);
+    let wt = rand_tensor(&[32, 16, 3, 3], 10);
+    let b = rand_tensor(&[32], 11);
+    let p = Conv2dParams::new().padding(1);
+    check_all(&x, &wt, &b, &p, 12).unwrap();
+}
+
 /// Regression: a large single-channel image goes through the threaded
 /// direct kernel (several rayon tasks) and must still match.
 #[test]

@@ -8,6 +8,7 @@ use super::*;
 use crate::kernels::flat::{pack_panels, tile_shape};
 use crate::kernels::im2col::{col2im_batched, im2col_batched};
 use crate::kernels::ukernel::{self, Init, Tile};
+use rayon::prelude::*;
 
 /// Output planes at most this large are batched (above, one image's
 /// columns already make a GEMM wide enough).
@@ -96,9 +97,57 @@ fn row_len(np: usize) -> usize {
     np.next_multiple_of(ukernel::menu().lanes) + 16
 }
 
-/// `out` = conv(input, weight): `Y [c_out, n*p] = W [c_out, K] @ cols`.
+/// Below this many multiply-adds a batched pass stays on the calling thread.
+/// Splitting the digits net's 360-image test pass over 2 threads: its
+/// second layer 0.84 -> 0.46 ms forward, 0.80 -> 0.41 ms input gradient.
+/// Its training steps (2.4 M) measured faster whole: at 2 M the 20-epoch run
+/// went from 0.52 to 0.84 s, the workers sleeping between the small calls.
+const PARALLEL_MIN_MACS: u128 = 1 << 24;
+
+/// Image ranges for the threads: one per thread when the pass is worth
+/// splitting, else the whole batch. Each image's results are computed by
+/// the same operations in the same order however the batch is split.
+fn image_parts(g: &ConvGeometry) -> usize {
+    let threads = rayon::current_num_threads();
+    if threads > 1 && g.macs() >= PARALLEL_MIN_MACS {
+        threads.min(g.n)
+    } else {
+        1
+    }
+}
+
+/// `out` = conv(input, weight), split over threads by images when large
+/// enough (the digits net's test pass: 360 images).
 /// Returns `false` (nothing written) when the gather table does not apply.
 pub fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], out: &mut [f32]) -> Result<bool> {
+    let parts = image_parts(g);
+    if parts <= 1 {
+        return forward_images(g, input, weight, out);
+    }
+    let per = g.n.div_ceil(parts);
+    let (x_img, y_img) = (g.c_in * g.h * g.w, g.c_out * g.oh * g.ow);
+    let done: Result<Vec<bool>> = input
+        .par_chunks(per * x_img)
+        .zip(out.par_chunks_mut(per * y_img))
+        .map(|(x, y)| {
+            let part = ConvGeometry {
+                n: y.len() / y_img,
+                ..*g
+            };
+            forward_images(&part, x, weight, y)
+        })
+        .collect();
+    // Every part has the same planes, so the table applies to all or none.
+    Ok(done?.iter().all(|&ok| ok))
+}
+
+/// [`forward`] on the calling thread: `Y [c_out, n*p] = W [c_out, K] @ cols`.
+fn forward_images(
+    g: &ConvGeometry,
+    input: &[f32],
+    weight: &[f32],
+    out: &mut [f32],
+) -> Result<bool> {
     let (p, k) = (g.oh * g.ow, g.c_in * g.kh * g.kw);
     let np = g.n * p;
     let ld = row_len(np);
@@ -124,18 +173,47 @@ pub fn backward_input(
     grad_output: &[f32],
     grad_input: &mut [f32],
 ) -> Result<bool> {
-    let (p, k) = (g.oh * g.ow, g.c_in * g.kh * g.kw);
-    let np = g.n * p;
-    let ld = row_len(np);
-    let mut gy = memory::Scratch::take("conv2d_backward", g.c_out * ld)?;
-    to_columns(grad_output, g.n, g.c_out, p, &mut gy, ld);
+    let k = g.c_in * g.kh * g.kw;
     let mut wt = memory::Scratch::take("conv2d_backward", k * g.c_out)?;
     for co in 0..g.c_out {
         for kk in 0..k {
             wt[kk * g.c_out + co] = weight[co * k + kk];
         }
     }
+    let parts = image_parts(g);
+    if parts <= 1 {
+        return backward_input_images(g, &wt, grad_output, grad_input);
+    }
+    let per = g.n.div_ceil(parts);
+    let (x_img, y_img) = (g.c_in * g.h * g.w, g.c_out * g.oh * g.ow);
+    let done: Result<Vec<bool>> = grad_output
+        .par_chunks(per * y_img)
+        .zip(grad_input.par_chunks_mut(per * x_img))
+        .map(|(gy, gx)| {
+            let part = ConvGeometry {
+                n: gy.len() / y_img,
+                ..*g
+            };
+            backward_input_images(&part, &wt, gy, gx)
+        })
+        .collect();
+    Ok(done?.iter().all(|&ok| ok))
+}
+
+/// [`backward_input`] on the calling thread, with the weight transposed
+/// (`wt [K, c_out]`).
+fn backward_input_images(
+    g: &ConvGeometry,
+    wt: &[f32],
+    grad_output: &[f32],
+    grad_input: &mut [f32],
+) -> Result<bool> {
+    let (p, k) = (g.oh * g.ow, g.c_in * g.kh * g.kw);
+    let np = g.n * p;
+    let ld = row_len(np);
+    let mut gy = memory::Scratch::take("conv2d_backward", g.c_out * ld)?;
+    to_columns(grad_output, g.n, g.c_out, p, &mut gy, ld);
     let mut dcols = memory::Scratch::take("conv2d_backward", k * ld)?;
-    gemm(k, g.c_out, np, &wt, &gy, ld, &mut dcols, ld)?;
+    gemm(k, g.c_out, np, wt, &gy, ld, &mut dcols, ld)?;
     Ok(col2im_batched(g, g.c_in, &dcols, ld, g.n, grad_input))
 }
