@@ -267,12 +267,9 @@ pub fn tile_shape(m: usize, cols: usize) -> (usize, usize) {
 /// weight panels stream past, measured no faster on resnet_3x3_64 (and
 /// slower below 20 KiB), so this only splits very deep reductions.
 pub fn taps_per_chunk(taps: usize, rows: usize, nb: usize) -> usize {
+    const BUDGET: usize = 40 << 10;
     let per_channel = rows * (nb + 16) * 4;
-    let budget: usize = std::env::var("CL_CHUNK")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(40 << 10);
-    let channels = (budget / per_channel.max(1)).max(1);
+    let channels = (BUDGET / per_channel.max(1)).max(1);
     channels * taps
 }
 
