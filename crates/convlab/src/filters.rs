@@ -2,7 +2,7 @@
 //! literals, so a command line (or a test) can say `sobel-x`,
 //! `gaussian:1.5` or `"[[1,-1],[2,0]]"` and get the `[kh, kw]` tensor.
 //!
-//! Every kernel here is meant for [`crate::ops::conv2d`], which computes a
+//! Every kernel here is meant for [`crate::ops::conv2d()`], which computes a
 //! cross-correlation (as PyTorch does): `sobel-x` responds positively where
 //! the image gets brighter to the right.
 //!
@@ -398,7 +398,7 @@ pub fn kernel_from_spec(spec: &str) -> Result<Tensor> {
 /// the padded image, a zero stride, `same` with a stride, ...), with
 /// `conv2d` named in the message. `p.groups` must be 1.
 ///
-/// [`conv2d`]: crate::ops::conv2d
+/// [`conv2d`]: crate::ops::conv2d()
 pub fn apply(image: &Tensor, kernel: &Tensor, p: &crate::ops::Conv2dParams) -> Result<Tensor> {
     check_image(image)?;
     apply_owned(image.clone(), kernel, p)

@@ -172,7 +172,7 @@ impl Var {
     }
 
     /// `F.linear`: `self [N, in] @ weight^T + bias`, weight `[out, in]`
-    /// (see [`ops::linear`]); no transposed copies forward or backward.
+    /// (see [`ops::linear()`]); no transposed copies forward or backward.
     pub fn linear(&self, weight: &Var, bias: Option<&Var>) -> Result<Var> {
         let (x, w) = (self.tensor(), weight.tensor());
         let y = ops::linear(&x, &w, bias.map(|b| b.value().clone()).as_ref())?;
@@ -300,7 +300,7 @@ impl Var {
         self.sub(target)?.square()?.mean()
     }
 
-    /// 2-D convolution (see [`ops::conv2d`]), differentiable in input,
+    /// 2-D convolution (see [`ops::conv2d()`]), differentiable in input,
     /// weight and bias.
     pub fn conv2d(&self, weight: &Var, bias: Option<&Var>, p: &Conv2dParams) -> Result<Var> {
         let p = *p;
@@ -322,7 +322,7 @@ impl Var {
         }))
     }
 
-    /// Transposed convolution (see [`ops::conv_transpose2d`]).
+    /// Transposed convolution (see [`ops::conv_transpose2d()`]).
     pub fn conv_transpose2d(
         &self,
         weight: &Var,
@@ -412,7 +412,7 @@ impl Var {
         }))
     }
 
-    /// im2col (see [`ops::unfold`]): `[N, C, H, W] -> [N, C*kh*kw, L]`.
+    /// im2col (see [`ops::unfold()`]): `[N, C, H, W] -> [N, C*kh*kw, L]`.
     pub fn unfold(&self, p: &UnfoldParams) -> Result<Var> {
         let p = *p;
         let shape = self.shape();

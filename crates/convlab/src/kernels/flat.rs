@@ -9,7 +9,7 @@
 //! for every output. So each tap is a contiguous row of the virtual im2col
 //! matrix, read in place: the convolution is the GEMM
 //! `out[co][p] = sum_k W[co][k] * X[off[k] + p]` ([`FlatGemm`]), run by
-//! [`super::ukernel`] with B's rows given by the offset table.
+//! the crate-private `ukernel` tile with B's rows given by the offset table.
 //!
 //! The price: the `wq - ow` columns past each output row are computed and
 //! dropped (3% on 56x56 3x3 layers, 13% on 14x14). Strides cost nothing
@@ -216,7 +216,7 @@ dispatch_isa! {
 
 /// Pack a `[m, k]` row-major matrix into panels of `mr` rows: panel `i`
 /// holds rows `i*mr ..` as `[k][rows]` (the last panel may have fewer
-/// rows), the layout [`ukernel`] broadcasts from.
+/// rows), the layout the `ukernel` tile broadcasts from.
 pub fn pack_panels(k: usize, rows: &[f32], mr: usize, dst: &mut [f32]) {
     let m = rows.len() / k.max(1);
     let mut at = 0;

@@ -6,7 +6,7 @@
 //! 6x6 input patch `d` at the tile: 36 products per 16 outputs per channel
 //! pair instead of 144. Over a block of tiles the sums are 36 independent
 //! GEMMs `M[xi] [m, T] = U[xi] [m, k] @ V[xi] [k, T]` (`k` input channels,
-//! `m` output channels, `T` tiles), run by [`super::ukernel`].
+//! `m` output channels, `T` tiles), run by the crate-private `ukernel` tile.
 //!
 //! Layouts, all vectorised along the fastest index:
 //! - `V [36][k][T]` per block of tiles — the input transform works on whole
@@ -53,7 +53,7 @@ pub fn tiles(g: &ConvGeometry) -> (usize, usize, usize) {
     (th, tw, g.n * th * tw)
 }
 
-/// Scratch floats [`input_block`] needs for `rows` tile rows of `g` with
+/// Scratch floats `input_block` needs for `rows` tile rows of `g` with
 /// `lanes`-wide vectors.
 pub fn input_scratch_len(g: &ConvGeometry, rows: usize, lanes: usize) -> usize {
     let (_, tw, _) = tiles(g);
@@ -61,7 +61,7 @@ pub fn input_scratch_len(g: &ConvGeometry, rows: usize, lanes: usize) -> usize {
     12 * wp + 36 * (rows * tw + 2 * lanes)
 }
 
-/// Scratch floats [`output_block`] needs.
+/// Scratch floats `output_block` needs.
 pub fn output_scratch_len(g: &ConvGeometry, rows: usize, lanes: usize) -> usize {
     let (_, tw, _) = tiles(g);
     16 * (rows * tw + 2 * lanes) + 4 * row_len(tw, lanes)
@@ -268,7 +268,7 @@ dispatch_simd! {
     ) => filter_body
 }
 
-/// Floats between the product blocks of a [`filter_panel`] of `k`
+/// Floats between the product blocks of a `filter_panel` of `k`
 /// reduction channels and `pr` result channels. The 16 spare floats keep
 /// the 36 rows one channel writes from sharing an L1 set: resnet_3x3_512's
 /// blocks (512 x 24 floats) are exactly 48 KiB apart otherwise.
@@ -510,7 +510,7 @@ unsafe fn gt3<S: Simd>(s: [S::V; 6]) -> [S::V; 3] {
     }
 }
 
-/// Scratch floats [`grad_output_block`] needs.
+/// Scratch floats `grad_output_block` needs.
 pub fn grad_output_scratch_len(g: &ConvGeometry, rows: usize, lanes: usize) -> usize {
     let (_, tw, _) = tiles(g);
     4 * row_len(tw, lanes) + 16 * (rows * tw + 2 * lanes)
