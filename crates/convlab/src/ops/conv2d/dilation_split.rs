@@ -178,20 +178,6 @@ dispatch_simd! {
     ) => merge_body
 }
 
-/// A pointer for rayon tasks that write disjoint planes of one buffer.
-#[derive(Clone, Copy)]
-struct Shared(*mut MaybeUninit<f32>);
-// SAFETY: tasks only write their own planes (see the SAFETY notes below).
-unsafe impl Send for Shared {}
-// SAFETY: as above.
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    fn get(self) -> *mut MaybeUninit<f32> {
-        self.0
-    }
-}
-
 /// `[n, c, h, w]` planes to phase images `[n, dh, dw, c, h/dh, w/dw]`.
 pub(crate) fn to_phases(
     src: &[f32],

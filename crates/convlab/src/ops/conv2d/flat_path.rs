@@ -17,21 +17,6 @@ use std::mem::MaybeUninit;
 /// MiB, the rest of the 64 MiB scratch cap left for panels and tasks).
 const PACK_FLOATS: usize = 12 << 20;
 
-/// A pointer handed to rayon tasks that write disjoint parts of one buffer.
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: only used to give tasks disjoint parts of one buffer (see the
-// SAFETY notes where it is dereferenced).
-unsafe impl Send for Shared {}
-// SAFETY: as above.
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// Whether the flat kernels handle `g`: every non-empty geometry.
 pub fn applies(g: &ConvGeometry) -> bool {
     g.n > 0 && g.c_in > 0 && g.c_out > 0 && g.oh > 0 && g.ow > 0 && g.h > 0 && g.w > 0

@@ -640,6 +640,23 @@ pub(crate) fn flip_weight(g: &ConvGeometry, weight: &[f32]) -> Result<Vec<f32>> 
     Ok(out)
 }
 
+/// A pointer handed to rayon tasks that write disjoint parts of one buffer
+/// (implicit GEMM, Winograd, the dilation split). `get` rather than the
+/// field, so closures capture the whole (Send + Sync) value.
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T);
+// SAFETY: only used to give tasks disjoint parts of one buffer (see the
+// SAFETY notes where it is dereferenced).
+unsafe impl<T> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
 mod batched_path;
 mod dilation_split;
 mod flat_path;

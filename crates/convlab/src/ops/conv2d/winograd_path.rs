@@ -18,21 +18,6 @@ use crate::kernels::winograd::{
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
-/// A pointer handed to rayon tasks that write disjoint parts of one buffer.
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: only used to give tasks disjoint output planes or rows (see the
-// SAFETY notes where it is dereferenced).
-unsafe impl Send for Shared {}
-// SAFETY: as above.
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// One task's scratch: transformed input, products, a filter chunk, and
 /// the transforms' row buffers.
 struct TaskBufs {
