@@ -120,24 +120,38 @@ fn image_parts(g: &ConvGeometry) -> usize {
 /// enough (the digits net's test pass: 360 images).
 /// Returns `false` (nothing written) when the gather table does not apply.
 pub fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], out: &mut [f32]) -> Result<bool> {
+    let (x_img, y_img) = (g.c_in * g.h * g.w, g.c_out * g.oh * g.ow);
+    over_images(g, (input, x_img), (out, y_img), |part, x, y| {
+        forward_images(part, x, weight, y)
+    })
+}
+
+/// Run `f` on the whole batch, or on one range of images per thread when
+/// [`image_parts`] says so: `src` and `dst` hold `src_img` and `dst_img`
+/// floats per image. Every part has the same planes, so the gather table
+/// applies to all or none: the result is `f`'s.
+fn over_images(
+    g: &ConvGeometry,
+    (src, src_img): (&[f32], usize),
+    (dst, dst_img): (&mut [f32], usize),
+    f: impl Fn(&ConvGeometry, &[f32], &mut [f32]) -> Result<bool> + Sync,
+) -> Result<bool> {
     let parts = image_parts(g);
     if parts <= 1 {
-        return forward_images(g, input, weight, out);
+        return f(g, src, dst);
     }
     let per = g.n.div_ceil(parts);
-    let (x_img, y_img) = (g.c_in * g.h * g.w, g.c_out * g.oh * g.ow);
-    let done: Result<Vec<bool>> = input
-        .par_chunks(per * x_img)
-        .zip(out.par_chunks_mut(per * y_img))
-        .map(|(x, y)| {
+    let done: Result<Vec<bool>> = src
+        .par_chunks(per * src_img)
+        .zip(dst.par_chunks_mut(per * dst_img))
+        .map(|(s, d)| {
             let part = ConvGeometry {
-                n: y.len() / y_img,
+                n: d.len() / dst_img,
                 ..*g
             };
-            forward_images(&part, x, weight, y)
+            f(&part, s, d)
         })
         .collect();
-    // Every part has the same planes, so the table applies to all or none.
     Ok(done?.iter().all(|&ok| ok))
 }
 
@@ -180,24 +194,14 @@ pub fn backward_input(
             wt[kk * g.c_out + co] = weight[co * k + kk];
         }
     }
-    let parts = image_parts(g);
-    if parts <= 1 {
-        return backward_input_images(g, &wt, grad_output, grad_input);
-    }
-    let per = g.n.div_ceil(parts);
     let (x_img, y_img) = (g.c_in * g.h * g.w, g.c_out * g.oh * g.ow);
-    let done: Result<Vec<bool>> = grad_output
-        .par_chunks(per * y_img)
-        .zip(grad_input.par_chunks_mut(per * x_img))
-        .map(|(gy, gx)| {
-            let part = ConvGeometry {
-                n: gy.len() / y_img,
-                ..*g
-            };
-            backward_input_images(&part, &wt, gy, gx)
-        })
-        .collect();
-    Ok(done?.iter().all(|&ok| ok))
+    let wt = &wt[..];
+    over_images(
+        g,
+        (grad_output, y_img),
+        (grad_input, x_img),
+        |part, gy, gx| backward_input_images(part, wt, gy, gx),
+    )
 }
 
 /// [`backward_input`] on the calling thread, with the weight transposed
