@@ -100,6 +100,13 @@ fn gather(plane: &[f32], table: &[u32], dst: &mut [f32]) {
     }
 }
 
+/// A 16-lane mask of the first `lanes` (at most 16) lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn first_lanes(lanes: usize) -> u16 {
+    (0xffff_u32 >> (16 - lanes.min(16))) as u16
+}
+
 /// [`gather`] with masked hardware gathers, 16 taps per instruction: the
 /// scalar loop's bounds test per tap was a sixth of a digits training run.
 ///
@@ -114,11 +121,7 @@ unsafe fn gather_avx512(plane: &[f32], table: &[u32], dst: &mut [f32]) {
     let mut t = 0;
     while t < n {
         let lanes = (n - t).min(16);
-        let live: __mmask16 = if lanes == 16 {
-            0xffff
-        } else {
-            (1u16 << lanes) - 1
-        };
+        let live: __mmask16 = first_lanes(lanes);
         // SAFETY: lanes past `n` are masked off for the load, the gather
         // and the store; gathered lanes are masked to indices below
         // plane.len(), so every read is inside `plane`.
@@ -278,11 +281,7 @@ unsafe fn col2im_gather_avx512(
     let mut i = 0;
     while i < hw {
         let lanes = (hw - i).min(16);
-        let live: __mmask16 = if lanes == 16 {
-            0xffff
-        } else {
-            (1u16 << lanes) - 1
-        };
+        let live: __mmask16 = first_lanes(lanes);
         // SAFETY: lanes past `hw` are masked off throughout; gathered lanes
         // have indices below `ohw`, inside tap `t`'s row of `rows`.
         unsafe {
