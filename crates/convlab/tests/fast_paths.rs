@@ -194,6 +194,35 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// `AvgPool2d(2)` has its own kernel (16 outputs per step along a row,
+    /// masked at the row's end): rows of 1 to 40 outputs (one to three
+    /// steps, odd sides that drop a column), ceil mode (whose overhanging
+    /// window must leave the kernel), every divisor rule, and inputs past
+    /// the threaded-path threshold (1 << 16 floats).
+    #[test]
+    fn avg_pool_2x2_equals_reference(
+        planes in prop_oneof![1usize..5, 60usize..70],
+        h in 1usize..20, w in 1usize..82,
+        ceil in any::<bool>(), include_pad in any::<bool>(),
+        divisor in prop::option::of(1usize..9), seed in any::<u64>(),
+    ) {
+        use convlab::ops::pool::reference;
+        let x = rand_tensor(&[1, planes, h, w], seed);
+        let ap = AvgPool2dParams::new(2).ceil_mode(ceil).count_include_pad(include_pad)
+            .divisor_override(divisor);
+        if let Ok(got) = avg_pool2d(&x, &ap) {
+            let g = ap.geometry("avg_pool2d", x.shape()).unwrap();
+            let mut want = vec![0.0; got.numel()];
+            reference::avg_pool2d_reference(&g, ap.divisor(), x.data(), &mut want);
+            let want = Tensor::from_vec(want, got.shape()).unwrap();
+            prop_assert!(rel_err(&got, &want) <= 1e-6, "{:?}", ap);
+        }
+    }
+}
+
 /// NaN wins a max-pool window wherever it is, as in PyTorch.
 #[test]
 fn max_pool_propagates_nan() {

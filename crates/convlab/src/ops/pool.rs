@@ -482,6 +482,47 @@ mod fast {
         }
     }
 
+    /// `AvgPool2d(2)` with every window inside the input and one divisor
+    /// for all (so `rs[0] * cs[0]` is every output's scale) on
+    /// [`crate::kernels::pool::avg_pool2d_2x2s2`], planes split over threads;
+    /// `false`, nothing written, for other shapes or without AVX-512.
+    pub fn avg_2x2s2(
+        g: &PoolGeometry,
+        rs: &[f32],
+        cs: &[f32],
+        input: &[f32],
+        out: &mut [MaybeUninit<f32>],
+    ) -> bool {
+        let inside = (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0)
+            && 2 * g.oh <= g.h
+            && 2 * g.ow <= g.w;
+        let uniform = |v: &[f32]| v.iter().all(|&s| s == v[0]);
+        if !inside || out.is_empty() || !uniform(rs) || !uniform(cs) {
+            return false;
+        }
+        let (hw, ohw, scale) = (g.h * g.w, g.oh * g.ow, rs[0] * cs[0]);
+        let run = |x: &[f32], y: &mut [MaybeUninit<f32>]| {
+            crate::kernels::pool::avg_pool2d_2x2s2(
+                y.len() / ohw,
+                (g.h, g.w),
+                (g.oh, g.ow),
+                scale,
+                x,
+                y,
+            )
+        };
+        let threads = rayon::current_num_threads();
+        if input.len() < PARALLEL_MIN || threads == 1 {
+            return run(input, out);
+        }
+        let per = g.planes().div_ceil(threads);
+        input
+            .par_chunks(per * hw)
+            .zip(out.par_chunks_mut(per * ohw))
+            .map(|(x, y)| run(x, y))
+            .reduce(|| true, |a, b| a & b)
+    }
+
     /// Run `kernel(rows, cols, plane_in, plane_out, tmp)` on every plane;
     /// the kernel writes all of its output plane.
     pub fn planes(
@@ -703,6 +744,10 @@ pub fn avg_pool2d(input: &Tensor, p: &AvgPool2dParams) -> Result<Tensor> {
     let shape = g.out_shape();
     let mut out = uninit_f32(OP, numel_or_err(OP, &shape)?)?;
     let (rs, cs) = fast::avg_scales(&g, p.divisor());
+    if fast::avg_2x2s2(&g, &rs, &cs, input.data(), &mut out) {
+        // SAFETY: `avg_2x2s2` returned true: it wrote every output plane.
+        return Tensor::from_vec(unsafe { assume_written(out) }, &shape);
+    }
     fast::planes(&g, input.data(), &mut out, |rows, cols, x, y, tmp| {
         crate::kernels::pool::avg_pool2d_plane(
             g.w,
