@@ -153,6 +153,37 @@ fn threaded_batched_small_planes_match_reference() {
     check_all(&x, &wt, &b, &p, 12).unwrap();
 }
 
+/// Deep 3x3 layers on small planes (ResNet's last stage): few tile blocks,
+/// so Winograd splits output-channel panels over tasks that share one input
+/// transform made beforehand. The second shape's transformed filter is too
+/// big to share (it is made per panel inside each task); it runs Winograd
+/// alone, as every algorithm would include a slow FFT of 120k channel pairs.
+#[test]
+fn winograd_shared_input_transform_matches_reference() {
+    let (x, wt, b) = (
+        rand_tensor(&[2, 96, 7, 7], 21),
+        rand_tensor(&[80, 96, 3, 3], 22),
+        rand_tensor(&[80], 23),
+    );
+    check_all(&x, &wt, &b, &Conv2dParams::new().padding(1), 24).unwrap();
+    let (x, wt) = (
+        rand_tensor(&[1, 330, 3, 3], 25),
+        rand_tensor(&[360, 330, 3, 3], 26),
+    );
+    let p = Conv2dParams::new().padding(1);
+    let run = |algo| {
+        let _f = force_conv_algo(algo);
+        let y = conv2d(&x, &wt, None, &p).unwrap();
+        let go = rand_tensor(y.shape(), 27);
+        (
+            y,
+            conv2d_backward(&x, &wt, false, &go, &p).unwrap().grad_input,
+        )
+    };
+    let (want, got) = (run(ConvAlgo::Reference), run(ConvAlgo::Winograd));
+    assert!(rel_err(&got.0, &want.0) <= TOL && rel_err(&got.1, &want.1) <= TOL);
+}
+
 /// Regression: a large single-channel image goes through the threaded
 /// direct kernel (several rayon tasks) and must still match.
 #[test]
