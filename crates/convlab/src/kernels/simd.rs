@@ -47,6 +47,36 @@ pub(crate) trait Simd: Copy + 'static {
         }
     }
 
+    /// The first `n <= LANES` floats at `p` into the first lanes, zeros
+    /// in the rest (reads only those).
+    #[inline(always)]
+    unsafe fn load_n(p: *const f32, n: usize) -> Self::V {
+        let mut buf = [0.0f32; 16];
+        // SAFETY: buf holds LANES floats; the caller guarantees n at p.
+        unsafe {
+            std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n.min(Self::LANES));
+            Self::load(buf.as_ptr())
+        }
+    }
+
+    /// Copy `n` floats from `src` to `dst` (not overlapping) in vectors,
+    /// the last one partial: for short runs, where a `memcpy` call costs
+    /// more than the copy.
+    #[inline(always)]
+    unsafe fn copy_n(src: *const f32, dst: *mut f32, n: usize) {
+        let mut j = 0;
+        // SAFETY: the caller guarantees n floats at src and dst.
+        unsafe {
+            while j + Self::LANES <= n {
+                Self::store(dst.add(j), Self::load(src.add(j)));
+                j += Self::LANES;
+            }
+            if j < n {
+                Self::store_n(dst.add(j), Self::load_n(src.add(j), n - j), n - j);
+            }
+        }
+    }
+
     /// Transpose a `LANES x LANES` block: row `i` is the `LANES` floats at
     /// `rows[i]`; `dst[j * LANES + i] = rows[i][j]`.
     #[inline(always)]
@@ -176,6 +206,18 @@ impl Simd for Avx512 {
                 ((1u32 << n) - 1) as u16
             };
             _mm512_mask_storeu_ps(p, mask, v)
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_n(p: *const f32, n: usize) -> __m512 {
+        // SAFETY: masked-off lanes are not read; the caller guarantees n.
+        unsafe {
+            let mask = if n >= 16 {
+                0xFFFF
+            } else {
+                ((1u32 << n) - 1) as u16
+            };
+            _mm512_maskz_loadu_ps(mask, p)
         }
     }
     #[inline(always)]
