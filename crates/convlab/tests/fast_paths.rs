@@ -184,6 +184,36 @@ fn winograd_shared_input_transform_matches_reference() {
     assert!(rel_err(&got.0, &want.0) <= TOL && rel_err(&got.1, &want.1) <= TOL);
 }
 
+/// Output rows of whole vectors (16 or 32 columns, a stem-like 7x7 stride-2
+/// layer and a 3x3 one) are written straight to the output by the implicit
+/// GEMM, row by row, with a narrower last piece and bias; the rest of a
+/// flat row is dropped.
+#[test]
+fn implicit_gemm_whole_vector_rows_match_reference() {
+    let cases = [
+        (
+            [2, 3, 64, 64],
+            [20, 3, 7, 7],
+            Conv2dParams::new().stride(2).padding(3),
+        ),
+        (
+            [1, 5, 80, 80],
+            [7, 5, 7, 7],
+            Conv2dParams::new().stride(2).padding(3),
+        ),
+        ([2, 4, 16, 16], [9, 4, 3, 3], Conv2dParams::new().padding(1)),
+    ];
+    for (i, (xs, ws, p)) in cases.into_iter().enumerate() {
+        let s = 30 + 4 * i as u64;
+        let (x, wt, b) = (
+            rand_tensor(&xs, s),
+            rand_tensor(&ws, s + 1),
+            rand_tensor(&[ws[0]], s + 2),
+        );
+        check_all(&x, &wt, &b, &p, s + 3).unwrap();
+    }
+}
+
 /// Regression: a large single-channel image goes through the threaded
 /// direct kernel (several rayon tasks) and must still match.
 #[test]

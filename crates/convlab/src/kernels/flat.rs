@@ -449,6 +449,76 @@ pub unsafe fn gemm_blocks(
     }
 }
 
+/// Run flat rows `[a0, a1)` of `fm` with every result written straight to
+/// `dst`, for layers whose kept width `fm.cols.1 - fm.cols.0` is a whole
+/// number of vectors and whose `dst` rows are contiguous (`dst.col == 1`):
+/// each row's kept columns in pieces of `nv` vectors (the last one
+/// narrower), the tile kernel storing into the output planes. Blocks over
+/// the flat columns instead straddle rows, so their results went through
+/// a copy (15 % of resnet_stem_7x7_s2's forward) and the dropped columns
+/// were computed too.
+///
+/// # Safety
+/// As for [`gemm_blocks`], not in place: `x` addresses every float the taps
+/// read for these rows (the packed planes).
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_rows(
+    fm: &FlatGemm<'_>,
+    x: *const f32,
+    panels: &[f32],
+    bias: &[f32],
+    (mr, nv): (usize, usize),
+    (a0, a1): (usize, usize),
+    dst: Dest,
+) {
+    let lanes = ukernel::menu().lanes;
+    let (lo, hi) = fm.cols;
+    let k = fm.offs.len();
+    debug_assert!(!fm.in_place && dst.col == 1 && (hi - lo) % lanes == 0);
+    for a in a0..a1 {
+        let mut c0 = 0;
+        while c0 < hi - lo {
+            let nvp = nv.min((hi - lo - c0) / lanes);
+            let mut k0 = 0;
+            while k0 < k {
+                let k1 = (k0 + fm.chunk).min(k);
+                let (mut r0, mut at) = (0, 0);
+                while r0 < fm.m {
+                    let pr = mr.min(fm.m - r0);
+                    let t = Tile {
+                        k: k1 - k0,
+                        a: panels[at + k0 * pr..at + k1 * pr].as_ptr(),
+                        lda: pr,
+                        a_off: std::ptr::null(),
+                        // SAFETY: flat column a * wq + lo + c0 of X.
+                        b: unsafe { x.add(a * fm.wq + lo + c0) },
+                        b_off: fm.offs[k0..k1].as_ptr(),
+                        // SAFETY: result (r0, a, lo + c0) of `dst`.
+                        c: unsafe { dst.ptr.add(r0 * dst.plane + a * dst.row + c0) },
+                        ldc: dst.plane,
+                        init: if k0 > 0 {
+                            Init::Load
+                        } else if bias.is_empty() {
+                            Init::Zero
+                        } else {
+                            Init::Bias(bias[r0..].as_ptr())
+                        },
+                    };
+                    // SAFETY: the panel holds k*pr floats; B's rows read
+                    // kept columns of row a only; C is pr result rows of
+                    // nvp vectors inside row a of their planes, written by
+                    // the first chunk before later chunks load it.
+                    unsafe { ukernel::run(pr, nvp, &t) };
+                    at += k * pr;
+                    r0 += pr;
+                }
+                k0 = k1;
+            }
+            c0 += nvp * lanes;
+        }
+    }
+}
+
 /// Copy the kept columns of a block of results (`m` rows of `nb` floats
 /// from flat column `p0`, `valid` of them real) to `dst`. Runs are at most
 /// a flat row long (29 floats for a 56-wide stride-2 layer), so they are

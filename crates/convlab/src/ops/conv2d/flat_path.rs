@@ -6,8 +6,8 @@
 
 use super::*;
 use crate::kernels::flat::{
-    gemm_blocks, pack_grad_output, pack_grad_output_rows, pack_image, pack_panels, slack,
-    tile_shape, weight_grad_rows, Dest, FlatGemm, FlatGeom, GradInputPlan,
+    gemm_blocks, gemm_rows, pack_grad_output, pack_grad_output_rows, pack_image, pack_panels,
+    slack, tile_shape, weight_grad_rows, Dest, FlatGemm, FlatGeom, GradInputPlan,
 };
 use crate::kernels::ukernel;
 use rayon::prelude::*;
@@ -138,6 +138,10 @@ pub fn forward(
     let blocks = fg.np.div_ceil(nb);
     let plane_out = g.oh * g.ow;
     debug_assert_eq!(out.len(), g.n * g.c_out * plane_out);
+    // Rows of whole vectors (the stem's 112 columns of 115) are written
+    // straight to the output by [`gemm_rows`]; tasks then split rows.
+    let by_rows = !fg.in_place && fg.wq > g.ow && g.ow % ukernel::menu().lanes == 0;
+    let units = if by_rows { g.oh } else { blocks };
 
     let mut panels = memory::Scratch::take(OP, weight.len())?;
     for grp in 0..groups {
@@ -169,11 +173,11 @@ pub fn forward(
                 &p[..]
             }
         };
-        let per_task = blocks_per_task(threads, (n1 - n0) * groups, blocks);
+        let per_task = blocks_per_task(threads, (n1 - n0) * groups, units);
         let tasks: Vec<(usize, usize, usize)> = (n0..n1)
             .flat_map(|n| {
                 (0..groups)
-                    .flat_map(move |grp| (0..blocks).step_by(per_task).map(move |b0| (n, grp, b0)))
+                    .flat_map(move |grp| (0..units).step_by(per_task).map(move |b0| (n, grp, b0)))
             })
             .collect();
         let (fm, panels) = (&fm, &panels);
@@ -197,6 +201,14 @@ pub fn forward(
                     col: 1,
                 };
                 let b = bias.map_or(&[][..], |b| &b[grp * cout_g..][..cout_g]);
+                let panels = &panels[grp * cout_g * k..][..cout_g * k];
+                let units = (b0, (b0 + per_task).min(units));
+                if by_rows {
+                    // SAFETY: `x` holds the packed images; tasks write
+                    // disjoint rows of `out`.
+                    unsafe { gemm_rows(fm, x.as_ptr().add(base), panels, b, (mr, nv), units, dst) };
+                    return;
+                }
                 // SAFETY: `x` holds the packed images plus `slack` floats,
                 // or the input itself (in place: the tail block is copied);
                 // tasks write disjoint blocks of columns of `out`.
@@ -205,10 +217,10 @@ pub fn forward(
                         fm,
                         x.as_ptr().add(base),
                         x.len() - base,
-                        &panels[grp * cout_g * k..][..cout_g * k],
+                        panels,
                         b,
                         (mr, nv),
-                        (b0, (b0 + per_task).min(blocks)),
+                        units,
                         dst,
                         &mut bufs.0,
                         &mut bufs.1,
