@@ -197,7 +197,7 @@ fn implicit_gemm_whole_vector_rows_match_reference() {
             Conv2dParams::new().stride(2).padding(3),
         ),
         (
-            [1, 5, 80, 80],
+            [1, 5, 96, 96],
             [7, 5, 7, 7],
             Conv2dParams::new().stride(2).padding(3),
         ),
