@@ -311,7 +311,9 @@ unsafe fn input_body<S: Simd>(
                 let src = std::slice::from_raw_parts(x.add(iy * w), w);
                 let lo = g.pl.min(wp);
                 let n = w.min(wp - lo);
-                row[lo..lo + n].copy_from_slice(&src[..n]);
+                // Vector copies: a `memcpy` call per row of a few dozen
+                // floats cost more than the copy (here and below).
+                S::copy_n(src.as_ptr(), row[lo..lo + n].as_mut_ptr(), n);
             }
             // tr[j] = B^T down the six rows, along x.
             let mut q = 0;
@@ -435,7 +437,7 @@ unsafe fn output_body<S: Simd>(
                     );
                     tx += lanes;
                 }
-                std::ptr::copy_nonoverlapping(row.as_ptr(), out.add(oy * ow), ow);
+                S::copy_n(row.as_ptr(), out.add(oy * ow), ow);
             }
         }
     }
@@ -547,7 +549,7 @@ unsafe fn grad_output_body<S: Simd>(
                 row.fill(0.0);
                 let oy = 4 * ty + i;
                 if oy < oh {
-                    std::ptr::copy_nonoverlapping(gy.add(oy * ow), row.as_mut_ptr(), ow);
+                    S::copy_n(gy.add(oy * ow), row.as_mut_ptr(), ow);
                 }
                 let mut tx = 0;
                 while tx < tw {
