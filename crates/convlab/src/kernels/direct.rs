@@ -550,13 +550,8 @@ fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
 }
 
 dispatch_isa! {
-    /// Adds to `acc` (f64, one per weight element) the weight-gradient
-    /// contributions of output rows `[r0, r1)` (a row is `(n, co, oy)`) of
-    /// the convolution `g` (`sw == 1`). One pass over the output rows
-    /// computing every tap (rather than one pass per weight row) reads
-    /// `grad_output` once: image_3x3_1080p weight gradient 9 full-image
-    /// passes -> 1.
-    pub fn conv2d_direct_weight_rows(
+    /// [`conv2d_direct_weight_rows`] for any geometry it takes.
+    fn weight_rows_any(
         g: &ConvGeometry,
         input: &[f32],
         grad_output: &[f32],
@@ -564,4 +559,194 @@ dispatch_isa! {
         r1: usize,
         acc: &mut [f64],
     ) => weight_body
+}
+
+/// Adds to `acc` (f64, one per weight element) the weight-gradient
+/// contributions of output rows `[r0, r1)` (a row is `(n, co, oy)`) of the
+/// convolution `g` (`sw == 1`). One pass over the output rows computing
+/// every tap (rather than one pass per weight row) reads `grad_output`
+/// once: image_3x3_1080p weight gradient 9 full-image passes -> 1.
+pub fn conv2d_direct_weight_rows(
+    g: &ConvGeometry,
+    input: &[f32],
+    grad_output: &[f32],
+    r0: usize,
+    r1: usize,
+    acc: &mut [f64],
+) {
+    if is_3x3_one_channel(g) && g.ow < 256 {
+        debug_assert!(r1 <= g.n * g.c_out * g.oh && acc.len() == g.c_out * 9);
+        // SAFETY: the rows exist in `grad_output`, the geometry is checked.
+        unsafe { weight_rows_3x3(g, input, grad_output, r0, r1, acc) };
+        return;
+    }
+    weight_rows_any(g, input, grad_output, r0, r1, acc)
+}
+
+/// Output rows folded into `acc` at most this many at a time (each tap's
+/// sum stays in f32 lanes until then).
+const FLUSH_ROWS_3X3: usize = 64;
+
+/// A whole vector at `p`, or its first `n` floats and zeros.
+#[inline(always)]
+unsafe fn load_upto<S: Simd>(p: *const f32, n: usize) -> S::V {
+    // SAFETY: the caller guarantees min(n, LANES) floats at p.
+    unsafe {
+        if n >= S::LANES {
+            S::load(p)
+        } else {
+            S::load_n(p, n)
+        }
+    }
+}
+
+/// Fold each tap's lanes in `part` (output channel `plane % c_out`'s) into
+/// `acc` in f64 and zero them; nothing for `plane == usize::MAX`.
+#[inline(always)]
+unsafe fn flush_3x3<S: Simd>(
+    g: &ConvGeometry,
+    part: &mut [S::V; 9],
+    plane: usize,
+    acc: &mut [f64],
+) {
+    if plane == usize::MAX {
+        return;
+    }
+    let co = plane % g.c_out;
+    for (t, p) in part.iter_mut().enumerate() {
+        let mut lanes = [0.0f32; 16];
+        // SAFETY: lanes holds LANES <= 16 floats.
+        unsafe {
+            S::store(lanes.as_mut_ptr(), *p);
+            *p = S::zero();
+        }
+        acc[co * 9 + t] += lanes[..S::LANES].iter().map(|&v| v as f64).sum::<f64>();
+    }
+}
+
+/// The nine taps' products of one output row (two when `PAIR`, the second
+/// reading lines 1-3) added into `part`, lanes past `ow` zeroed.
+#[inline(always)]
+unsafe fn weight_row_3x3<S: Simd, const PAIR: bool>(
+    lines: &[*const f32; 4],
+    (g0, g1): (*const f32, *const f32),
+    ow: usize,
+    part: &mut [S::V; 9],
+) {
+    let lanes = S::LANES;
+    // SAFETY: the caller's (see `weight_rows_3x3_body`).
+    unsafe {
+        let mut c = 0;
+        while c < ow {
+            let n = (ow - c).min(lanes);
+            let gv0 = load_upto::<S>(g0.add(c), n);
+            let gv1 = if PAIR {
+                load_upto::<S>(g1.add(c), n)
+            } else {
+                S::zero()
+            };
+            for (i, &line) in lines.iter().enumerate().take(if PAIR { 4 } else { 3 }) {
+                for kj in 0..3 {
+                    // Lanes past `ow` read zeros: an infinite input value
+                    // there must not turn the sum into NaN.
+                    let v = load_upto::<S>(line.add(c + kj), n);
+                    if i < 3 {
+                        part[i * 3 + kj] = S::fma(gv0, v, part[i * 3 + kj]);
+                    }
+                    if PAIR && i >= 1 {
+                        part[(i - 1) * 3 + kj] = S::fma(gv1, v, part[(i - 1) * 3 + kj]);
+                    }
+                }
+            }
+            c += lanes;
+        }
+    }
+}
+
+#[inline(always)]
+unsafe fn weight_rows_3x3_body<S: Simd>(
+    g: &ConvGeometry,
+    input: &[f32],
+    grad_output: &[f32],
+    r0: usize,
+    r1: usize,
+    acc: &mut [f64],
+) {
+    let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
+    let lp = line_len_3x3(g);
+    let mut buf = vec![0.0f32; 4 * lp];
+    let base = buf.as_mut_ptr();
+    let mut held = [usize::MAX; 4];
+    // SAFETY: arithmetic only.
+    let mut part = [unsafe { S::zero() }; 9];
+    let (mut part_plane, mut part_rows) = (usize::MAX, 0);
+    // SAFETY (whole body): as in `rows_3x3_body` (lines of `buf`, input
+    // planes, weights); grad_output rows `r < r1` exist, and loads past
+    // `ow` in them are masked.
+    unsafe {
+        let mut r = r0;
+        while r < r1 {
+            let oy = r % oh;
+            let plane = r / oh;
+            if plane != part_plane || part_rows >= FLUSH_ROWS_3X3 {
+                flush_3x3::<S>(g, &mut part, part_plane, acc);
+                (part_plane, part_rows) = (plane, 0);
+            }
+            let co = plane % g.c_out;
+            let n = plane / g.c_out;
+            let x = &input[(n * g.c_in + co / g.cout_g()) * h * w..][..h * w];
+            let pair = oy + 1 < oh && r + 1 < r1;
+            let mut lines = [base.cast_const(); 4];
+            for (i, l) in lines.iter_mut().enumerate().take(if pair { 4 } else { 3 }) {
+                let slot = (oy + i) % 4;
+                *l = base.add(slot * lp);
+                let key = plane * (oh + 3) + oy + i;
+                if held[slot] == key {
+                    continue;
+                }
+                held[slot] = key;
+                let line = std::slice::from_raw_parts_mut(base.add(slot * lp), lp);
+                let Some(iy) = (oy + i).checked_sub(g.pt).filter(|&iy| iy < h) else {
+                    line.fill(0.0);
+                    continue;
+                };
+                let a = g.pl.min(lp);
+                let len = w.min(lp - a);
+                line[..a].fill(0.0);
+                S::copy_n(x.as_ptr().add(iy * w), line.as_mut_ptr().add(a), len);
+                line[a + len..].fill(0.0);
+            }
+            let gy = (
+                grad_output.as_ptr().add(r * ow),
+                grad_output.as_ptr().add((r + 1) * ow),
+            );
+            if pair {
+                weight_row_3x3::<S, true>(&lines, gy, ow, &mut part);
+                r += 2;
+                part_rows += 2;
+            } else {
+                weight_row_3x3::<S, false>(&lines, gy, ow, &mut part);
+                r += 1;
+                part_rows += 1;
+            }
+        }
+        flush_3x3::<S>(g, &mut part, part_plane, acc);
+    }
+}
+
+dispatch_simd! {
+    /// See [`weight_rows_3x3_body`]: [`conv2d_direct_weight_rows`] for the
+    /// layers [`rows_3x3`] takes, two output rows per pass over four shared
+    /// zero-padded input lines, each tap's sum in vector lanes.
+    ///
+    /// # Safety
+    /// `g` is such a layer; rows `[r0, r1)` exist; `acc` holds `c_out * 9`.
+    unsafe fn weight_rows_3x3(
+        g: &ConvGeometry,
+        input: &[f32],
+        grad_output: &[f32],
+        r0: usize,
+        r1: usize,
+        acc: &mut [f64],
+    ) => weight_rows_3x3_body
 }
