@@ -197,7 +197,9 @@ def main():
             lines.append(f"- geometric mean speed-up, {g}: **{geomean(xs):.2f}x** ({len(xs)} cases)")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+    # BENCHMARKS.md itself (an earlier run's table) does not change what is measured.
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":(exclude)BENCHMARKS.md"], cwd=ROOT,
                            capture_output=True, text=True).stdout.strip()
     load = os.getloadavg()[0]
     header = [
