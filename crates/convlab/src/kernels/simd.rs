@@ -133,6 +133,23 @@ pub(crate) trait Simd: Copy + 'static {
         }
     }
 
+    /// The six columns of `LANES` overlapping 6-wide windows 4 apart (the
+    /// Winograd F(4x4,3x3) input tiles of a row): `dst[k][l] = src[4*l + k]`
+    /// for `k < 6`, reading `4 * LANES + 2` floats.
+    #[inline(always)]
+    unsafe fn deinterleave4_6(src: *const f32, dst: [*mut f32; 6]) {
+        // SAFETY: as for deinterleave4, plus the two floats past the block
+        // (read through a copy of the block shifted by one window).
+        unsafe {
+            Self::deinterleave4(src, [dst[0], dst[1], dst[2], dst[3]]);
+            let mut t = [0.0f32; 64];
+            let p = t.as_mut_ptr();
+            Self::deinterleave4(src.add(4), [p, p.add(16), p.add(32), p.add(48)]);
+            std::ptr::copy_nonoverlapping(p, dst[4], Self::LANES);
+            std::ptr::copy_nonoverlapping(p.add(16), dst[5], Self::LANES);
+        }
+    }
+
     /// The inverse of [`Simd::deinterleave4`]: `dst[4*l + r] = src[r][l]`.
     #[inline(always)]
     unsafe fn interleave4(src: [*const f32; 4], dst: *mut f32) {
@@ -311,6 +328,22 @@ impl Simd for Avx512 {
                 let lo = _mm512_permutex2var_ps(a, idx, b);
                 let hi = _mm512_permutex2var_ps(c, idx, d);
                 _mm512_storeu_ps(*out, _mm512_shuffle_f32x4::<0b01_00_01_00>(lo, hi));
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn deinterleave4_6(src: *const f32, dst: [*mut f32; 6]) {
+        // Columns 4 and 5 are columns 0 and 1 one window on: a lane shift
+        // with the next window's first two floats in the top lane, instead
+        // of a second deinterleave (12 more shuffles) through a copy.
+        // SAFETY: 66 readable floats at src, 16 writable at each dst.
+        unsafe {
+            Self::deinterleave4(src, [dst[0], dst[1], dst[2], dst[3]]);
+            for k in 0..2 {
+                let col = _mm512_castps_si512(_mm512_loadu_ps(dst[k]));
+                let next = _mm512_castps_si512(_mm512_set1_ps(*src.add(64 + k)));
+                let shifted = _mm512_alignr_epi32::<1>(next, col);
+                _mm512_storeu_ps(dst[4 + k], _mm512_castsi512_ps(shifted));
             }
         }
     }

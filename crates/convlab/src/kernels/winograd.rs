@@ -333,12 +333,7 @@ unsafe fn input_body<S: Simd>(
                 let mut tx = 0;
                 while tx < tw {
                     let at = |k: usize| dj.add(k * ldd + tx);
-                    S::deinterleave4(src.add(4 * tx), [at(0), at(1), at(2), at(3)]);
-                    let mut tmp = [[0.0f32; 64]; 1];
-                    let t = tmp[0].as_mut_ptr();
-                    S::deinterleave4(src.add(4 * tx + 4), [t, t.add(16), t.add(32), t.add(48)]);
-                    std::ptr::copy_nonoverlapping(t, at(4), lanes);
-                    std::ptr::copy_nonoverlapping(t.add(16), at(5), lanes);
+                    S::deinterleave4_6(src.add(4 * tx), [at(0), at(1), at(2), at(3), at(4), at(5)]);
                     tx += lanes;
                 }
             }
