@@ -256,6 +256,51 @@ fn line_len_3x3(g: &ConvGeometry) -> usize {
 /// Vectors of columns per block of [`rows_3x3`].
 const BLOCK_3X3: usize = 4;
 
+/// The `count` (3 or 4) zero-padded lines that output row `oy` (and `oy +
+/// 1`) of `plane` reads, in four slots of [`line_len_3x3`] floats at
+/// `base`: line `i`, column `p` holds input row `oy + i - pt`, column `p -
+/// pl` of `x` (the plane's `[h, w]` input), zero outside. Input row `j`
+/// lives in slot `j % 4`, and `held` remembers what each slot holds, so a
+/// pair of rows after another copies only its two new lines.
+///
+/// # Safety
+/// `base` holds four lines.
+#[inline(always)]
+unsafe fn lines_3x3<S: Simd>(
+    g: &ConvGeometry,
+    x: &[f32],
+    (plane, oy): (usize, usize),
+    count: usize,
+    base: *mut f32,
+    held: &mut [usize; 4],
+) -> [*const f32; 4] {
+    let (h, w, lp) = (g.h, g.w, line_len_3x3(g));
+    let mut lines = [base.cast_const(); 4];
+    // SAFETY: slots are inside `base` (caller); rows `iy < h` of `x`.
+    unsafe {
+        for (i, l) in lines.iter_mut().enumerate().take(count) {
+            let slot = (oy + i) % 4;
+            *l = base.add(slot * lp);
+            let key = plane * (g.oh + 3) + oy + i;
+            if held[slot] == key {
+                continue;
+            }
+            held[slot] = key;
+            let line = std::slice::from_raw_parts_mut(base.add(slot * lp), lp);
+            let Some(iy) = (oy + i).checked_sub(g.pt).filter(|&iy| iy < h) else {
+                line.fill(0.0);
+                continue;
+            };
+            let a = g.pl.min(lp);
+            let len = w.min(lp - a);
+            line[..a].fill(0.0);
+            S::copy_n(x.as_ptr().add(iy * w), line.as_mut_ptr().add(a), len);
+            line[a + len..].fill(0.0);
+        }
+    }
+    lines
+}
+
 /// Columns `c .. c + B * lanes` of one output row (two when `PAIR`) from
 /// the padded lines (`PAIR`: four, rows 0-2 for the first output row and
 /// 1-3 for the second), taps in row-major order; the last `n` columns
@@ -337,7 +382,6 @@ unsafe fn rows_3x3_body<S: Simd>(
     scratch: &mut [f32],
 ) {
     let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
-    let lp = line_len_3x3(g);
     let rows = out.len() / ow;
     let out = out.as_mut_ptr().cast::<f32>();
     let base = scratch.as_mut_ptr();
@@ -361,27 +405,8 @@ unsafe fn rows_3x3_body<S: Simd>(
             let wt = &weight[co * 9..][..9];
             // Two output rows share the four input lines they read.
             let pair = oy + 1 < oh && r + 1 < rows;
-            let mut lines = [base.cast_const(); 4];
-            for (i, l) in lines.iter_mut().enumerate().take(if pair { 4 } else { 3 }) {
-                // Line i, column p: input row oy + i - pt, column p - pl.
-                let slot = (oy + i) % 4;
-                *l = base.add(slot * lp);
-                let key = plane * (oh + 3) + oy + i;
-                if held[slot] == key {
-                    continue;
-                }
-                held[slot] = key;
-                let line = std::slice::from_raw_parts_mut(base.add(slot * lp), lp);
-                let Some(iy) = (oy + i).checked_sub(g.pt).filter(|&iy| iy < h) else {
-                    line.fill(0.0);
-                    continue;
-                };
-                let a = g.pl.min(lp);
-                let len = w.min(lp - a);
-                line[..a].fill(0.0);
-                S::copy_n(x.as_ptr().add(iy * w), line.as_mut_ptr().add(a), len);
-                line[a + len..].fill(0.0);
-            }
+            let lines =
+                lines_3x3::<S>(g, x, (plane, oy), if pair { 4 } else { 3 }, base, &mut held);
             let wv: [S::V; 9] = std::array::from_fn(|t| S::splat(wt[t]));
             let y = (out.add(r * ow), out.add((r + 1) * ow));
             if pair {
@@ -673,8 +698,7 @@ unsafe fn weight_rows_3x3_body<S: Simd>(
     acc: &mut [f64],
 ) {
     let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
-    let lp = line_len_3x3(g);
-    let mut buf = vec![0.0f32; 4 * lp];
+    let mut buf = vec![0.0f32; 4 * line_len_3x3(g)];
     let base = buf.as_mut_ptr();
     let mut held = [usize::MAX; 4];
     // SAFETY: arithmetic only.
@@ -696,26 +720,8 @@ unsafe fn weight_rows_3x3_body<S: Simd>(
             let n = plane / g.c_out;
             let x = &input[(n * g.c_in + co / g.cout_g()) * h * w..][..h * w];
             let pair = oy + 1 < oh && r + 1 < r1;
-            let mut lines = [base.cast_const(); 4];
-            for (i, l) in lines.iter_mut().enumerate().take(if pair { 4 } else { 3 }) {
-                let slot = (oy + i) % 4;
-                *l = base.add(slot * lp);
-                let key = plane * (oh + 3) + oy + i;
-                if held[slot] == key {
-                    continue;
-                }
-                held[slot] = key;
-                let line = std::slice::from_raw_parts_mut(base.add(slot * lp), lp);
-                let Some(iy) = (oy + i).checked_sub(g.pt).filter(|&iy| iy < h) else {
-                    line.fill(0.0);
-                    continue;
-                };
-                let a = g.pl.min(lp);
-                let len = w.min(lp - a);
-                line[..a].fill(0.0);
-                S::copy_n(x.as_ptr().add(iy * w), line.as_mut_ptr().add(a), len);
-                line[a + len..].fill(0.0);
-            }
+            let lines =
+                lines_3x3::<S>(g, x, (plane, oy), if pair { 4 } else { 3 }, base, &mut held);
             let gy = (
                 grad_output.as_ptr().add(r * ow),
                 grad_output.as_ptr().add((r + 1) * ow),
