@@ -343,6 +343,61 @@ pub struct Dest {
     pub col: usize,
 }
 
+/// `C[r][..nv vectors] = bias[r] + sum_k A[r][k] * B[k]` for every result
+/// row `r < fm.m` on the tile kernel: panels of `mr` rows (A packed by
+/// [`pack_panels`]), taps in chunks of `fm.chunk` (later chunks add to what
+/// the first wrote); B row `k` at `b + b_off[k]`, C row `r` at `c + r *
+/// ldc`; `bias` one value per row, or empty.
+///
+/// # Safety
+/// Every B row is readable for `nv` vectors, every C row writable.
+#[allow(clippy::too_many_arguments)]
+unsafe fn panel_products(
+    fm: &FlatGemm<'_>,
+    panels: &[f32],
+    bias: &[f32],
+    (mr, nv): (usize, usize),
+    b: *const f32,
+    b_off: &[usize],
+    c: *mut f32,
+    ldc: usize,
+) {
+    let k = fm.offs.len();
+    let mut k0 = 0;
+    while k0 < k {
+        let k1 = (k0 + fm.chunk).min(k);
+        let (mut r0, mut at) = (0, 0);
+        while r0 < fm.m {
+            let pr = mr.min(fm.m - r0);
+            let t = Tile {
+                k: k1 - k0,
+                a: panels[at + k0 * pr..at + k1 * pr].as_ptr(),
+                lda: pr,
+                a_off: std::ptr::null(),
+                b,
+                b_off: b_off[k0..k1].as_ptr(),
+                // SAFETY: row r0 < m of C (caller).
+                c: unsafe { c.add(r0 * ldc) },
+                ldc,
+                init: if k0 > 0 {
+                    Init::Load
+                } else if bias.is_empty() {
+                    Init::Zero
+                } else {
+                    Init::Bias(bias[r0..].as_ptr())
+                },
+            };
+            // SAFETY: the panel holds k*pr floats; B and C as the caller
+            // guarantees; C is written by the first chunk before later
+            // chunks load it.
+            unsafe { ukernel::run(pr, nv, &t) };
+            at += k * pr;
+            r0 += pr;
+        }
+        k0 = k1;
+    }
+}
+
 /// Run flat blocks `[blk0, blk1)` (of `nv` vectors each) of `fm`: `x` is
 /// the start of X with `x_len` readable floats (at least [`slack`] past
 /// the last column any tap reads, unless `fm.in_place`: then the last
@@ -406,42 +461,11 @@ pub unsafe fn gemm_blocks(
         } else {
             (scratch.as_mut_ptr(), nb)
         };
-        let mut k0 = 0;
-        while k0 < k {
-            let k1 = (k0 + fm.chunk).min(k);
-            let mut r0 = 0;
-            let mut at = 0;
-            while r0 < m {
-                let pr = mr.min(m - r0);
-                let t = Tile {
-                    k: k1 - k0,
-                    a: panels[at + k0 * pr..at + k1 * pr].as_ptr(),
-                    lda: pr,
-                    a_off: std::ptr::null(),
-                    b,
-                    b_off: b_off[k0..k1].as_ptr(),
-                    // SAFETY: row r0 < m of C.
-                    c: unsafe { c0.add(r0 * ldc) },
-                    ldc,
-                    init: if k0 > 0 {
-                        Init::Load
-                    } else if bias.is_empty() {
-                        Init::Zero
-                    } else {
-                        Init::Bias(bias[r0..].as_ptr())
-                    },
-                };
-                // SAFETY: the panel holds k*pr floats; B's rows are readable
-                // for nb floats (caller's contract, or the tail copy); C is
-                // `scratch` (m*nb floats) or m rows of nb floats at p0 of
-                // the destination planes (direct), written by the first
-                // chunk before later chunks load it.
-                unsafe { ukernel::run(pr, nv, &t) };
-                at += k * pr;
-                r0 += pr;
-            }
-            k0 = k1;
-        }
+        // SAFETY: the panels hold k*mr floats per panel; B's rows are
+        // readable for nb floats (caller's contract, or the tail copy); C is
+        // `scratch` (m*nb floats) or m rows of nb floats at p0 of the
+        // destination planes (direct).
+        unsafe { panel_products(fm, panels, bias, (mr, nv), b, b_off, c0, ldc) };
         if !direct {
             // SAFETY: every kept (r, a, b) is addressed by `dst` (caller).
             unsafe { copy_out(&scratch[..m * nb], nb, m, p0, valid, wq, (lo, hi), dst) };
@@ -473,47 +497,26 @@ pub unsafe fn gemm_rows(
 ) {
     let lanes = ukernel::menu().lanes;
     let (lo, hi) = fm.cols;
-    let k = fm.offs.len();
     debug_assert!(!fm.in_place && dst.col == 1 && (hi - lo) % lanes == 0);
     for a in a0..a1 {
         let mut c0 = 0;
         while c0 < hi - lo {
             let nvp = nv.min((hi - lo - c0) / lanes);
-            let mut k0 = 0;
-            while k0 < k {
-                let k1 = (k0 + fm.chunk).min(k);
-                let (mut r0, mut at) = (0, 0);
-                while r0 < fm.m {
-                    let pr = mr.min(fm.m - r0);
-                    let t = Tile {
-                        k: k1 - k0,
-                        a: panels[at + k0 * pr..at + k1 * pr].as_ptr(),
-                        lda: pr,
-                        a_off: std::ptr::null(),
-                        // SAFETY: flat column a * wq + lo + c0 of X.
-                        b: unsafe { x.add(a * fm.wq + lo + c0) },
-                        b_off: fm.offs[k0..k1].as_ptr(),
-                        // SAFETY: result (r0, a, lo + c0) of `dst`.
-                        c: unsafe { dst.ptr.add(r0 * dst.plane + a * dst.row + c0) },
-                        ldc: dst.plane,
-                        init: if k0 > 0 {
-                            Init::Load
-                        } else if bias.is_empty() {
-                            Init::Zero
-                        } else {
-                            Init::Bias(bias[r0..].as_ptr())
-                        },
-                    };
-                    // SAFETY: the panel holds k*pr floats; B's rows read
-                    // kept columns of row a only; C is pr result rows of
-                    // nvp vectors inside row a of their planes, written by
-                    // the first chunk before later chunks load it.
-                    unsafe { ukernel::run(pr, nvp, &t) };
-                    at += k * pr;
-                    r0 += pr;
-                }
-                k0 = k1;
-            }
+            // SAFETY: flat column a * wq + lo + c0 of X, B's rows reading
+            // kept columns of row a only; C is the results (r, a, lo + c0..)
+            // of `dst`, nvp vectors inside row a of each plane.
+            unsafe {
+                panel_products(
+                    fm,
+                    panels,
+                    bias,
+                    (mr, nvp),
+                    x.add(a * fm.wq + lo + c0),
+                    fm.offs,
+                    dst.ptr.add(a * dst.row + c0),
+                    dst.plane,
+                )
+            };
             c0 += nvp * lanes;
         }
     }
