@@ -562,6 +562,11 @@ unsafe fn block_2x2(
     }
 }
 
+/// Whether [`avg_pool2d_2x2s2`] runs on this CPU (it needs AVX-512).
+pub fn avg_pool2d_2x2s2_supported() -> bool {
+    cfg!(target_arch = "x86_64") && super::isa::isa() == super::isa::Isa::Avx512
+}
+
 /// `AvgPool2d(2)` (stride 2, no padding, windows inside the plane) of
 /// `planes` planes of `h x w` into `oh x ow`, every window sum times
 /// `scale`; `false` (nothing written) when this CPU lacks AVX-512, and the

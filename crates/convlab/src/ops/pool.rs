@@ -497,7 +497,12 @@ mod fast {
             && 2 * g.oh <= g.h
             && 2 * g.ow <= g.w;
         let uniform = |v: &[f32]| v.iter().all(|&s| s == v[0]);
-        if !inside || out.is_empty() || !uniform(rs) || !uniform(cs) {
+        if !inside
+            || out.is_empty()
+            || !uniform(rs)
+            || !uniform(cs)
+            || !crate::kernels::pool::avg_pool2d_2x2s2_supported()
+        {
             return false;
         }
         let (hw, ohw, scale) = (g.h * g.w, g.oh * g.ow, rs[0] * cs[0]);
