@@ -256,24 +256,38 @@ fn line_len_3x3(g: &ConvGeometry) -> usize {
 /// Vectors of columns per block of [`rows_3x3`].
 const BLOCK_3X3: usize = 4;
 
-/// The `count` (3 or 4) zero-padded lines that output row `oy` (and `oy +
-/// 1`) of `plane` reads, in four slots of [`line_len_3x3`] floats at
-/// `base`: line `i`, column `p` holds input row `oy + i - pt`, column `p -
-/// pl` of `x` (the plane's `[h, w]` input), zero outside. Input row `j`
-/// lives in slot `j % 4`, and `held` remembers what each slot holds, so a
-/// pair of rows after another copies only its two new lines.
+/// Output row `row` (counted over `[n, c_out, oh]`) and, when the next
+/// row is in the same plane and below `end`, the one after it: a pair.
+struct Rows3x3 {
+    /// The output channel.
+    co: usize,
+    pair: bool,
+    /// The lines the row (or pair) reads, see [`lines_3x3`].
+    lines: [*const f32; 4],
+}
+
+/// The [`Rows3x3`] from output row `row` (rows below `end`), with the 3 or
+/// 4 zero-padded lines it reads, in four slots of [`line_len_3x3`] floats
+/// at `base`: line `i`, column `p` holds input row `oy + i - pt`, column
+/// `p - pl` of the row's input plane, zero outside. Input row `j` lives in
+/// slot `j % 4`, and `held` remembers what each slot holds, so a pair of
+/// rows after another copies only its two new lines.
 ///
 /// # Safety
-/// `base` holds four lines.
+/// `base` holds four lines; `row < end <= n * c_out * oh`.
 #[inline(always)]
 unsafe fn lines_3x3<S: Simd>(
     g: &ConvGeometry,
-    x: &[f32],
-    (plane, oy): (usize, usize),
-    count: usize,
+    input: &[f32],
+    (row, end): (usize, usize),
     base: *mut f32,
     held: &mut [usize; 4],
-) -> [*const f32; 4] {
+) -> Rows3x3 {
+    let (oy, plane) = (row % g.oh, row / g.oh);
+    let (co, n) = (plane % g.c_out, plane / g.c_out);
+    let pair = oy + 1 < g.oh && row + 1 < end;
+    let count = if pair { 4 } else { 3 };
+    let x = &input[(n * g.c_in + co / g.cout_g()) * g.h * g.w..][..g.h * g.w];
     let (h, w, lp) = (g.h, g.w, line_len_3x3(g));
     let mut lines = [base.cast_const(); 4];
     // SAFETY: slots are inside `base` (caller); rows `iy < h` of `x`.
@@ -298,7 +312,7 @@ unsafe fn lines_3x3<S: Simd>(
             line[a + len..].fill(0.0);
         }
     }
-    lines
+    Rows3x3 { co, pair, lines }
 }
 
 /// Columns `c .. c + B * lanes` of one output row (two when `PAIR`) from
@@ -381,7 +395,7 @@ unsafe fn rows_3x3_body<S: Simd>(
     out: &mut [MaybeUninit<f32>],
     scratch: &mut [f32],
 ) {
-    let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
+    let ow = g.ow;
     let rows = out.len() / ow;
     let out = out.as_mut_ptr().cast::<f32>();
     let base = scratch.as_mut_ptr();
@@ -396,17 +410,10 @@ unsafe fn rows_3x3_body<S: Simd>(
     unsafe {
         let mut r = 0;
         while r < rows {
-            let row = row0 + r;
-            let oy = row % oh;
-            let plane = row / oh;
-            let co = plane % g.c_out;
-            let n = plane / g.c_out;
-            let x = &input[(n * g.c_in + co / g.cout_g()) * h * w..][..h * w];
-            let wt = &weight[co * 9..][..9];
             // Two output rows share the four input lines they read.
-            let pair = oy + 1 < oh && r + 1 < rows;
-            let lines =
-                lines_3x3::<S>(g, x, (plane, oy), if pair { 4 } else { 3 }, base, &mut held);
+            let Rows3x3 { co, pair, lines } =
+                lines_3x3::<S>(g, input, (row0 + r, row0 + rows), base, &mut held);
+            let wt = &weight[co * 9..][..9];
             let wv: [S::V; 9] = std::array::from_fn(|t| S::splat(wt[t]));
             let y = (out.add(r * ow), out.add((r + 1) * ow));
             if pair {
@@ -697,7 +704,7 @@ unsafe fn weight_rows_3x3_body<S: Simd>(
     r1: usize,
     acc: &mut [f64],
 ) {
-    let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow);
+    let ow = g.ow;
     let mut buf = vec![0.0f32; 4 * line_len_3x3(g)];
     let base = buf.as_mut_ptr();
     let mut held = [usize::MAX; 4];
@@ -710,18 +717,12 @@ unsafe fn weight_rows_3x3_body<S: Simd>(
     unsafe {
         let mut r = r0;
         while r < r1 {
-            let oy = r % oh;
-            let plane = r / oh;
+            let plane = r / g.oh;
             if plane != part_plane || part_rows >= FLUSH_ROWS_3X3 {
                 flush_3x3::<S>(g, &mut part, part_plane, acc);
                 (part_plane, part_rows) = (plane, 0);
             }
-            let co = plane % g.c_out;
-            let n = plane / g.c_out;
-            let x = &input[(n * g.c_in + co / g.cout_g()) * h * w..][..h * w];
-            let pair = oy + 1 < oh && r + 1 < r1;
-            let lines =
-                lines_3x3::<S>(g, x, (plane, oy), if pair { 4 } else { 3 }, base, &mut held);
+            let Rows3x3 { pair, lines, .. } = lines_3x3::<S>(g, input, (r, r1), base, &mut held);
             let gy = (
                 grad_output.as_ptr().add(r * ow),
                 grad_output.as_ptr().add((r + 1) * ow),
