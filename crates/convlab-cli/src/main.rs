@@ -50,7 +50,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rf(a) => rf::run(a),
         Command::Show(a) => show::run(a),
         Command::Bench(args) => bench::run(args),
-        Command::TrainDigits(args) => train_digits::run(args),
+        // On a pool worker, so each op's parallel regions start without a
+        // hand-off from this thread (see `bench::run`).
+        Command::TrainDigits(args) => rayon::scope(|_| train_digits::run(args)),
     }
 }
 

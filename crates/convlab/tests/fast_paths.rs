@@ -384,7 +384,8 @@ proptest! {
     /// (AVX-512), bigger ones per plane in f32 lanes (blocks of 4096 into
     /// f64), spread back without a zero-fill. Plane counts below and past
     /// multiples of 16, planes of up to 3 blocks, and inputs past the
-    /// threaded-path threshold (1 << 18 floats).
+    /// threaded-path thresholds (1 << 14 floats called from a pool worker,
+    /// 1 << 18 from any other thread), both ways.
     #[test]
     fn global_avg_pool_equals_reference(
         (planes, h) in prop_oneof![
@@ -397,17 +398,21 @@ proptest! {
     ) {
         use convlab::ops::adaptive_pool::{reference, AdaptiveGeometry};
         let x = rand_tensor(&[1, planes, h, w], seed);
-        let got = adaptive_avg_pool2d(&x, 1).unwrap();
         let g = AdaptiveGeometry::new("t", x.shape(), convlab::Pair(1, 1)).unwrap();
         let mut want = vec![0.0; planes];
         reference::adaptive_avg_pool2d_reference(&g, x.data(), &mut want);
-        let want = Tensor::from_vec(want, got.shape()).unwrap();
-        prop_assert!(rel_err(&got, &want) <= 1e-6);
-        let go = rand_tensor(got.shape(), seed ^ 3);
-        let gx = adaptive_avg_pool2d_backward(x.shape(), &go).unwrap();
-        let mut want = vec![0.0; x.numel()];
-        reference::adaptive_avg_pool2d_backward_reference(&g, go.data(), &mut want);
-        prop_assert_eq!(gx.data(), &want[..]);
+        let want = Tensor::from_vec(want, &[1, planes, 1, 1]).unwrap();
+        let go = rand_tensor(want.shape(), seed ^ 3);
+        let mut want_gx = vec![0.0; x.numel()];
+        reference::adaptive_avg_pool2d_backward_reference(&g, go.data(), &mut want_gx);
+        let run = || {
+            let y = adaptive_avg_pool2d(&x, 1).unwrap();
+            (y, adaptive_avg_pool2d_backward(x.shape(), &go).unwrap())
+        };
+        for (got, gx) in [run(), pool_of_two().install(run)] {
+            prop_assert!(rel_err(&got, &want) <= 1e-6);
+            prop_assert_eq!(gx.data(), &want_gx[..]);
+        }
     }
 
     /// Max-pool backward checks indices while it scatters: an index
@@ -430,4 +435,16 @@ proptest! {
         let expected = format!("index {} at grad_output position {i}", side * side);
         prop_assert!(err.contains(&expected), "{}", err);
     }
+}
+
+/// A two-thread pool, to run ops from a pool worker (their threading
+/// thresholds differ there).
+fn pool_of_two() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .expect("a two-thread pool")
+    })
 }
