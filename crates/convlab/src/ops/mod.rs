@@ -192,9 +192,11 @@ fn choose(g: &ConvGeometry, pass: Pass) -> ConvAlgo {
     match pass {
         // Implicit GEMM reads the padded input in place: stem 8.2 -> 5.8
         // ms, lenet_c2 0.49 -> 0.26, dilated 6.5 -> 4.6 against im2col. A
-        // pointwise layer is a plain GEMM, which the `gemm` crate packs
-        // better (bottleneck_1x1 1.73 against 2.02 ms).
-        Pass::Forward if !pointwise => ConvAlgo::ImplicitGemm,
+        // pointwise layer's flat rows are its whole planes, dense vectors:
+        // bottleneck_1x1 1.45 against 1.66 ms on the `gemm` crate, 4x64x56x56
+        // -> 256 1.4-1.8 against 2.3. On 7x7 planes (512 -> 2048) the crate
+        // packs better (2.9-3.2 against 3.1-4.0).
+        Pass::Forward if !pointwise || g.oh * g.ow >= 196 => ConvAlgo::ImplicitGemm,
         // Stride 1 with several input channels: one flat phase (lenet_c2
         // 0.67 -> 0.57 ms). Strided input gradients have a phase per offset
         // and measured slower than col2im (resnet_3x3_s2 3.6 against 2.4).
@@ -202,9 +204,15 @@ fn choose(g: &ConvGeometry, pass: Pass) -> ConvAlgo {
             ConvAlgo::ImplicitGemm
         }
         // Deep reductions over nearly dense flat rows: stem 10.5 -> 7.4 ms,
-        // resnet_3x3_s2 6.3 -> 3.1, dilated 7.7 -> 5.2. Few taps (1x1) or
-        // many dropped columns (lenet_c2: 10 of 14 kept) favour im2col.
-        Pass::WeightGrad if taps >= 128 && kept >= 0.85 && !pointwise => ConvAlgo::ImplicitGemm,
+        // resnet_3x3_s2 6.3 -> 3.1, dilated 7.7 -> 5.2. With few output
+        // channels even dropped columns or a pointwise layer pay (lenet_c2,
+        // 10 of 14 columns kept: 0.27-0.30 against 0.38-0.47 ms;
+        // bottleneck_1x1, 256 -> 64: 1.7-1.9 against 2.0-2.2), but not with
+        // more (4x64x56x56 -> 256 pointwise: 3.8-3.9 against 1.8 ms). Few
+        // taps (LeNet's first layer, 25) favour im2col.
+        Pass::WeightGrad if taps >= 128 && ((kept >= 0.85 && !pointwise) || g.cout_g() <= 64) => {
+            ConvAlgo::ImplicitGemm
+        }
         _ => ConvAlgo::Im2col,
     }
 }
