@@ -186,25 +186,29 @@ fn winograd_shared_input_transform_matches_reference() {
 
 /// The Winograd weight gradient over several blocks of tiles, each thread
 /// summing its blocks into its own (unzeroed, pooled) accumulators, then
-/// the threads' sums added: against the reference loop.
+/// the threads' sums added: against the reference loop. 64 channels take
+/// blocks of about 1 MiB of transforms (15 tile rows in 4 blocks here),
+/// 128 the larger blocks of a large S (13 tile rows in 2 blocks).
 #[test]
 fn winograd_weight_gradient_over_blocks_matches_reference() {
-    let (x, wt) = (
-        rand_tensor(&[1, 64, 60, 60], 41),
-        rand_tensor(&[64, 64, 3, 3], 42),
-    );
-    let p = Conv2dParams::new().padding(1);
-    let go = rand_tensor(&[1, 64, 60, 60], 43);
-    let grad = |algo| {
-        let _f = force_conv_algo(algo);
-        conv2d_backward(&x, &wt, false, &go, &p)
-            .unwrap()
-            .grad_weight
-    };
-    let (want, got) = (grad(ConvAlgo::Reference), grad(ConvAlgo::Winograd));
-    assert!(rel_err(&got, &want) <= TOL, "{}", rel_err(&got, &want));
-    // Twice: the second call gets the first one's pooled buffers back.
-    assert!(rel_err(&grad(ConvAlgo::Winograd), &want) <= TOL);
+    for (c, side) in [(64, 60), (128, 52)] {
+        let (x, wt) = (
+            rand_tensor(&[1, c, side, side], 41),
+            rand_tensor(&[c, c, 3, 3], 42),
+        );
+        let p = Conv2dParams::new().padding(1);
+        let go = rand_tensor(&[1, c, side, side], 43);
+        let grad = |algo| {
+            let _f = force_conv_algo(algo);
+            conv2d_backward(&x, &wt, false, &go, &p)
+                .unwrap()
+                .grad_weight
+        };
+        let (want, got) = (grad(ConvAlgo::Reference), grad(ConvAlgo::Winograd));
+        assert!(rel_err(&got, &want) <= TOL, "{c}: {}", rel_err(&got, &want));
+        // Twice: the second call gets the first one's pooled buffers back.
+        assert!(rel_err(&grad(ConvAlgo::Winograd), &want) <= TOL);
+    }
 }
 
 /// Output rows of whole vectors (16 or 32 columns, a stem-like 7x7 stride-2
