@@ -708,6 +708,18 @@ pub fn global_avg_pool_planes(hw: usize, x: &[f32], out: &mut [f32]) {
     debug_assert!(x.len() >= out.len() * hw);
     #[cfg(target_arch = "x86_64")]
     if hw > 0 && hw <= GLOBAL_SMALL_PLANE && super::isa::isa() == super::isa::Isa::Avx512 {
+        // The unrolled kernels need a 64-byte aligned start. With an odd
+        // plane size a few leading planes (fewer than 16) reach one; they
+        // take the plane-by-plane loop.
+        let lead = (x.as_ptr() as usize % 64) / 4;
+        let skip = (0..16.min(out.len()))
+            .find(|s| (lead + s * hw) % 16 == 0)
+            .filter(|&s| s > 0 && x.as_ptr() as usize % 4 == 0);
+        if let Some(s) = skip {
+            global_avg_pool_rows(hw, &x[..s * hw], &mut out[..s]);
+            global_avg_pool_planes(hw, &x[s * hw..], &mut out[s..]);
+            return;
+        }
         let done = out.len() / 16 * 16;
         let aligned = x.as_ptr() as usize % 64 == 0;
         // SAFETY: AVX-512F was detected; `x` holds `out.len()` planes of
@@ -928,8 +940,9 @@ mod tests {
     use crate::ops::pool::{reference, MaxPool2dParams};
 
     /// Global average pooling at every start alignment, so each plane size
-    /// with an unrolled kernel runs both it (64-byte aligned) and the
-    /// masked one, and plane counts off multiples of 16 take the rest loop.
+    /// with an unrolled kernel runs it (from an aligned start, or after a
+    /// few leading planes for odd sizes) and the masked one, and plane
+    /// counts off multiples of 16 take the rest loop.
     #[test]
     fn global_average_at_every_alignment() {
         let mut rng = crate::seeded_rng(7);
