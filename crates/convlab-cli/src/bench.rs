@@ -333,7 +333,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // Timed from a pool worker, as PyTorch's calling thread is one of its
     // OpenMP threads: from any other thread each parallel region is a
     // hand-off through rayon's injector and two futex wake-ups (an empty
-    // `join` took 14 us here, against 0.04 us from a worker), and the
-    // idle workers' spinning competes with the caller's serial parts.
+    // `join` took 14 us here, against 0.04 us from a worker).
     rayon::scope(|_| body())
 }

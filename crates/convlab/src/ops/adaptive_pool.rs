@@ -93,12 +93,13 @@ pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Into<Pair>) -> Resu
 }
 
 /// Planes per rayon task for global pooling over `len` floats, or `None`
-/// to stay on the calling thread. ResNet's 4x512x7x7 takes about 6 us on
-/// one core, bound by reading L2. From a pool worker, one task per thread
-/// keeps each half in its core's L2 from call to call (6.2 -> 4.4 us
-/// forward, 10 -> 5.9 us backward, before the unrolled 7x7 kernel). From any other thread, entering the
-/// pool costs more than the whole op (an empty `join` 14 us), so only
-/// inputs of 1 MiB or more are split, a few tasks per thread for balance.
+/// to stay on the calling thread. ResNet's 4x512x7x7 takes a few
+/// microseconds on one core. From a pool worker, one task per thread keeps
+/// each half in its core's L2 from call to call (forward 6.2 -> 4.4 us,
+/// backward 10 -> 5.9 us, measured before the unrolled kernels). From any
+/// other thread, entering the pool costs more than the whole op (an empty
+/// `join` 14 us), so only inputs of 1 MiB or more are split, a few tasks
+/// per thread for balance.
 fn planes_per_task(len: usize, planes: usize) -> Option<usize> {
     let threads = rayon::current_num_threads();
     let (min_len, tasks) = if super::on_pool_worker() {
