@@ -87,6 +87,34 @@ proptest! {
         check_all(&x, &wt, &b, &p, seed)?;
     }
 
+    /// Batches of at least one vector of images with small planes take the
+    /// images-in-lanes forward (forced implicit GEMM, and by default):
+    /// partial last batches, dilation, asymmetric padding and bias.
+    #[test]
+    fn images_in_lanes_forward_equals_reference(
+        n in 16usize..40, cin in 1usize..7, cout in 1usize..20,
+        h in 4usize..17, w in 4usize..17, kh in 1usize..6, kw in 2usize..6,
+        dh in 1usize..3, dw in 1usize..3,
+        pads in proptest::array::uniform4(0usize..3), seed in any::<u64>(),
+    ) {
+        let x = rand_tensor(&[n, cin, h, w], seed);
+        let wt = rand_tensor(&[cout, cin, kh, kw], seed ^ 1);
+        let b = rand_tensor(&[cout], seed ^ 2);
+        let p = Conv2dParams::new().dilation((dh, dw)).padding(pads);
+        let want = {
+            let _f = force_conv_algo(ConvAlgo::Reference);
+            match conv2d(&x, &wt, Some(&b), &p) {
+                Ok(y) => y,
+                Err(_) => return Ok(()),
+            }
+        };
+        for algo in [ConvAlgo::ImplicitGemm, ConvAlgo::Auto] {
+            let _f = force_conv_algo(algo);
+            let y = conv2d(&x, &wt, Some(&b), &p).unwrap();
+            prop_assert!(rel_err(&y, &want) <= TOL, "{algo:?} x{:?} w{:?} {p:?}", x.shape(), wt.shape());
+        }
+    }
+
     #[test]
     fn depthwise_and_single_channel_3x3(
         n in 1usize..3, c in 1usize..5, h in side(), w in side(),

@@ -9,6 +9,7 @@ pub mod flat;
 pub mod gemm;
 pub mod im2col;
 pub mod isa;
+pub mod lanes;
 pub mod pool;
 pub(crate) mod simd;
 pub(crate) mod ukernel;

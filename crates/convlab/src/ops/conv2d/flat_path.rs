@@ -129,6 +129,10 @@ pub fn forward(
     out: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
     const OP: &str = "conv2d";
+    // Small planes with many dropped flat columns: images in vector lanes.
+    if super::lanes_path::pays(g) {
+        return super::lanes_path::forward(g, input, weight, bias, out);
+    }
     let fg = FlatGeom::new(g);
     let (cin_g, cout_g, groups) = (g.cin_g(), g.cout_g(), g.groups);
     let k = fg.offs.len();

@@ -660,6 +660,7 @@ impl<T> Shared<T> {
 mod batched_path;
 mod dilation_split;
 mod flat_path;
+mod lanes_path;
 
 /// Below this many multiply-adds an op runs on the calling thread: waking
 /// rayon costs a few microseconds per region, and a training step of the
