@@ -57,7 +57,9 @@ pub enum ConvAlgo {
     Fft,
     /// Implicit GEMM on flattened, zero-padded phase images (any stride,
     /// dilation, padding and groups): register-blocked tiles read the
-    /// input in place through a table of tap offsets.
+    /// input in place through a table of tap offsets. Stride-1 forwards of
+    /// small planes whose flat rows would drop many columns pack a batch
+    /// of images one per vector lane instead.
     ImplicitGemm,
 }
 
