@@ -476,6 +476,10 @@ unsafe fn im2col_stride_two_body<S: Simd>(
     // Input column `ix` is padded column `ix + pl`; only those below
     // `2 * half` are ever read.
     let n = w.min((2 * half).saturating_sub(g.pl));
+    // The padding columns stay zero: rows only ever write [pl, pl + n).
+    padded.fill(0.0);
+    // Vector copies throughout, as in the other row kernels (a `memcpy`
+    // call per row of a few dozen floats).
     for c in 0..channels {
         for ki in 0..kh {
             for r in 0..rows {
@@ -486,9 +490,10 @@ unsafe fn im2col_stride_two_body<S: Simd>(
                     }
                     continue;
                 };
-                padded.fill(0.0);
                 let line = &input[(c * h + iy) * w..][..w];
-                padded[g.pl..g.pl + n].copy_from_slice(&line[..n]);
+                // SAFETY: n <= w floats of `line`, and pl + n <= 2 * half
+                // of `padded`.
+                unsafe { S::copy_n(line.as_ptr(), padded.as_mut_ptr().add(g.pl), n) };
                 let mut m = 0;
                 while m < half {
                     // SAFETY: 2 * lanes floats of `padded` (2 * half long)
@@ -504,8 +509,9 @@ unsafe fn im2col_stride_two_body<S: Simd>(
                 }
                 for kj in 0..kw {
                     let from = if kj % 2 == 0 { &even[..] } else { &odd[..] };
-                    let at = at(kj);
-                    cols[at..at + ow].copy_from_slice(&from[kj / 2..kj / 2 + ow]);
+                    let to = &mut cols[at(kj)..][..ow];
+                    // SAFETY: kj / 2 + ow <= half floats of `from`, ow of `to`.
+                    unsafe { S::copy_n(from.as_ptr().add(kj / 2), to.as_mut_ptr(), ow) };
                 }
             }
         }
