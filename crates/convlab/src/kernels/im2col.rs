@@ -469,13 +469,14 @@ unsafe fn im2col_stride_two_body<S: Simd>(
 ) {
     let (h, w, kh, kw, ow) = (g.h, g.w, g.kh, g.kw, g.ow);
     let band = rows * ow;
-    let half = stride_two_half(g);
     let lanes = S::LANES;
-    let (halves, padded) = scratch.split_at_mut(2 * half);
-    let (even, odd) = halves.split_at_mut(half);
-    // Input column `ix` is padded column `ix + pl`; only those below
-    // `2 * half` are ever read.
-    let n = w.min((2 * half).saturating_sub(g.pl));
+    let StrideTwoRows {
+        half,
+        even,
+        odd,
+        padded,
+        real: n,
+    } = stride_two_rows(g, scratch);
     // The padding columns stay zero: rows only ever write [pl, pl + n).
     padded.fill(0.0);
     // Vector copies throughout, as in the other row kernels (a `memcpy`
@@ -542,10 +543,38 @@ fn stride_two_half(g: &ConvGeometry) -> usize {
     (g.ow + g.kw / 2 + 1).next_multiple_of(16) + 16
 }
 
-/// Floats of scratch [`col2im_stride_two`] takes: the even and odd halves
-/// and their interleaving.
+/// Floats of scratch the stride-2 kernels take: the even and odd halves
+/// and the whole padded row.
 fn stride_two_scratch_len(g: &ConvGeometry) -> usize {
     4 * stride_two_half(g)
+}
+
+/// The row buffers of the stride-2 kernels, carved from their scratch.
+struct StrideTwoRows<'a> {
+    /// Floats per half.
+    half: usize,
+    /// Padded columns `2 m` and `2 m + 1` of a row.
+    even: &'a mut [f32],
+    odd: &'a mut [f32],
+    /// The padded row, `2 * half` floats: input column `ix` is padded
+    /// column `ix + pl`.
+    padded: &'a mut [f32],
+    /// Input columns that fall inside `padded` (the rest are never read
+    /// or reached by a tap).
+    real: usize,
+}
+
+fn stride_two_rows<'a>(g: &ConvGeometry, scratch: &'a mut [f32]) -> StrideTwoRows<'a> {
+    let half = stride_two_half(g);
+    let (halves, padded) = scratch[..4 * half].split_at_mut(2 * half);
+    let (even, odd) = halves.split_at_mut(half);
+    StrideTwoRows {
+        half,
+        even,
+        odd,
+        padded,
+        real: g.w.min((2 * half).saturating_sub(g.pl)),
+    }
 }
 
 /// col2im for stride 2 along W (no dilation along W), one input row at a
@@ -567,13 +596,14 @@ unsafe fn col2im_stride_two_body<S: Simd>(
 ) {
     let (h, w, kh, kw, ow) = (g.h, g.w, g.kh, g.kw, g.ow);
     let band = rows * ow;
-    let half = stride_two_half(g);
     let lanes = S::LANES;
-    let (halves, padded) = scratch.split_at_mut(2 * half);
-    let (even, odd) = halves.split_at_mut(half);
-    // Input columns `ix` take padded column `ix + pl`; the row's real
-    // columns are those below `w` and below `2 * half - pl`.
-    let hi = w.min((2 * half).saturating_sub(g.pl));
+    let StrideTwoRows {
+        half,
+        even,
+        odd,
+        padded,
+        real: hi,
+    } = stride_two_rows(g, scratch);
     for c in 0..channels {
         for ki in 0..kh {
             for r in 0..rows {
