@@ -536,7 +536,7 @@ dispatch_simd! {
     ) => im2col_stride_two_body
 }
 
-/// Padded even (or odd) positions of one input row for [`col2im_stride_two`]:
+/// Padded even (or odd) positions of one input row for the stride-2 kernels:
 /// `ow + kw / 2` of them, rounded up to whole vectors, and a vector more
 /// so that a tap's last (partial) vector fits whatever its shift.
 fn stride_two_half(g: &ConvGeometry) -> usize {
