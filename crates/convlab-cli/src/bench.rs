@@ -117,6 +117,30 @@ fn pair_of(case: &Value, key: &str) -> Result<(usize, usize)> {
     }
 }
 
+/// A weight of `[c_out, c_in_g]` Gaussian filters of size `k`, sigma a
+/// sixth of each side: outer products of 1-D Gaussians (the separable
+/// path's case).
+fn gaussian_weight(&[cout, cin_g]: &[usize; 2], (kh, kw): (usize, usize)) -> Result<Tensor> {
+    let taps = |k: usize| -> Vec<f64> {
+        let sigma = k as f64 / 6.0;
+        let c = (k as f64 - 1.0) / 2.0;
+        let g: Vec<f64> = (0..k)
+            .map(|i| (-(i as f64 - c).powi(2) / (2.0 * sigma * sigma)).exp())
+            .collect();
+        let sum: f64 = g.iter().sum();
+        g.iter().map(|v| v / sum).collect()
+    };
+    let (col, row) = (taps(kh), taps(kw));
+    let one: Vec<f32> = col
+        .iter()
+        .flat_map(|a| row.iter().map(move |b| (a * b) as f32))
+        .collect();
+    Ok(Tensor::from_vec(
+        one.repeat(cout * cin_g),
+        &[cout, cin_g, kh, kw],
+    )?)
+}
+
 fn conv_case(case: &Value, rng: &mut convlab::Rng64) -> Result<Vec<Timing>> {
     let name = case["name"].as_str().unwrap_or("?").to_string();
     let (n, cin, h, w, cout) = (
@@ -135,7 +159,11 @@ fn conv_case(case: &Value, rng: &mut convlab::Rng64) -> Result<Vec<Timing>> {
         .groups(groups);
     let with_bias = case["bias"].as_bool().unwrap_or(false);
     let x = Tensor::randn(&[n, cin, h, w], rng)?;
-    let wt = Tensor::randn(&[cout, cin / groups.max(1), k.0, k.1], rng)?;
+    let wt = match case["weight"].as_str() {
+        None | Some("randn") => Tensor::randn(&[cout, cin / groups.max(1), k.0, k.1], rng)?,
+        Some("gaussian") => gaussian_weight(&[cout, cin / groups.max(1)], k)?,
+        Some(other) => bail!("case {name}: weight '{other}' is not randn or gaussian"),
+    };
     let b = if with_bias {
         Some(Tensor::randn(&[cout], rng)?)
     } else {

@@ -438,6 +438,10 @@ impl Inputs {
                 "suite_pool_op.json",
                 r#"{"conv2d": [], "pool": [{"name": "p", "op": "min_pool2d", "n": 1, "c": 1, "h": 4, "w": 4, "k": 2, "stride": 1, "padding": 0}]}"#.to_string(),
             ),
+            (
+                "suite_weight.json",
+                r#"{"conv2d": [{"name": "c", "n": 1, "cin": 1, "h": 8, "w": 8, "cout": 1, "k": 3, "stride": 1, "padding": 1, "dilation": 1, "groups": 1, "weight": "sobel"}], "pool": []}"#.to_string(),
+            ),
         ];
         for (n, s) in suites {
             fs::write(d.join(n), s).unwrap();
@@ -1413,6 +1417,11 @@ fn train_digits_and_bench_bad_inputs() {
             "pool op",
             vec!["--suite", "suite_pool_op.json"],
             &["min_pool2d"],
+        ),
+        (
+            "weight kind",
+            vec!["--suite", "suite_weight.json"],
+            &["sobel"],
         ),
         ("algo", vec!["--algo", "winograd9"], &["winograd9"]),
         ("threads x", vec!["--threads", "x"], &["--threads"]),

@@ -8,8 +8,10 @@
 //! reference has NaN.
 //!
 //! [`run_case`] dispatches on the case's `op`. Convolution cases run once per
-//! algorithm in `ConvAlgo::ALL` (forced), so every path the dispatcher can
-//! pick is held to the same tolerance; every case of every op must run.
+//! algorithm in `ConvAlgo::ALL` (forced) and once as dispatched, so every
+//! path the dispatcher can pick is held to the same tolerance; every case
+//! of every op must run. `tests/fixtures/separable` adds cases whose
+//! filters are outer products, for the separable path.
 
 use convlab::ops::{
     self, force_conv_algo, AvgPool2dParams, Conv2dParams, ConvAlgo, ConvTranspose2dParams,
@@ -285,8 +287,10 @@ fn run_case(case: &Case) -> Result<(), String> {
             (y, gx)
         }
         "conv2d" | "conv_transpose2d" => {
+            // Every algorithm forced, then the dispatcher's own choice.
             let errors: Vec<String> = ConvAlgo::ALL
                 .iter()
+                .chain(&[ConvAlgo::Auto])
                 .filter_map(|&algo| run_conv(case, algo).err())
                 .collect();
             return if errors.is_empty() {
@@ -311,9 +315,9 @@ fn run_case(case: &Case) -> Result<(), String> {
     }
 }
 
-#[test]
-fn pytorch_fixtures() {
-    let dir = fixture_dir();
+/// Run every case of `cases.json` in `dir`; panics listing the failures,
+/// and returns how many cases of each op ran.
+fn run_fixtures(dir: &std::path::Path) -> std::collections::BTreeMap<String, usize> {
     let read = |f: &str| {
         std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(f).display()))
     };
@@ -345,6 +349,12 @@ fn pytorch_fixtures() {
     let ran: usize = checked.values().sum();
     assert!(!cases.is_empty(), "no cases in {}", dir.display());
     assert_eq!(ran, cases.len(), "cases run vs present");
+    checked
+}
+
+#[test]
+fn pytorch_fixtures() {
+    let checked = run_fixtures(&fixture_dir());
     // The bundled fixtures cover every op; another case file may cover fewer.
     let bundled = std::env::var_os("CONVLAB_FIXTURES").is_none();
     for op in OPS.iter().filter(|_| bundled) {
@@ -353,6 +363,17 @@ fn pytorch_fixtures() {
             "no {op} case ran"
         );
     }
+}
+
+/// Filters that are outer products (`tests/fixtures/gen_separable.py`):
+/// the bundled cases' random weights never are, so these hold the
+/// separable path to PyTorch.
+#[test]
+fn pytorch_separable_fixtures() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/separable");
+    let checked = run_fixtures(&dir);
+    assert_eq!(checked.get("conv2d"), Some(&5));
+    assert_eq!(checked.get("conv_transpose2d"), Some(&1));
 }
 
 /// The comparison itself must be able to fail.

@@ -6,7 +6,7 @@
 //! algorithm is tested here the day it is added to `ConvAlgo::ALL`.
 
 use convlab::ops::*;
-use convlab::{seeded_rng, Tensor};
+use convlab::{seeded_rng, PaddingMode, Tensor};
 use proptest::prelude::*;
 
 fn rand_tensor(shape: &[usize], seed: u64) -> Tensor {
@@ -84,6 +84,38 @@ proptest! {
         let wt = rand_tensor(&[cout, cin_g, kh, kw], seed ^ 1);
         let b = rand_tensor(&[cout], seed ^ 2);
         let p = Conv2dParams::new().stride((sh, sw)).dilation((dh, dw)).groups(groups).padding(pads);
+        check_all(&x, &wt, &b, &p, seed)?;
+    }
+
+    /// Filters that are outer products (per channel `col * row^T`) in
+    /// depthwise and single-channel layers: the separable path, forced and
+    /// by default, against the reference, with strides, dilation, padding
+    /// and padding modes. The weight gradient takes the shape's usual path.
+    #[test]
+    fn separable_filters_equal_reference(
+        n in 1usize..3, c in 1usize..4, h in side(), w in side(),
+        kh in 2usize..8, kw in 2usize..8, sh in 1usize..3, sw in 1usize..3,
+        dh in 1usize..3, dw in 1usize..3, pads in proptest::array::uniform4(0usize..4),
+        mode in prop::sample::select(vec![PaddingMode::Zeros, PaddingMode::Reflect, PaddingMode::Replicate]),
+        seed in any::<u64>(),
+    ) {
+        let x = rand_tensor(&[n, c, h, w], seed);
+        let col = rand_tensor(&[c, kh], seed ^ 1);
+        let row = rand_tensor(&[c, kw], seed ^ 2);
+        let taps: Vec<f32> = (0..c)
+            .flat_map(|ch| {
+                let (col, row) = (&col.data()[ch * kh..][..kh], &row.data()[ch * kw..][..kw]);
+                col.iter().flat_map(move |a| row.iter().map(move |b| a * b))
+            })
+            .collect();
+        let wt = Tensor::from_vec(taps, &[c, 1, kh, kw]).unwrap();
+        let b = rand_tensor(&[c], seed ^ 3);
+        let p = Conv2dParams::new()
+            .stride((sh, sw))
+            .dilation((dh, dw))
+            .groups(c)
+            .padding(pads)
+            .padding_mode(mode);
         check_all(&x, &wt, &b, &p, seed)?;
     }
 

@@ -61,6 +61,12 @@ pub enum ConvAlgo {
     /// small planes whose flat rows would drop many columns pack a batch
     /// of images one per vector lane instead.
     ImplicitGemm,
+    /// Two 1-D passes, along rows then down columns, for filters that are
+    /// outer products (Gaussian, box, Sobel) in layers of one input and
+    /// one output plane per group: the forward pass and the stride-1 input
+    /// gradient. The one choice made on the weight's values: other filters
+    /// and shapes take the dispatcher's path (forced: im2col).
+    Separable,
 }
 
 impl ConvAlgo {
@@ -74,17 +80,19 @@ impl ConvAlgo {
             ConvAlgo::Winograd => "winograd",
             ConvAlgo::Fft => "fft",
             ConvAlgo::ImplicitGemm => "implicit-gemm",
+            ConvAlgo::Separable => "separable",
         }
     }
 
     /// Every algorithm a test can force.
-    pub const ALL: [ConvAlgo; 6] = [
+    pub const ALL: [ConvAlgo; 7] = [
         ConvAlgo::Reference,
         ConvAlgo::Im2col,
         ConvAlgo::Direct,
         ConvAlgo::Winograd,
         ConvAlgo::Fft,
         ConvAlgo::ImplicitGemm,
+        ConvAlgo::Separable,
     ];
 }
 
@@ -134,10 +142,15 @@ pub(crate) enum Pass {
     WeightGrad,
 }
 
+/// The algorithm forced on this thread ([`ConvAlgo::Auto`] when none).
+pub(crate) fn forced_algo() -> ConvAlgo {
+    FORCED.with(|f| f.get())
+}
+
 /// The algorithm for pass `pass` of geometry `g`: the forced one, or the
 /// dispatcher's choice.
 pub(crate) fn conv_algo(g: &ConvGeometry, pass: Pass) -> ConvAlgo {
-    match FORCED.with(|f| f.get()) {
+    match forced_algo() {
         ConvAlgo::Auto => choose(g, pass),
         forced => forced,
     }
@@ -150,6 +163,8 @@ const SMALL_MACS: u128 = 1 << 20;
 
 /// The dispatcher: the one place that picks an algorithm by shape and pass.
 /// Figures are 2-thread medians on this repo's bench machine (AVX-512).
+/// Separable filters are picked ahead of it, on the weight's values
+/// (`conv2d::separable_path::factors`).
 fn choose(g: &ConvGeometry, pass: Pass) -> ConvAlgo {
     use crate::kernels::direct::direct_applies;
     use crate::kernels::winograd::winograd_applies;

@@ -315,6 +315,7 @@ pub fn conv2d(
     if conv_algo(&g, Pass::Forward) == ConvAlgo::ImplicitGemm
         && flat_path::applies(&g)
         && winograd_split(&g, Pass::Forward).is_none()
+        && separable_path::factors(&g, weight.data(), Pass::Forward).is_none()
     {
         // Bias fused into the kernel's first pass.
         flat_path::forward(
@@ -470,6 +471,9 @@ pub(crate) fn forward_geom(
     weight: &[f32],
     out: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
+    if let Some(f) = separable_path::factors(g, weight, Pass::Forward) {
+        return separable_path::forward(g, input, &f, out);
+    }
     if let Some(s) = winograd_split(g, Pass::Forward) {
         let xs = dilation_split::to_phases(input, g.n, g.c_in, (g.h, g.w), (g.dh, g.dw))?;
         let mut ys = memory::uninit_f32(
@@ -509,6 +513,13 @@ pub(crate) fn backward_input_geom(
     grad_output: &[f32],
     grad_input: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
+    // Separable filters: the forward of the flipped factors.
+    if let (Some(f), Some(t)) = (
+        separable_path::factors(g, weight, Pass::InputGrad),
+        transposed(g),
+    ) {
+        return separable_path::forward(&t, grad_output, &f.flipped(g.kh, g.kw), grad_input);
+    }
     if let Some(s) = winograd_split(g, Pass::InputGrad) {
         let gys = dilation_split::to_phases(grad_output, g.n, g.c_out, (g.oh, g.ow), (g.dh, g.dw))?;
         let mut gxs = memory::uninit_f32(
@@ -661,6 +672,7 @@ mod batched_path;
 mod dilation_split;
 mod flat_path;
 mod lanes_path;
+mod separable_path;
 
 /// Below this many multiply-adds an op runs on the calling thread: waking
 /// rayon costs a few microseconds per region, and a training step of the
