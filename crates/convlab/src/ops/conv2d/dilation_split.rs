@@ -174,6 +174,29 @@ dispatch_simd! {
     ) => merge_body
 }
 
+/// A pass of the dilated layer `g` run on its phase images: `src`
+/// (`c_src` channels of `src_hw` planes per image) split into its phases,
+/// `run` on those (writing every element of the phases' result), the
+/// result merged back into `dst` (`c_dst` channels of `dst_hw` planes,
+/// every element written).
+pub(crate) fn on_phases(
+    op: &'static str,
+    g: &ConvGeometry,
+    (src, c_src, src_hw): (&[f32], usize, (usize, usize)),
+    (dst, c_dst, dst_hw): (&mut [MaybeUninit<f32>], usize, (usize, usize)),
+    run: impl FnOnce(&[f32], &mut [MaybeUninit<f32>]) -> Result<()>,
+) -> Result<()> {
+    let d = (g.dh, g.dw);
+    let phases = to_phases(src, g.n, c_src, src_hw, d)?;
+    // The phases of the result are a permutation of it: as many floats.
+    let mut result = memory::uninit_f32(op, dst.len())?;
+    run(&phases, &mut result)?;
+    // SAFETY: `run` writes every element of `result`.
+    let result = unsafe { memory::assume_written(result) };
+    from_phases(&result, g.n, c_dst, dst_hw, d, dst);
+    Ok(())
+}
+
 /// `[n, c, h, w]` planes to phase images `[n, dh, dw, c, h/dh, w/dw]`.
 pub(crate) fn to_phases(
     src: &[f32],

@@ -475,16 +475,13 @@ pub(crate) fn forward_geom(
         return separable_path::forward(g, input, &f, out);
     }
     if let Some(s) = winograd_split(g, Pass::Forward) {
-        let xs = dilation_split::to_phases(input, g.n, g.c_in, (g.h, g.w), (g.dh, g.dw))?;
-        let mut ys = memory::uninit_f32(
+        return dilation_split::on_phases(
             "conv2d",
-            numel_or_err("conv2d", &[s.n, s.c_out, s.oh, s.ow])?,
-        )?;
-        forward_geom(&s, &xs, weight, &mut ys)?;
-        // SAFETY: forward_geom writes every element of `ys`.
-        let ys = unsafe { memory::assume_written(ys) };
-        dilation_split::from_phases(&ys, g.n, g.c_out, (g.oh, g.ow), (g.dh, g.dw), out);
-        return Ok(());
+            g,
+            (input, g.c_in, (g.h, g.w)),
+            (out, g.c_out, (g.oh, g.ow)),
+            |xs, ys| forward_geom(&s, xs, weight, ys),
+        );
     }
     match conv_algo(g, Pass::Forward) {
         ConvAlgo::Direct if direct_applies(g) => direct_path::forward(g, input, weight, out)?,
@@ -521,16 +518,13 @@ pub(crate) fn backward_input_geom(
         return separable_path::forward(&t, grad_output, &f.flipped(g.kh, g.kw), grad_input);
     }
     if let Some(s) = winograd_split(g, Pass::InputGrad) {
-        let gys = dilation_split::to_phases(grad_output, g.n, g.c_out, (g.oh, g.ow), (g.dh, g.dw))?;
-        let mut gxs = memory::uninit_f32(
+        return dilation_split::on_phases(
             "conv2d_backward",
-            numel_or_err("conv2d_backward", &[s.n, s.c_in, s.h, s.w])?,
-        )?;
-        backward_input_geom(&s, weight, &gys, &mut gxs)?;
-        // SAFETY: backward_input_geom writes every element of `gxs`.
-        let gxs = unsafe { memory::assume_written(gxs) };
-        dilation_split::from_phases(&gxs, g.n, g.c_in, (g.h, g.w), (g.dh, g.dw), grad_input);
-        return Ok(());
+            g,
+            (grad_output, g.c_out, (g.oh, g.ow)),
+            (grad_input, g.c_in, (g.h, g.w)),
+            |gys, gxs| backward_input_geom(&s, weight, gys, gxs),
+        );
     }
     // Stride-1 input gradients are forward convolutions of grad_output.
     let t = transposed(g);
