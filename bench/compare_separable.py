@@ -19,18 +19,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUITE = os.path.join(ROOT, "bench", "separable.json")
-
-
-def median_ms(fn, budget=0.4, min_reps=5):
-    fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < min_reps or time.perf_counter() - start < budget:
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
-    return times[len(times) // 2]
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from compare import median_ms  # noqa: E402  (the same timing rule as compare.py)
 
 
 def gaussian(k):
