@@ -311,6 +311,15 @@ impl Var {
         let mut parents = vec![self, weight];
         parents.extend(bias);
         Ok(Var::from_op(y, "Convolution", &parents, move |g| {
+            if need_x && need_w {
+                // Both at once (side by side on large layers).
+                let grads = ops::conv2d_backward(&x, &w, need_b, g, &p)?;
+                return Ok(vec![
+                    Some(grads.grad_input),
+                    Some(grads.grad_weight),
+                    grads.grad_bias,
+                ]);
+            }
             let gx = need_x
                 .then(|| ops::conv2d_backward_input(x.shape(), &w, g, &p))
                 .transpose()?;

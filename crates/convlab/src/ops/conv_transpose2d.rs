@@ -9,7 +9,7 @@
 
 use super::conv2d::{
     add_bias, backward_input_geom, backward_weight_geom, batched_dims, check_groups, check_weight,
-    conv2d_backward_bias, forward_geom, Conv2dGrads,
+    conv2d_backward_bias, forward_geom, parallel, Conv2dGrads,
 };
 use crate::error::{numel_or_err, Dims, Error, Result};
 use crate::memory;
@@ -228,17 +228,27 @@ pub fn conv_transpose2d_backward(
         ));
     }
     let g = plan.geom;
-    let mut buf = memory::uninit_f32("conv_transpose2d_backward", input.numel())?;
-    forward_geom(&g, grad_output.data(), weight.data(), &mut buf)?;
-    // SAFETY: forward_geom writes every element of `buf`.
-    let gin = unsafe { memory::assume_written(buf) };
-    let mut buf = memory::uninit_f32("conv_transpose2d_backward", weight.numel())?;
-    backward_weight_geom(&g, grad_output.data(), input.data(), &mut buf)?;
-    // SAFETY: backward_weight_geom writes every element of `buf`.
-    let gw = unsafe { memory::assume_written(buf) };
+    let input_grad = || -> Result<Vec<f32>> {
+        let mut buf = memory::uninit_f32("conv_transpose2d_backward", input.numel())?;
+        forward_geom(&g, grad_output.data(), weight.data(), &mut buf)?;
+        // SAFETY: forward_geom writes every element of `buf`.
+        Ok(unsafe { memory::assume_written(buf) })
+    };
+    let weight_grad = || -> Result<Vec<f32>> {
+        let mut buf = memory::uninit_f32("conv_transpose2d_backward", weight.numel())?;
+        backward_weight_geom(&g, grad_output.data(), input.data(), &mut buf)?;
+        // SAFETY: backward_weight_geom writes every element of `buf`.
+        Ok(unsafe { memory::assume_written(buf) })
+    };
+    // Side by side when large, as in conv2d_backward.
+    let (gin, gw) = if parallel(&g) {
+        super::join_forced(input_grad, weight_grad)
+    } else {
+        (input_grad(), weight_grad())
+    };
     Ok(Conv2dGrads {
-        grad_input: Tensor::from_vec(gin, &plan.input_shape())?,
-        grad_weight: Tensor::from_vec(gw, weight.shape())?,
+        grad_input: Tensor::from_vec(gin?, &plan.input_shape())?,
+        grad_weight: Tensor::from_vec(gw?, weight.shape())?,
         grad_bias: if with_bias {
             Some(conv2d_backward_bias(grad_output)?)
         } else {

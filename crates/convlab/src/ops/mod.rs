@@ -133,6 +133,26 @@ pub(crate) fn on_pool_worker() -> bool {
     rayon::current_thread_index().is_some()
 }
 
+/// `a` and `b` side by side on the rayon pool, each under the algorithm
+/// forced on the calling thread (the force is thread-local, and either
+/// closure may run on another thread).
+pub(crate) fn join_forced<A: Send, B: Send>(
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    let algo = forced_algo();
+    rayon::join(
+        move || {
+            let _f = force_conv_algo(algo);
+            a()
+        },
+        move || {
+            let _f = force_conv_algo(algo);
+            b()
+        },
+    )
+}
+
 /// The three passes of a convolution, which the dispatcher chooses for
 /// separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,5 +251,43 @@ fn choose(g: &ConvGeometry, pass: Pass) -> ConvAlgo {
             ConvAlgo::ImplicitGemm
         }
         _ => ConvAlgo::Im2col,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    /// The second closure, stolen by the pool's other thread (the first
+    /// waits until it starts), still runs under the caller's forced
+    /// algorithm.
+    #[test]
+    fn join_forced_carries_the_force_to_other_threads() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let (a, b) = pool.install(|| {
+            let _f = force_conv_algo(ConvAlgo::Fft);
+            let started = AtomicBool::new(false);
+            join_forced(
+                || {
+                    let t0 = Instant::now();
+                    while !started.load(Ordering::Acquire) && t0.elapsed() < Duration::from_secs(5)
+                    {
+                        std::hint::spin_loop();
+                    }
+                    (forced_algo(), std::thread::current().id())
+                },
+                || {
+                    started.store(true, Ordering::Release);
+                    (forced_algo(), std::thread::current().id())
+                },
+            )
+        });
+        assert_ne!(a.1, b.1, "the second closure ran on the first's thread");
+        assert_eq!((a.0, b.0), (ConvAlgo::Fft, ConvAlgo::Fft));
     }
 }
