@@ -6,9 +6,9 @@
 //! rounding) goes to the shape's usual path.
 //!
 //! The forward pass and, at stride 1, the input gradient (the forward of
-//! the flipped filters over grad_output, themselves separable). The weight gradient of a
-//! separable filter is a general `kh x kw` matrix and takes the usual
-//! path.
+//! the flipped filters over grad_output, themselves separable). The
+//! weight gradient of a separable filter is a general `kh x kw` matrix
+//! and takes the usual path.
 
 use super::*;
 use crate::kernels::separable::{col_pass, input_rows, line_len, row_pass};
@@ -90,8 +90,8 @@ pub(crate) fn applies(g: &ConvGeometry) -> bool {
 
 /// Whether the dispatcher prefers two 1-D passes for a separable filter
 /// of shape `g`: when the direct sum has twice their multiply-adds. On a
-/// 1080p plane (2 threads, best of 60) 3x3 ran 0.66 ms in two passes
-/// against 0.46 direct; 5x5 0.64 against 1.19.
+/// 1080p plane (2 threads) 3x3 ran 0.51-0.59 ms in two passes against
+/// 0.46-0.49 direct; 5x5 0.62-0.74 against 2.0 (`bench/separable.json`).
 fn pays(g: &ConvGeometry) -> bool {
     g.kh * g.kw >= 2 * (g.kh + g.kw)
 }
