@@ -342,9 +342,10 @@ pub fn conv2d(
 ///
 /// Layers large enough to split over threads compute the input and the
 /// weight gradient side by side, each split further: neither alone scales
-/// to two threads on the deep layers (resnet_3x3_256's backward, medians
-/// over 6 interleaved rounds, 8.5 -> 5.6 ms; _512 8.9 -> 7.3; lenet_c2 0.85
-/// -> 0.67; no case slower beyond noise).
+/// to two threads on the deep layers (`convlab bench` medians over 4
+/// interleaved rounds: resnet_3x3_256's backward 7.96 -> 5.26 ms, _512
+/// 8.59 -> 7.50, bottleneck_1x1 6.59 -> 5.68; no case slower beyond
+/// noise).
 pub fn conv2d_backward(
     input: &Tensor,
     weight: &Tensor,
