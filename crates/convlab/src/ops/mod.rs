@@ -227,6 +227,17 @@ fn choose(g: &ConvGeometry, pass: Pass) -> ConvAlgo {
     let kept = g.ow as f64 / (g.ow + (g.kw - 1) * g.dw / g.sw) as f64;
     let taps = g.cin_g() * g.kh * g.kw;
     match pass {
+        // Stride-2 layers with deep reductions over several images or
+        // output channels: the `gemm` crate on im2col columns (even/odd
+        // row halves) beat the implicit GEMM's phase images in medians
+        // of 6-10 paired rounds (resnet_3x3_s2_128 3.12 against 3.60 ms,
+        // at 2 and 8 images alike; 128 -> 256 on 28x28 3.22 against 3.62;
+        // 256 -> 512 on 14x14 5.05 against 5.71; 4x64x112x112 -> 64 6.75
+        // against 8.36). One such image into 64 channels went the other
+        // way (2.13 against 2.78), and the stem (147 taps) does too.
+        Pass::Forward if g.sh == 2 && g.sw == 2 && taps >= 256 && g.n * g.cout_g() >= 256 => {
+            ConvAlgo::Im2col
+        }
         // Implicit GEMM reads the padded input in place: stem 8.2 -> 5.8
         // ms, lenet_c2 0.49 -> 0.26, dilated 6.5 -> 4.6 against im2col. A
         // pointwise layer's flat rows are its whole planes, dense vectors:
