@@ -244,6 +244,43 @@ fn winograd_shared_input_transform_matches_reference() {
     assert!(rel_err(&got.0, &want.0) <= TOL && rel_err(&got.1, &want.1) <= TOL);
 }
 
+/// Winograd's point-major order (few tiles of many channels: each of the
+/// 36 products over every panel of output channels in turn): one block of
+/// 49 tiles and one panel; one block of 128 tiles whose three panels are
+/// split over the two threads (each transforming its own panels'
+/// filters); two blocks sharing one transformed filter.
+#[test]
+fn winograd_point_major_matches_reference() {
+    for (i, (n, c, side, cout)) in [(1, 200, 28, 40), (8, 256, 14, 100), (12, 256, 14, 100)]
+        .into_iter()
+        .enumerate()
+    {
+        let seed = 60 + 4 * i as u64;
+        let (x, wt) = (
+            rand_tensor(&[n, c, side, side], seed),
+            rand_tensor(&[cout, c, 3, 3], seed + 1),
+        );
+        let p = Conv2dParams::new().padding(1);
+        let run = |algo| {
+            let _f = force_conv_algo(algo);
+            conv2d(&x, &wt, None, &p).unwrap()
+        };
+        let want = run(ConvAlgo::Reference);
+        let got = run(ConvAlgo::Winograd);
+        assert!(
+            rel_err(&got, &want) <= TOL,
+            "{n}x{c}: {}",
+            rel_err(&got, &want)
+        );
+        let got = pool_of_two().install(|| run(ConvAlgo::Winograd));
+        assert!(
+            rel_err(&got, &want) <= TOL,
+            "{n}x{c} on two: {}",
+            rel_err(&got, &want)
+        );
+    }
+}
+
 /// The Winograd weight gradient over several blocks of tiles, each thread
 /// summing its blocks into its own (unzeroed, pooled) accumulators, then
 /// the threads' sums added: against the reference loop. 64 channels take

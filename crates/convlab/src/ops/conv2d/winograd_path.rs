@@ -6,6 +6,12 @@
 //! are in cache. The filter is transformed once per call when tasks share
 //! it, else per panel inside each task (resnet_3x3_512: 37.7 MB of
 //! transformed filter never written out).
+//!
+//! Few tiles and many channels (resnet_3x3_256) take a point-major order
+//! instead: each of the 36 products runs over all the task's panels while
+//! that point's slice of V stays in L2, so blocks can hold every tile and
+//! the tile kernel runs wide, and each panel's transformed filter is read
+//! once rather than once per block.
 
 use super::*;
 use crate::kernels::flat::tile_shape;
@@ -32,6 +38,9 @@ struct TaskBufs {
 /// a panel's products stay in L2.
 const BLOCK_FLOATS: usize = 1 << 18;
 
+/// A point-major block's V per point at most this many floats (128 KiB).
+const POINT_FLOATS: usize = 1 << 15;
+
 /// Transformed filters above this many floats are made per panel inside
 /// each task instead of once per call (16 MiB).
 const SHARED_FILTER_FLOATS: usize = 4 << 20;
@@ -51,46 +60,8 @@ pub fn forward(
     let (th, tw, _) = tiles(g);
     let lanes = ukernel::menu().lanes;
     let rows_total = g.n * th;
-    // Tile rows per block, by a cost in units of one tile's 36 products:
-    // the block's tiles padded to whole vectors over the tile kernel's
-    // efficiency at that width (thin tiles are load-bound), doubled when
-    // the block's V outgrows L2 (every panel reads it again), plus per
-    // block the filter transform (unshared) or its reload from L3 (shared,
-    // over L2). resnet_3x3_256 took 16-tile blocks before (no padding, but
-    // 65% kernels and four reloads of a 9.4 MB filter).
-    let per_row = 36 * cin * tw;
-    let max_rows = (4 * BLOCK_FLOATS / per_row.max(1)).clamp(1, rows_total);
     let unshared = 36usize.saturating_mul(cin).saturating_mul(cout) > SHARED_FILTER_FLOATS;
-    let per_block = if unshared {
-        12.0
-    } else if 36 * cin * cout > BLOCK_FLOATS {
-        8.0
-    } else {
-        1.0
-    };
-    let efficiency = |cols: usize| match tile_shape(cout, cols).1 {
-        1 => 0.65,
-        2 => 0.85,
-        3 => 0.95,
-        _ => 1.0,
-    };
-    let cost = |r: usize| -> f64 {
-        let (full, rest) = (rows_total / r, rows_total % r);
-        let block = |rows: usize| {
-            let p = (rows * tw).next_multiple_of(lanes);
-            let spill = if 36 * cin * p > BLOCK_FLOATS {
-                2.0
-            } else {
-                1.0
-            };
-            p as f64 * spill / efficiency(p) + per_block
-        };
-        full as f64 * block(r) + if rest > 0 { block(rest) } else { 0.0 }
-    };
-    let block_rows = (1..=max_rows)
-        .rev()
-        .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
-        .unwrap_or(1);
+    let (block_rows, by_point) = blocking(g, lanes);
     let blocks = rows_total.div_ceil(block_rows);
     let tbp = (block_rows * tw).next_multiple_of(lanes);
     let (mut mr, nv) = tile_shape(cout, tbp);
@@ -103,17 +74,32 @@ pub fn forward(
     if nv == 1 && mr > lanes {
         mr = mr / lanes * lanes;
     }
+    // Point-major panels are transform units of whole vectors of rows,
+    // run as several tiles of `mr` rows (6-row panels left 10 of the
+    // filter transform's 16 lanes idle).
+    let pw = if by_point {
+        (1..=lanes)
+            .map(|i| i * mr)
+            .find(|w| w % lanes == 0)
+            .unwrap_or(mr)
+    } else {
+        mr
+    };
     let panels: Vec<(usize, usize)> = (0..cout)
-        .step_by(mr)
-        .map(|m0| (m0, mr.min(cout - m0)))
+        .step_by(pw)
+        .map(|m0| (m0, pw.min(cout - m0)))
         .collect();
     let threads = if super::parallel(g) {
         rayon::current_num_threads()
     } else {
         1
     };
-    // Split panels over tasks when there are fewer blocks than threads.
-    let groups = if blocks >= 2 * threads {
+    // Split panels over tasks when there are fewer blocks than threads
+    // (point-major: one group per thread, each reading its slab of the
+    // transformed filter alone).
+    let groups = if by_point {
+        threads.div_ceil(blocks).min(panels.len())
+    } else if blocks >= 2 * threads {
         1
     } else {
         (2 * threads).div_ceil(blocks).min(panels.len())
@@ -128,6 +114,9 @@ pub fn forward(
     let ulen_panel = |pr: usize| 36 * filter_xi_stride(cin, pr);
     let shared_len = 36usize.saturating_mul(cin * cout + 16 * panels.len());
     let share = !unshared && tasks.len() > panels.len().div_ceil(per_group);
+    // A point-major task transforms its own panels' filters when no other
+    // task reads them.
+    let own_u = by_point && !share;
     let mut shared_u = memory::Scratch::prechecked(0);
     let mut panel_at = Vec::with_capacity(panels.len());
     {
@@ -160,7 +149,8 @@ pub fn forward(
     }
     let b_off: Vec<usize> = (0..cin).map(|c| c * tbp).collect();
     let vlen = 36 * cin * tbp;
-    let mlen = 36 * mr * tbp;
+    let group_rows = (per_group * pw).min(cout);
+    let mlen = 36 * if by_point { group_rows } else { mr } * tbp;
     let in_len = input_scratch_len(g, block_rows, lanes);
     // Blocks shared by several tasks (panels split into groups) have their
     // input transformed once, before the tasks, channels split over
@@ -196,6 +186,8 @@ pub fn forward(
     let kc = ((1usize << 15) / (36 * mr)).clamp(16, cin.max(16)) / 16 * 16;
     let ulen = if share {
         0
+    } else if own_u {
+        36 * filter_xi_stride(cin, group_rows) + 36 * 16 * per_group
     } else {
         36 * filter_xi_stride(kc.min(cin), mr)
     };
@@ -220,7 +212,64 @@ pub fn forward(
             unsafe { transform_input(g, input, (r0, r1), (0, cin), tbp, v.as_mut_ptr(), sin) };
             &v[..]
         };
-        for &(m0, pr) in &panels[p0..(p0 + per_group).min(panels.len())] {
+        let group = &panels[p0..(p0 + per_group).min(panels.len())];
+        if by_point {
+            // The group's transformed filters, panel after panel: its own,
+            // or its slice of the shared ones.
+            let base = panel_at[p0];
+            if own_u {
+                for (&(m0, pr), &at) in group.iter().zip(&panel_at[p0..]) {
+                    let u = &mut u[at - base..][..ulen_panel(pr)];
+                    // SAFETY: the view maps into `weight`; u holds the panel.
+                    unsafe { filter_panel(weight, view, (m0, pr), (0, cin), u) };
+                }
+            }
+            let ug: &[f32] = if own_u { u } else { &shared_u[base..] };
+            let (g0, rows) = (group[0].0, group.iter().map(|&(_, pr)| pr).sum::<usize>());
+            for xi in 0..36 {
+                for (&(m0, pr), &at) in group.iter().zip(&panel_at[p0..]) {
+                    let up = &ug[at - base + xi * filter_xi_stride(cin, pr)..];
+                    for r in (0..pr).step_by(mr) {
+                        let mut cb = 0;
+                        while cb < nt {
+                            let nvb = nv.min((nt - cb) / lanes);
+                            let t = Tile {
+                                k: cin,
+                                a: up[r..].as_ptr(),
+                                lda: pr,
+                                a_off: std::ptr::null(),
+                                b: v[xi * cin * tbp + cb..].as_ptr(),
+                                b_off: b_off.as_ptr(),
+                                c: m[(xi * rows + m0 - g0 + r) * tbp + cb..].as_mut_ptr(),
+                                ldc: tbp,
+                                init: Init::Zero,
+                            };
+                            // SAFETY: A is rows [r, r + mr) of the panel's
+                            // [cin][pr] block for xi; B rows ci * tbp + cb ..
+                            // + nvb*lanes <= tbp lie in V[xi]; C rows of
+                            // M[xi] (rows * tbp floats) hold tbp floats.
+                            unsafe { ukernel::run(mr.min(pr - r), nvb, &t) };
+                            cb += nvb * lanes;
+                        }
+                    }
+                }
+            }
+            for r in 0..rows {
+                let co = g0 + r;
+                let plane = |img: usize| {
+                    // SAFETY: plane (img, co) lies inside `out`; only this
+                    // task writes its rows of tile rows [r0, r1).
+                    unsafe { out_ptr.get().add((img * cout + co) * plane_out) }
+                };
+                // SAFETY: M[xi][r] rows hold the block's tiles (rows * tbp
+                // apart); the planes are this task's to write.
+                unsafe {
+                    output_block(g, m[r * tbp..].as_ptr(), rows * tbp, (r0, r1), &plane, sout)
+                };
+            }
+            return;
+        }
+        for &(m0, pr) in group {
             // Unshared filters are transformed a chunk of input channels at
             // a time into a buffer that stays in L2, each chunk's products
             // accumulated into M: writing a whole 512-channel panel (1.2 MB)
@@ -292,6 +341,69 @@ pub fn forward(
         tasks.iter().for_each(|t| run(&mut bufs, t));
     }
     Ok(())
+}
+
+/// Tile rows per block of [`forward`], and whether its blocks run
+/// point-major.
+fn blocking(g: &ConvGeometry, lanes: usize) -> (usize, bool) {
+    let (cin, cout) = (g.c_in, g.c_out);
+    let (th, tw, _) = tiles(g);
+    let rows_total = g.n * th;
+    // Tile rows per block, by a cost in units of one tile's 36 products:
+    // the block's tiles padded to whole vectors over the tile kernel's
+    // efficiency at that width (thin tiles are load-bound), doubled when
+    // the block's V outgrows L2 (every panel reads it again), plus per
+    // block the filter transform (unshared) or its reload from L3 (shared,
+    // over L2). resnet_3x3_256 took 16-tile blocks before (no padding, but
+    // 65% kernels and four reloads of a 9.4 MB filter).
+    let per_row = 36 * cin * tw;
+    let max_rows = (4 * BLOCK_FLOATS / per_row.max(1)).clamp(1, rows_total);
+    let unshared = 36usize.saturating_mul(cin).saturating_mul(cout) > SHARED_FILTER_FLOATS;
+    let per_block = if unshared {
+        12.0
+    } else if 36 * cin * cout > BLOCK_FLOATS {
+        8.0
+    } else {
+        1.0
+    };
+    let efficiency = |cols: usize| match tile_shape(cout, cols).1 {
+        1 => 0.65,
+        2 => 0.85,
+        3 => 0.95,
+        _ => 1.0,
+    };
+    let cost = |r: usize| -> f64 {
+        let (full, rest) = (rows_total / r, rows_total % r);
+        let block = |rows: usize| {
+            let p = (rows * tw).next_multiple_of(lanes);
+            let spill = if 36 * cin * p > BLOCK_FLOATS {
+                2.0
+            } else {
+                1.0
+            };
+            p as f64 * spill / efficiency(p) + per_block
+        };
+        full as f64 * block(r) + if rest > 0 { block(rest) } else { 0.0 }
+    };
+    let block_rows = (1..=max_rows)
+        .rev()
+        .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
+        .unwrap_or(1);
+    // Point-major when the panel-major blocks above would run the thin
+    // (one-vector) tile kernel but a block whose V per point stays in L2
+    // is wide enough for a wider one: resnet_3x3_256 (16-tile blocks, each
+    // re-reading the 9.4 MB transformed filter, against one block of 64
+    // tiles) forward 3.35 -> 2.97 ms at two threads (medians of 16
+    // interleaved rounds), no change at one thread.
+    let width = |rows: usize| (rows * tw).next_multiple_of(lanes);
+    let point_rows = (1..=rows_total)
+        .rev()
+        .find(|&r| cin * width(r) <= POINT_FLOATS)
+        .unwrap_or(1);
+    let by_point = !unshared
+        && tile_shape(cout, width(block_rows)).1 == 1
+        && tile_shape(cout, width(point_rows)).1 >= 2;
+    (if by_point { point_rows } else { block_rows }, by_point)
 }
 
 /// The input transform of channels `[c0, c1)` of tile rows `[r0, r1)` into
@@ -623,4 +735,52 @@ pub fn backward_weight(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 3x3, padding-1 layer of `n` images of `c` channels on `side` x
+    /// `side` planes into `cout` channels.
+    fn layer(n: usize, c: usize, side: usize, cout: usize) -> ConvGeometry {
+        ConvGeometry {
+            n,
+            c_in: c,
+            h: side,
+            w: side,
+            c_out: cout,
+            kh: 3,
+            kw: 3,
+            groups: 1,
+            sh: 1,
+            sw: 1,
+            dh: 1,
+            dw: 1,
+            pt: 1,
+            pl: 1,
+            oh: side,
+            ow: side,
+        }
+    }
+
+    /// Which layers run point-major (with the AVX-512 menu the plan was
+    /// measured on): the deep 14x14 ones whose panel-major blocks would be
+    /// one vector of tiles wide, over all their tiles at once.
+    #[test]
+    fn point_major_takes_few_tiles_of_many_channels() {
+        let lanes = ukernel::menu().lanes;
+        if lanes != 16 {
+            return;
+        }
+        assert_eq!(blocking(&layer(4, 256, 14, 256), lanes), (16, true));
+        assert_eq!(blocking(&layer(8, 256, 14, 256), lanes), (32, true));
+        // One image's 16 tiles are one vector either way.
+        assert!(!blocking(&layer(1, 256, 14, 256), lanes).1);
+        // The transformed filter is made per panel in each task.
+        assert!(!blocking(&layer(4, 512, 7, 512), lanes).1);
+        // Panel-major blocks already several vectors wide.
+        assert!(!blocking(&layer(4, 128, 28, 128), lanes).1);
+        assert!(!blocking(&layer(4, 64, 56, 64), lanes).1);
+    }
 }
