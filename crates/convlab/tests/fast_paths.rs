@@ -8,6 +8,41 @@
 use convlab::ops::*;
 use convlab::{seeded_rng, PaddingMode, Tensor};
 use proptest::prelude::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+
+/// Blocks of 1 MiB and more on cache-line boundaries, as mimalloc (the
+/// CLI's allocator) returns them: the implicit GEMM streams large outputs
+/// around the caches only from such buffers, and the system allocator's
+/// large blocks sit 16 bytes past one.
+struct LineAligned;
+
+fn line_aligned(layout: Layout) -> Layout {
+    if layout.size() >= 1 << 20 {
+        layout.align_to(64).unwrap_or(layout)
+    } else {
+        layout
+    }
+}
+
+// SAFETY: every block is allocated and freed by `System` with the same
+// (adjusted) layout.
+unsafe impl GlobalAlloc for LineAligned {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded; the layout is valid and non-zero-sized.
+        unsafe { System.alloc(line_aligned(layout)) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for alloc.
+        unsafe { System.alloc_zeroed(line_aligned(layout)) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` with this layout, adjusted alike.
+        unsafe { System.dealloc(ptr, line_aligned(layout)) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: LineAligned = LineAligned;
 
 fn rand_tensor(shape: &[usize], seed: u64) -> Tensor {
     Tensor::uniform(shape, -1.0, 1.0, &mut seeded_rng(seed)).unwrap()
@@ -279,6 +314,34 @@ fn winograd_point_major_matches_reference() {
             rel_err(&got, &want)
         );
     }
+}
+
+/// An output of 8 MiB or more written by the implicit GEMM's whole-vector
+/// rows is stored around the caches (a stem-like 7x7 stride-2 layer on a
+/// 512x512 image): against the reference loop, from the calling thread
+/// and from a pool worker with the rows split over two threads.
+#[test]
+fn implicit_gemm_streamed_output_matches_reference() {
+    let (x, wt, b) = (
+        rand_tensor(&[1, 3, 512, 512], 71),
+        rand_tensor(&[32, 3, 7, 7], 72),
+        rand_tensor(&[32], 73),
+    );
+    let p = Conv2dParams::new().stride(2).padding(3);
+    let run = |algo| {
+        let _f = force_conv_algo(algo);
+        conv2d(&x, &wt, Some(&b), &p).unwrap()
+    };
+    let want = run(ConvAlgo::Reference);
+    assert_eq!(want.numel() * 4, 8 << 20);
+    let got = run(ConvAlgo::ImplicitGemm);
+    assert!(rel_err(&got, &want) <= TOL, "{}", rel_err(&got, &want));
+    let got = pool_of_two().install(|| run(ConvAlgo::ImplicitGemm));
+    assert!(
+        rel_err(&got, &want) <= TOL,
+        "on two: {}",
+        rel_err(&got, &want)
+    );
 }
 
 /// The Winograd weight gradient over several blocks of tiles, each thread

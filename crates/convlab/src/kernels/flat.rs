@@ -24,7 +24,7 @@
 //! columns ([`weight_grad_rows`]).
 
 use super::isa::dispatch_isa;
-use super::simd::{dispatch_simd, Simd};
+use super::simd::{dispatch_simd, stream_fence, Simd};
 use super::ukernel::{self, Init, Tile};
 use crate::shape::ConvGeometry;
 use std::mem::MaybeUninit;
@@ -347,10 +347,12 @@ pub struct Dest {
 /// row `r < fm.m` on the tile kernel: panels of `mr` rows (A packed by
 /// [`pack_panels`]), taps in chunks of `fm.chunk` (later chunks add to what
 /// the first wrote); B row `k` at `b + b_off[k]`, C row `r` at `c + r *
-/// ldc`; `bias` one value per row, or empty.
+/// ldc`; `bias` one value per row, or empty. With `stream` the last chunk
+/// stores around the caches.
 ///
 /// # Safety
-/// Every B row is readable for `nv` vectors, every C row writable.
+/// Every B row is readable for `nv` vectors, every C row writable (and
+/// aligned to whole vectors when streaming).
 #[allow(clippy::too_many_arguments)]
 unsafe fn panel_products(
     fm: &FlatGemm<'_>,
@@ -359,8 +361,8 @@ unsafe fn panel_products(
     (mr, nv): (usize, usize),
     b: *const f32,
     b_off: &[usize],
-    c: *mut f32,
-    ldc: usize,
+    (c, ldc): (*mut f32, usize),
+    stream: bool,
 ) {
     let k = fm.offs.len();
     let mut k0 = 0;
@@ -379,6 +381,7 @@ unsafe fn panel_products(
                 // SAFETY: row r0 < m of C (caller).
                 c: unsafe { c.add(r0 * ldc) },
                 ldc,
+                stream: stream && k1 == k,
                 init: if k0 > 0 {
                     Init::Load
                 } else if bias.is_empty() {
@@ -465,7 +468,7 @@ pub unsafe fn gemm_blocks(
         // readable for nb floats (caller's contract, or the tail copy); C is
         // `scratch` (m*nb floats) or m rows of nb floats at p0 of the
         // destination planes (direct).
-        unsafe { panel_products(fm, panels, bias, (mr, nv), b, b_off, c0, ldc) };
+        unsafe { panel_products(fm, panels, bias, (mr, nv), b, b_off, (c0, ldc), false) };
         if !direct {
             // SAFETY: every kept (r, a, b) is addressed by `dst` (caller).
             unsafe { copy_out(&scratch[..m * nb], nb, m, p0, valid, wq, (lo, hi), dst) };
@@ -482,9 +485,13 @@ pub unsafe fn gemm_blocks(
 /// a copy (15 % of resnet_stem_7x7_s2's forward) and the dropped columns
 /// were computed too.
 ///
+/// With `stream` the results are stored around the caches (outputs far
+/// larger than L2, read by no one soon: the stem's 12.8 MB), then fenced.
+///
 /// # Safety
 /// As for [`gemm_blocks`], not in place: `x` addresses every float the taps
-/// read for these rows (the packed planes).
+/// read for these rows (the packed planes); streaming, `dst.ptr`,
+/// `dst.plane` and `dst.row` are whole vectors apart.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm_rows(
     fm: &FlatGemm<'_>,
@@ -494,6 +501,7 @@ pub unsafe fn gemm_rows(
     (mr, nv): (usize, usize),
     (a0, a1): (usize, usize),
     dst: Dest,
+    stream: bool,
 ) {
     let lanes = ukernel::menu().lanes;
     let (lo, hi) = fm.cols;
@@ -513,12 +521,15 @@ pub unsafe fn gemm_rows(
                     (mr, nvp),
                     x.add(a * fm.wq + lo + c0),
                     fm.offs,
-                    dst.ptr.add(a * dst.row + c0),
-                    dst.plane,
+                    (dst.ptr.add(a * dst.row + c0), dst.plane),
+                    stream,
                 )
             };
             c0 += nvp * lanes;
         }
+    }
+    if stream {
+        stream_fence();
     }
 }
 
@@ -799,6 +810,7 @@ pub unsafe fn weight_grad_rows(
                     b_off: table.as_ptr(),
                     c: acc[r0 * ld + v0 * lanes..].as_mut_ptr(),
                     ldc: ld,
+                    stream: false,
                     init: Init::Load,
                 };
                 // SAFETY: rows r0..r0+mr of X at columns pc0..pc1 and gy

@@ -27,6 +27,13 @@ pub(crate) trait Simd: Copy + 'static {
     unsafe fn load(p: *const f32) -> Self::V;
     /// `LANES` floats to `p`.
     unsafe fn store(p: *mut f32, v: Self::V);
+    /// A store that bypasses the caches where the ISA has one (`p`
+    /// aligned to a whole vector); a plain store otherwise.
+    #[inline(always)]
+    unsafe fn stream(p: *mut f32, v: Self::V) {
+        // SAFETY: the caller's contract, as for `store`.
+        unsafe { Self::store(p, v) }
+    }
     /// `a * b + c`, fused where the ISA has it.
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// `a + b`.
@@ -192,6 +199,12 @@ impl Simd for Avx512 {
     unsafe fn store(p: *mut f32, v: __m512) {
         // SAFETY: the caller guarantees 16 writable floats at p.
         unsafe { _mm512_storeu_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn stream(p: *mut f32, v: __m512) {
+        // SAFETY: the caller guarantees 16 writable floats at p, 64-byte
+        // aligned (a whole vector).
+        unsafe { _mm512_stream_ps(p, v) }
     }
     #[inline(always)]
     unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
@@ -417,6 +430,12 @@ impl Simd for Avx2 {
         unsafe { _mm256_storeu_ps(p, v) }
     }
     #[inline(always)]
+    unsafe fn stream(p: *mut f32, v: __m256) {
+        // SAFETY: the caller guarantees 8 writable floats at p, 32-byte
+        // aligned (a whole vector).
+        unsafe { _mm256_stream_ps(p, v) }
+    }
+    #[inline(always)]
     unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
         // SAFETY: the target feature is enabled in the caller (trait contract).
         unsafe { _mm256_fmadd_ps(a, b, c) }
@@ -517,3 +536,14 @@ macro_rules! dispatch_simd {
     };
 }
 pub(crate) use dispatch_simd;
+
+/// Orders every earlier streaming store ([`Simd::stream`]) before any
+/// later store, so that whoever is told the results are ready sees them.
+#[inline]
+pub(crate) fn stream_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `sfence` has no preconditions (SSE is baseline on x86_64).
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    };
+}

@@ -53,6 +53,11 @@ pub(crate) struct Tile {
     pub c: *mut f32,
     pub ldc: usize,
     pub init: Init,
+    /// Store C around the caches, for results no one reads soon (a large
+    /// output written straight from the tile). Needs C and `ldc` aligned to
+    /// whole vectors, and a [`super::simd::stream_fence`] before the
+    /// results are handed on.
+    pub stream: bool,
 }
 
 #[inline(always)]
@@ -104,7 +109,12 @@ unsafe fn tile_body<S: Simd, const MR: usize, const NV: usize, const PACKED: boo
         }
         for (r, row) in acc.iter().enumerate() {
             for (v, x) in row.iter().enumerate() {
-                S::store(t.c.add(r * t.ldc + v * S::LANES), *x);
+                let p = t.c.add(r * t.ldc + v * S::LANES);
+                if t.stream {
+                    S::stream(p, *x);
+                } else {
+                    S::store(p, *x);
+                }
             }
         }
     }
@@ -202,7 +212,8 @@ mod tests {
     use super::*;
 
     /// Every tile shape on the menu against a plain loop, packed and
-    /// through row offsets, from zero, from C and from a bias.
+    /// through row offsets, from zero, from C and from a bias, stored
+    /// through the caches and around them.
     #[test]
     fn tiles_match_plain_loops() {
         let m = menu();
@@ -232,10 +243,15 @@ mod tests {
                         .collect();
                     let a_off: Vec<usize> = (0..mr).map(|r| r * (k + 2)).collect();
                     let bias: Vec<f32> = (0..mr).map(|r| r as f32 * 0.25).collect();
-                    for init in [Init::Zero, Init::Load, Init::Bias(bias.as_ptr())] {
-                        let ldc = cols + 1;
+                    let inits = [Init::Zero, Init::Load, Init::Bias(bias.as_ptr())];
+                    for (init, stream) in inits.into_iter().flat_map(|i| [(i, false), (i, true)]) {
+                        // Streaming stores need rows on vector boundaries.
+                        let ldc = if stream { cols + m.lanes } else { cols + 1 };
                         let start: Vec<f32> = (0..mr * ldc).map(|i| (i % 5) as f32).collect();
-                        let mut c = start.clone();
+                        let mut buf = vec![0.0f32; mr * ldc + 16];
+                        let at = buf.as_ptr().align_offset(64);
+                        let c = &mut buf[at..at + mr * ldc];
+                        c.copy_from_slice(&start);
                         let t = Tile {
                             k,
                             a: if packed {
@@ -253,11 +269,14 @@ mod tests {
                             b_off: b_off.as_ptr(),
                             c: c.as_mut_ptr(),
                             ldc,
+                            stream,
                             init,
                         };
                         // SAFETY: every index the tile addresses lies in the
-                        // buffers above (mr rows, cols columns, k steps).
+                        // buffers above (mr rows, cols columns, k steps); C
+                        // and ldc are whole vectors when streaming.
                         unsafe { run(mr, nv, &t) };
+                        super::super::simd::stream_fence();
                         for r in 0..mr {
                             for j in 0..cols {
                                 let mut want = match init {
@@ -269,7 +288,7 @@ mod tests {
                                     want += av(kk, r) as f64 * b[b_off[kk] + j] as f64;
                                 }
                                 let got = c[r * ldc + j] as f64;
-                                assert!((got - want).abs() < 1e-4, "mr {mr} nv {nv} packed {packed} {init:?} ({r},{j}): {got} vs {want}");
+                                assert!((got - want).abs() < 1e-4, "mr {mr} nv {nv} packed {packed} {init:?} stream {stream} ({r},{j}): {got} vs {want}");
                             }
                             // The column past the tile is untouched.
                             assert_eq!(c[r * ldc + cols], start[r * ldc + cols]);

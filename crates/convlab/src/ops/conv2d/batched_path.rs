@@ -69,6 +69,7 @@ fn gemm(
                 b_off: b_off.as_ptr(),
                 c: c[r0 * ldc + j..].as_mut_ptr(),
                 ldc,
+                stream: false,
                 init: Init::Zero,
             };
             // SAFETY: the panel holds k*pr floats; B rows hold j + nvb *

@@ -126,6 +126,7 @@ pub fn forward(
                             .add(b * out_len + (m0 * plane_out + y * g.ow + x0) * l)
                     },
                     ldc: plane_out * l,
+                    stream: false,
                     init: bias.map_or(Init::Zero, |bias| Init::Bias(bias[m0..].as_ptr())),
                 };
                 // SAFETY: A is panel m0's [k][pr] block; B row `kk` reads

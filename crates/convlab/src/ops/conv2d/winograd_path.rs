@@ -256,6 +256,7 @@ pub fn forward(
                                 b_off: b_off.as_ptr(),
                                 c: m[(xi * rows + m0 - g0 + r) * tbp + cb..].as_mut_ptr(),
                                 ldc: tbp,
+                                stream: false,
                                 init: Init::Zero,
                             };
                             // SAFETY: A is rows [r, r + mr) of the panel's
@@ -315,6 +316,7 @@ pub fn forward(
                             b_off: b_off.as_ptr(),
                             c: m[xi * pr * tbp + cb..].as_mut_ptr(),
                             ldc: tbp,
+                            stream: false,
                             init: if k0 == 0 { Init::Zero } else { Init::Load },
                         };
                         // SAFETY: A is the chunk's [k][pr] block for xi; B rows
@@ -613,6 +615,7 @@ pub fn backward_weight(
                         b_off: b_off.as_ptr(),
                         c: s[xi * xs + (r0 - co0) * cinp + v0 * lanes..].as_mut_ptr(),
                         ldc: cinp,
+                        stream: false,
                         init: if first { Init::Zero } else { Init::Load },
                     };
                     // SAFETY: Y rows r0..r0+mr hold nt tiles; V^T rows t < nt
@@ -716,6 +719,7 @@ pub fn backward_weight(
                             b_off: b_off.as_ptr(),
                             c: s[xi * 6 * width..].as_mut_ptr(),
                             ldc: width,
+                            stream: false,
                             init: Init::Zero,
                         };
                         // SAFETY: Y rows co0..co0+mr hold nt tiles; V^T rows
