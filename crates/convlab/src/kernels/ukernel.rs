@@ -107,13 +107,18 @@ unsafe fn tile_body<S: Simd, const MR: usize, const NV: usize, const PACKED: boo
                 }
             }
         }
-        for (r, row) in acc.iter().enumerate() {
-            for (v, x) in row.iter().enumerate() {
-                let p = t.c.add(r * t.ldc + v * S::LANES);
-                if t.stream {
-                    S::stream(p, *x);
-                } else {
-                    S::store(p, *x);
+        // One branch around whole loops: a test per store made
+        // resnet_1x1_s2's forward (reductions of 64) 1.7x slower.
+        if t.stream {
+            for (r, row) in acc.iter().enumerate() {
+                for (v, x) in row.iter().enumerate() {
+                    S::stream(t.c.add(r * t.ldc + v * S::LANES), *x);
+                }
+            }
+        } else {
+            for (r, row) in acc.iter().enumerate() {
+                for (v, x) in row.iter().enumerate() {
+                    S::store(t.c.add(r * t.ldc + v * S::LANES), *x);
                 }
             }
         }
