@@ -279,6 +279,31 @@ fn winograd_shared_input_transform_matches_reference() {
     assert!(rel_err(&got.0, &want.0) <= TOL && rel_err(&got.1, &want.1) <= TOL);
 }
 
+/// `algo`'s forward against the reference loop's, run from the calling
+/// thread and from a worker of a two-thread pool.
+fn forward_matches_reference(
+    (x, wt, b): (&Tensor, &Tensor, Option<&Tensor>),
+    p: &Conv2dParams,
+    algo: ConvAlgo,
+    what: &str,
+) -> Tensor {
+    let run = |algo| {
+        let _f = force_conv_algo(algo);
+        conv2d(x, wt, b, p).unwrap()
+    };
+    let want = run(ConvAlgo::Reference);
+    let got = run(algo);
+    assert!(
+        rel_err(&got, &want) <= TOL,
+        "{what}: {}",
+        rel_err(&got, &want)
+    );
+    let got = pool_of_two().install(|| run(algo));
+    let err = rel_err(&got, &want);
+    assert!(err <= TOL, "{what} on two: {err}");
+    want
+}
+
 /// Winograd's point-major order (few tiles of many channels: each of the
 /// 36 products over every panel of output channels in turn): one block of
 /// 49 tiles and one panel; one block of 128 tiles whose three panels are
@@ -296,23 +321,7 @@ fn winograd_point_major_matches_reference() {
             rand_tensor(&[cout, c, 3, 3], seed + 1),
         );
         let p = Conv2dParams::new().padding(1);
-        let run = |algo| {
-            let _f = force_conv_algo(algo);
-            conv2d(&x, &wt, None, &p).unwrap()
-        };
-        let want = run(ConvAlgo::Reference);
-        let got = run(ConvAlgo::Winograd);
-        assert!(
-            rel_err(&got, &want) <= TOL,
-            "{n}x{c}: {}",
-            rel_err(&got, &want)
-        );
-        let got = pool_of_two().install(|| run(ConvAlgo::Winograd));
-        assert!(
-            rel_err(&got, &want) <= TOL,
-            "{n}x{c} on two: {}",
-            rel_err(&got, &want)
-        );
+        forward_matches_reference((&x, &wt, None), &p, ConvAlgo::Winograd, &format!("{n}x{c}"));
     }
 }
 
@@ -328,20 +337,8 @@ fn implicit_gemm_streamed_output_matches_reference() {
         rand_tensor(&[32], 73),
     );
     let p = Conv2dParams::new().stride(2).padding(3);
-    let run = |algo| {
-        let _f = force_conv_algo(algo);
-        conv2d(&x, &wt, Some(&b), &p).unwrap()
-    };
-    let want = run(ConvAlgo::Reference);
-    assert_eq!(want.numel() * 4, 8 << 20);
-    let got = run(ConvAlgo::ImplicitGemm);
-    assert!(rel_err(&got, &want) <= TOL, "{}", rel_err(&got, &want));
-    let got = pool_of_two().install(|| run(ConvAlgo::ImplicitGemm));
-    assert!(
-        rel_err(&got, &want) <= TOL,
-        "on two: {}",
-        rel_err(&got, &want)
-    );
+    let y = forward_matches_reference((&x, &wt, Some(&b)), &p, ConvAlgo::ImplicitGemm, "stem");
+    assert_eq!(y.numel() * 4, 8 << 20);
 }
 
 /// The Winograd weight gradient over several blocks of tiles, each thread
