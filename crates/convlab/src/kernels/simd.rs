@@ -34,6 +34,18 @@ pub(crate) trait Simd: Copy + 'static {
         // SAFETY: the caller's contract, as for `store`.
         unsafe { Self::store(p, v) }
     }
+    /// Ask for the cache line holding `p` (a hint: never faults, any
+    /// address).
+    #[inline(always)]
+    unsafe fn prefetch(p: *const f32) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch has no architectural effect.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(p as *const i8)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    }
     /// `a * b + c`, fused where the ISA has it.
     unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// `a + b`.
@@ -63,6 +75,35 @@ pub(crate) trait Simd: Copy + 'static {
         unsafe {
             std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), n.min(Self::LANES));
             Self::load(buf.as_ptr())
+        }
+    }
+
+    /// Lanes `l < n <= LANES` hold `src[2 * l]`, the rest zero: the even
+    /// floats of the `2n - 1` at `src` (reads only those).
+    #[inline(always)]
+    unsafe fn load_evens_n(src: *const f32, n: usize) -> Self::V {
+        let mut buf = [0.0f32; 16];
+        // SAFETY: buf holds LANES floats; the caller guarantees 2n - 1 at
+        // src.
+        unsafe {
+            for (l, x) in buf.iter_mut().enumerate().take(n.min(Self::LANES)) {
+                *x = *src.add(2 * l);
+            }
+            Self::load(buf.as_ptr())
+        }
+    }
+
+    /// `dst[2 * l] = v[l]` for `l < n <= LANES`, writing nothing else.
+    #[inline(always)]
+    unsafe fn store_evens_n(dst: *mut f32, v: Self::V, n: usize) {
+        let mut buf = [0.0f32; 16];
+        // SAFETY: buf holds LANES floats; the caller guarantees the n even
+        // floats at dst.
+        unsafe {
+            Self::store(buf.as_mut_ptr(), v);
+            for (l, x) in buf.iter().enumerate().take(n.min(Self::LANES)) {
+                *dst.add(2 * l) = *x;
+            }
         }
     }
 
@@ -236,6 +277,35 @@ impl Simd for Avx512 {
                 ((1u32 << n) - 1) as u16
             };
             _mm512_mask_storeu_ps(p, mask, v)
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_evens_n(src: *const f32, n: usize) -> __m512 {
+        // SAFETY: masked loads read floats [0, 2n - 1) of src only.
+        unsafe {
+            let m = (2 * n.min(16)).saturating_sub(1);
+            let a = Self::load_n(src, m);
+            let b = Self::load_n(src.add(16), m.saturating_sub(16));
+            let ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            _mm512_permutex2var_ps(a, ie, b)
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_evens_n(dst: *mut f32, v: __m512, n: usize) {
+        // SAFETY: masked stores write the even floats [0, 2n - 1) of dst
+        // only.
+        unsafe {
+            let n = n.min(16);
+            let lo = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+            let hi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+            // Even lanes of the first 2n - 1 floats, as two 16-lane masks.
+            let evens = 0x5555_5555u32 & ((1u32 << (2 * n).saturating_sub(1)) - 1);
+            _mm512_mask_storeu_ps(dst, evens as u16, _mm512_permutexvar_ps(lo, v));
+            _mm512_mask_storeu_ps(
+                dst.add(16),
+                (evens >> 16) as u16,
+                _mm512_permutexvar_ps(hi, v),
+            );
         }
     }
     #[inline(always)]

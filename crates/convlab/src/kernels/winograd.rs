@@ -73,6 +73,67 @@ fn row_len(tw: usize, lanes: usize) -> usize {
     (4 * tw + 2).next_multiple_of(lanes) + 4 * lanes
 }
 
+/// Where pixel `(y, x)` of a plane lies from the plane's pointer: at
+/// `y * row + x * col`. Dense planes have `col == 1`; a dilation phase
+/// read or written in place inside the dilated tensor has `col` equal to
+/// the dilation (see [`crate::ops`]'s dilated layers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Strides {
+    pub row: usize,
+    pub col: usize,
+}
+
+impl Strides {
+    /// A dense plane `w` floats wide.
+    pub fn dense(w: usize) -> Strides {
+        Strides { row: w, col: 1 }
+    }
+}
+
+/// `dst[q] = src[q * step]` for `q < n`, reading no float past
+/// `src[(n - 1) * step]`: a dilation phase's row read in place.
+#[inline(always)]
+unsafe fn gather_row<S: Simd>(src: *const f32, step: usize, dst: *mut f32, n: usize) {
+    // SAFETY: the caller guarantees the n strided floats at src and n
+    // writable at dst; whole-vector reads stop a float short of the last.
+    unsafe {
+        match step {
+            1 => S::copy_n(src, dst, n),
+            2 => {
+                let mut q = 0;
+                while q < n {
+                    let k = S::LANES.min(n - q);
+                    S::store_n(dst.add(q), S::load_evens_n(src.add(2 * q), k), k);
+                    q += k;
+                }
+            }
+            _ => (0..n).for_each(|q| *dst.add(q) = *src.add(q * step)),
+        }
+    }
+}
+
+/// `dst[q * step] = src[q]` for `q < n`, writing nothing else (the other
+/// phases' pixels between may belong to another thread).
+#[inline(always)]
+unsafe fn scatter_row<S: Simd>(src: *const f32, dst: *mut f32, step: usize, n: usize) {
+    // SAFETY: the caller guarantees n floats at src and the n strided
+    // floats at dst.
+    unsafe {
+        match step {
+            1 => S::copy_n(src, dst, n),
+            2 => {
+                let mut q = 0;
+                while q < n {
+                    let k = S::LANES.min(n - q);
+                    S::store_evens_n(dst.add(2 * q), S::load_n(src.add(q), k), k);
+                    q += k;
+                }
+            }
+            _ => (0..n).for_each(|q| *dst.add(q * step) = *src.add(q)),
+        }
+    }
+}
+
 /// `B^T d` for six vectors.
 #[inline(always)]
 unsafe fn bt<S: Simd>(d: [S::V; 6]) -> [S::V; 6] {
@@ -280,6 +341,7 @@ pub fn filter_xi_stride(k: usize, pr: usize) -> usize {
 unsafe fn input_body<S: Simd>(
     g: &ConvGeometry,
     plane: &dyn Fn(usize) -> *const f32,
+    strides: Strides,
     (r0, r1): (usize, usize),
     v: *mut f32,
     xi_stride: usize,
@@ -294,13 +356,27 @@ unsafe fn input_body<S: Simd>(
     let d = &mut rest[..36 * ldd];
     let (h, w) = (g.h, g.w);
     // SAFETY (whole body): `plane(img)` points at the image's `[h, w]`
-    // plane (caller); every row slice below is inside `scratch` (sized by
+    // plane laid out by `strides` (caller); every row slice below is inside `scratch` (sized by
     // `input_scratch_len`) or `v` (36 rows of at least `(r1 - r0) * tw`
     // rounded up to whole vectors, `xi_stride` apart).
     unsafe {
         for r in r0..r1 {
             let (img, ty) = (r / th, r % th);
             let x = plane(img);
+            if strides.col > 1 && r + 1 < r1 {
+                // Phase rows read in place are spread over a dilated
+                // plane: ask for the next tile row's four new rows now.
+                let (img, ty) = ((r + 1) / th, (r + 1) % th);
+                let x = plane(img);
+                for i in 2..6 {
+                    if let Some(iy) = (4 * ty + i).checked_sub(g.pt).filter(|&iy| iy < h) {
+                        let row = x.wrapping_add(iy * strides.row);
+                        for q in (0..w * strides.col).step_by(16) {
+                            S::prefetch(row.wrapping_add(q));
+                        }
+                    }
+                }
+            }
             // pr[i][q] = x[4ty + i - pt][q - pl], zero outside.
             for i in 0..6 {
                 let row = &mut pr[i * wp..][..wp];
@@ -308,12 +384,16 @@ unsafe fn input_body<S: Simd>(
                 let Some(iy) = (4 * ty + i).checked_sub(g.pt).filter(|&iy| iy < h) else {
                     continue;
                 };
-                let src = std::slice::from_raw_parts(x.add(iy * w), w);
                 let lo = g.pl.min(wp);
                 let n = w.min(wp - lo);
                 // Vector copies: a `memcpy` call per row of a few dozen
                 // floats cost more than the copy (here and below).
-                S::copy_n(src.as_ptr(), row[lo..lo + n].as_mut_ptr(), n);
+                gather_row::<S>(
+                    x.add(iy * strides.row),
+                    strides.col,
+                    row[lo..lo + n].as_mut_ptr(),
+                    n,
+                );
             }
             // tr[j] = B^T down the six rows, along x.
             let mut q = 0;
@@ -359,7 +439,8 @@ dispatch_simd! {
     /// row `r` is row `r % th` of image `r / th`): `v[xi * xi_stride + t]`
     /// for the block's tiles `t` (numbered from the block's first, rounded
     /// up to whole vectors). `plane(img)` gives the channel's `[h, w]`
-    /// plane in image `img`; `scratch` holds [`input_scratch_len`] floats.
+    /// plane in image `img`, pixels placed by `strides`; `scratch` holds
+    /// [`input_scratch_len`] floats.
     ///
     /// # Safety
     /// As described: every plane readable, `v` writable for 36 rows of
@@ -367,6 +448,7 @@ dispatch_simd! {
     pub(crate) unsafe fn input_block(
         g: &ConvGeometry,
         plane: &dyn Fn(usize) -> *const f32,
+        strides: Strides,
         rows: (usize, usize),
         v: *mut f32,
         xi_stride: usize,
@@ -381,6 +463,7 @@ unsafe fn output_body<S: Simd>(
     xi_stride: usize,
     (r0, r1): (usize, usize),
     plane: &dyn Fn(usize) -> *mut f32,
+    strides: Strides,
     scratch: &mut [f32],
 ) {
     let (th, tw, _) = tiles(g);
@@ -432,7 +515,7 @@ unsafe fn output_body<S: Simd>(
                     );
                     tx += lanes;
                 }
-                S::copy_n(row.as_ptr(), out.add(oy * ow), ow);
+                scatter_row::<S>(row.as_ptr(), out.add(oy * strides.row), strides.col, ow);
             }
         }
     }
@@ -442,17 +525,18 @@ dispatch_simd! {
     /// The output transform of one output channel for tile rows `[r0,
     /// r1)`: `m[xi * xi_stride + t]` are its 36 transformed rows; the 4x4
     /// tiles, clipped at the plane's right and bottom edges, are written to
-    /// `plane(img)`, the channel's `[oh, ow]` plane in image `img`.
-    /// `scratch` holds [`output_scratch_len`] floats.
+    /// `plane(img)`, the channel's `[oh, ow]` plane in image `img`, pixels
+    /// placed by `strides`. `scratch` holds [`output_scratch_len`] floats.
     ///
     /// # Safety
-    /// As described; no other thread writes those output rows meanwhile.
+    /// As described; no other thread writes those output pixels meanwhile.
     pub(crate) unsafe fn output_block(
         g: &ConvGeometry,
         m: *const f32,
         xi_stride: usize,
         rows: (usize, usize),
         plane: &dyn Fn(usize) -> *mut f32,
+        strides: Strides,
         scratch: &mut [f32],
     ) => output_body
 }
@@ -726,6 +810,50 @@ dispatch_simd! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    dispatch_simd! {
+        unsafe fn gather(src: *const f32, step: usize, dst: *mut f32, n: usize) => gather_row
+    }
+    dispatch_simd! {
+        unsafe fn scatter(src: *const f32, dst: *mut f32, step: usize, n: usize) => scatter_row
+    }
+
+    /// Phase rows read and written in place: every strided float, and no
+    /// float between them or past the row written.
+    #[test]
+    fn strided_rows_touch_only_their_floats() {
+        for step in 1..=3 {
+            for n in 1..=40 {
+                let len = (n - 1) * step + 1;
+                let src: Vec<f32> = (0..len).map(|i| i as f32).collect();
+                let mut dst = vec![f32::NAN; n + 20];
+                // SAFETY: src holds the n strided floats, dst n floats.
+                unsafe { gather(src.as_ptr(), step, dst.as_mut_ptr(), n) };
+                for (q, &x) in dst.iter().enumerate() {
+                    if q < n {
+                        assert_eq!(x, (q * step) as f32, "gather step {step} n {n} at {q}");
+                    } else {
+                        assert!(x.is_nan(), "gather step {step} n {n} wrote {q}");
+                    }
+                }
+                let vals: Vec<f32> = (0..n).map(|q| q as f32 + 0.5).collect();
+                let mut row = vec![f32::NAN; len + 40];
+                // SAFETY: vals holds n floats, row the n strided ones.
+                unsafe { scatter(vals.as_ptr(), row.as_mut_ptr(), step, n) };
+                for (i, &x) in row.iter().enumerate() {
+                    if i % step == 0 && i / step < n {
+                        assert_eq!(
+                            x,
+                            (i / step) as f32 + 0.5,
+                            "scatter step {step} n {n} at {i}"
+                        );
+                    } else {
+                        assert!(x.is_nan(), "scatter step {step} n {n} wrote {i}");
+                    }
+                }
+            }
+        }
+    }
 
     /// `G g G^T` of one 3x3 filter in f64.
     fn transform(g: &[f64; 9]) -> [f64; 36] {

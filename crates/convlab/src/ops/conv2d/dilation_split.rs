@@ -1,10 +1,12 @@
 //! A stride-1 convolution dilated by `(dh, dw)` is `dh * dw` undilated
 //! convolutions: output phase `(r, s)` — rows `r, r + dh, ...`, columns
 //! `s, s + dw, ...` — reads only input phase `(r, s)`, through the same
-//! kernel packed tight, with the padding divided by the dilation. Splitting
-//! the input into its phases (as extra images of the batch) lets a dilated
-//! layer run on the undilated fast paths (Winograd for dilated 3x3 layers),
-//! at the price of one reshuffle of each tensor.
+//! kernel packed tight, with the padding divided by the dilation. Seen as
+//! extra images of the batch, the phases let a dilated layer run on the
+//! undilated fast paths (Winograd for dilated 3x3 layers). The forward and
+//! the input gradient read and write the phases in place
+//! ([`super::winograd_path::Phases`]); the weight gradient splits its two
+//! operands into phase tensors first ([`to_phases`]).
 
 use super::*;
 use crate::kernels::simd::{dispatch_simd, Simd};
@@ -103,59 +105,6 @@ unsafe fn split_body<S: Simd>(
     }
 }
 
-/// The inverse of [`split_body`].
-#[inline(always)]
-unsafe fn merge_body<S: Simd>(
-    src: &[&[f32]],
-    (h, w): (usize, usize),
-    (dh, dw): (usize, usize),
-    plane: &mut [MaybeUninit<f32>],
-) {
-    let (hp, wp) = (h / dh, w / dw);
-    let lanes = S::LANES;
-    for r in 0..dh {
-        for a in 0..hp {
-            let row = &mut plane[(a * dh + r) * w..][..w];
-            let mut b = 0;
-            if dw == 2 {
-                let (e, o) = (
-                    src[r * 2][a * wp..].as_ptr(),
-                    src[r * 2 + 1][a * wp..].as_ptr(),
-                );
-                while b + lanes <= wp {
-                    // SAFETY: b + lanes <= wp of each phase row read; columns
-                    // 2b .. 2b + 2*lanes <= w of the row written.
-                    unsafe {
-                        S::interleave2(e.add(b), o.add(b), row.as_mut_ptr().add(2 * b) as *mut f32)
-                    };
-                    b += lanes;
-                }
-                if b < wp {
-                    let n = wp - b;
-                    let mut t = [0.0f32; 96];
-                    let (src2, out) = t.split_at_mut(32);
-                    // SAFETY: n < lanes floats of each phase row are read;
-                    // src2 holds two vectors' worth, out 2*lanes; columns
-                    // 2b .. 2wp of the row are written.
-                    unsafe {
-                        S::copy_n(e.add(b), src2.as_mut_ptr(), n);
-                        S::copy_n(o.add(b), src2.as_mut_ptr().add(16), n);
-                        S::interleave2(src2.as_ptr(), src2.as_ptr().add(16), out.as_mut_ptr());
-                        S::copy_n(out.as_ptr(), row.as_mut_ptr().add(2 * b) as *mut f32, 2 * n);
-                    }
-                    b = wp;
-                }
-            }
-            for s in 0..dw {
-                let from = &src[r * dw + s][a * wp..][..wp];
-                for bb in b..wp {
-                    row[bb * dw + s].write(from[bb]);
-                }
-            }
-        }
-    }
-}
-
 dispatch_simd! {
     unsafe fn split_plane(
         plane: &[f32],
@@ -163,38 +112,6 @@ dispatch_simd! {
         dil: (usize, usize),
         dst: &mut [&mut [MaybeUninit<f32>]],
     ) => split_body
-}
-
-dispatch_simd! {
-    unsafe fn merge_plane(
-        src: &[&[f32]],
-        size: (usize, usize),
-        dil: (usize, usize),
-        plane: &mut [MaybeUninit<f32>],
-    ) => merge_body
-}
-
-/// A pass of the dilated layer `g` run on its phase images: `src`
-/// (`c_src` channels of `src_hw` planes per image) split into its phases,
-/// `run` on those (writing every element of the phases' result), the
-/// result merged back into `dst` (`c_dst` channels of `dst_hw` planes,
-/// every element written).
-pub(crate) fn on_phases(
-    op: &'static str,
-    g: &ConvGeometry,
-    (src, c_src, src_hw): (&[f32], usize, (usize, usize)),
-    (dst, c_dst, dst_hw): (&mut [MaybeUninit<f32>], usize, (usize, usize)),
-    run: impl FnOnce(&[f32], &mut [MaybeUninit<f32>]) -> Result<()>,
-) -> Result<()> {
-    let d = (g.dh, g.dw);
-    let phases = to_phases(src, g.n, c_src, src_hw, d)?;
-    // The phases of the result are a permutation of it: as many floats.
-    let mut result = memory::uninit_f32(op, dst.len())?;
-    run(&phases, &mut result)?;
-    // SAFETY: `run` writes every element of `result`.
-    let result = unsafe { memory::assume_written(result) };
-    from_phases(&result, g.n, c_dst, dst_hw, d, dst);
-    Ok(())
 }
 
 /// `[n, c, h, w]` planes to phase images `[n, dh, dw, c, h/dh, w/dw]`.
@@ -228,29 +145,6 @@ pub(crate) fn to_phases(
     });
     // SAFETY: every phase plane of every (img, ch) was written in full.
     Ok(unsafe { memory::assume_written(out) })
-}
-
-/// The inverse of [`to_phases`], into `dst` (every element written).
-pub(crate) fn from_phases(
-    src: &[f32],
-    n: usize,
-    c: usize,
-    (h, w): (usize, usize),
-    (dh, dw): (usize, usize),
-    dst: &mut [MaybeUninit<f32>],
-) {
-    let pp = (h / dh) * (w / dw);
-    dst.par_chunks_mut(h * w)
-        .enumerate()
-        .for_each(|(i, plane)| {
-            let (img, ch) = (i / c, i % c);
-            let phases: Vec<&[f32]> = (0..dh * dw)
-                .map(|rs| &src[((img * dh * dw + rs) * c + ch) * pp..][..pp])
-                .collect();
-            // SAFETY: as for split_plane.
-            unsafe { merge_plane(&phases, (h, w), (dh, dw), plane) };
-        });
-    let _ = n;
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::memory;
 use crate::shape::{check_positive, conv_out_len, ConvGeometry, Padding, PaddingMode, Pair};
 use crate::tensor::Tensor;
 use std::mem::MaybeUninit;
+use winograd_path::Phases;
 
 /// Parameters of [`conv2d`], with PyTorch's defaults (stride 1, padding 0,
 /// dilation 1, groups 1, zeros padding).
@@ -493,19 +494,14 @@ pub(crate) fn forward_geom(
         return separable_path::forward(g, input, &f, out);
     }
     if let Some(s) = winograd_split(g, Pass::Forward) {
-        return dilation_split::on_phases(
-            "conv2d",
-            g,
-            (input, g.c_in, (g.h, g.w)),
-            (out, g.c_out, (g.oh, g.ow)),
-            |xs, ys| forward_geom(&s, xs, weight, ys),
-        );
+        let view = crate::kernels::winograd::WeightView::forward(g.c_in);
+        return winograd_path::forward(&s, phases_of(g), input, weight, view, out);
     }
     match conv_algo(g, Pass::Forward) {
         ConvAlgo::Direct if direct_applies(g) => direct_path::forward(g, input, weight, out)?,
         ConvAlgo::Winograd if winograd_applies(g) => {
             let view = crate::kernels::winograd::WeightView::forward(g.c_in);
-            winograd_path::forward(g, input, weight, view, out)?
+            winograd_path::forward(g, Phases::NONE, input, weight, view, out)?
         }
         ConvAlgo::ImplicitGemm if flat_path::applies(g) => {
             flat_path::forward(g, input, weight, None, out)?
@@ -535,14 +531,12 @@ pub(crate) fn backward_input_geom(
     ) {
         return separable_path::forward(&t, grad_output, &f.flipped(g.kh, g.kw), grad_input);
     }
-    if let Some(s) = winograd_split(g, Pass::InputGrad) {
-        return dilation_split::on_phases(
-            "conv2d_backward",
-            g,
-            (grad_output, g.c_out, (g.oh, g.ow)),
-            (grad_input, g.c_in, (g.h, g.w)),
-            |gys, gxs| backward_input_geom(&s, weight, gys, gxs),
-        );
+    if let Some(t) = winograd_split(g, Pass::InputGrad)
+        .and_then(|s| transposed(&s))
+        .filter(winograd_applies)
+    {
+        let view = crate::kernels::winograd::WeightView::input_grad(g.c_in);
+        return winograd_path::forward(&t, phases_of(g), grad_output, weight, view, grad_input);
     }
     // Stride-1 input gradients are forward convolutions of grad_output.
     let t = transposed(g);
@@ -553,7 +547,7 @@ pub(crate) fn backward_input_geom(
         }
         (ConvAlgo::Winograd, Some(t)) if winograd_applies(&t) => {
             let view = crate::kernels::winograd::WeightView::input_grad(g.c_in);
-            winograd_path::forward(&t, grad_output, weight, view, grad_input)?;
+            winograd_path::forward(&t, Phases::NONE, grad_output, weight, view, grad_input)?;
         }
         // The rest accumulate into a zeroed gradient.
         (ConvAlgo::Reference, _) => {
@@ -614,6 +608,12 @@ pub(crate) fn backward_weight_geom(
 fn winograd_split(g: &ConvGeometry, pass: Pass) -> Option<ConvGeometry> {
     let s = dilation_split::split(g)?;
     (conv_algo(&s, pass) == ConvAlgo::Winograd && winograd_applies(&s)).then_some(s)
+}
+
+/// The dilation of `g` as the phase layout its undilated phase layer
+/// reads and writes in place.
+fn phases_of(g: &ConvGeometry) -> Phases {
+    Phases { dh: g.dh, dw: g.dw }
 }
 
 /// The stride-1 convolution whose forward is `g`'s input gradient:

@@ -19,7 +19,7 @@ use crate::kernels::ukernel::{self, Init, Tile};
 use crate::kernels::winograd::{
     filter_panel, filter_xi_stride, grad_output_block, grad_output_scratch_len, input_block,
     input_scratch_len, output_block, output_scratch_len, tiles, transpose_tiles, weight_out,
-    WeightView,
+    Strides, WeightView,
 };
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -45,11 +45,47 @@ const POINT_FLOATS: usize = 1 << 15;
 /// each task instead of once per call (16 MiB).
 const SHARED_FILTER_FLOATS: usize = 4 << 20;
 
+/// How the images of a Winograd layer lie in its tensors: plainly, or as
+/// the phase images of a layer dilated by `(dh, dw)`. Image `i` of the
+/// undilated layer on phases is then phase `(r, s) = (p / dw, p % dw)`,
+/// `p = i % (dh * dw)`, of image `i / (dh * dw)`: its pixel `(y, x)` is
+/// pixel `(y * dh + r, x * dw + s)` of the dilated layer's tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Phases {
+    pub dh: usize,
+    pub dw: usize,
+}
+
+impl Phases {
+    /// Plain images.
+    pub const NONE: Phases = Phases { dh: 1, dw: 1 };
+
+    /// Offset of plane `(img, c)` of a tensor of `channels` channels whose
+    /// phase planes are `h x w`.
+    fn offset(self, img: usize, c: usize, channels: usize, (h, w): (usize, usize)) -> usize {
+        let k = self.dh * self.dw;
+        let (i, p) = (img / k, img % k);
+        ((i * channels + c) * h * self.dh + p / self.dw) * w * self.dw + p % self.dw
+    }
+
+    /// Pixel strides of a phase plane `w` wide.
+    fn strides(self, w: usize) -> Strides {
+        Strides {
+            row: self.dh * w * self.dw,
+            col: self.dw,
+        }
+    }
+}
+
 /// `out` (`[n, c_out, oh, ow]`, every element written) = the convolution
 /// `g` of `input` with `weight` seen through `view` (the forward weight, or
-/// the flipped one for an input gradient).
+/// the flipped one for an input gradient). With `phases` other than
+/// [`Phases::NONE`], `g` is the undilated layer on phase images and
+/// `input` and `out` are the dilated layer's tensors, read and written in
+/// place.
 pub fn forward(
     g: &ConvGeometry,
+    phases: Phases,
     input: &[f32],
     weight: &[f32],
     view: WeightView,
@@ -185,7 +221,18 @@ pub fn forward(
             let cs = (c0, (c0 + per).min(cin));
             // SAFETY: block blk's V holds 36 rows of cin * tbp floats, of
             // which these channels are written by this task alone.
-            unsafe { transform_input(g, input, (r0, r1), cs, tbp, dst.get().add(blk * vlen), sin) };
+            unsafe {
+                transform_input(
+                    g,
+                    phases,
+                    input,
+                    (r0, r1),
+                    cs,
+                    tbp,
+                    dst.get().add(blk * vlen),
+                    sin,
+                )
+            };
         };
         let take = || memory::Scratch::prechecked(in_len);
         if threads > 1 {
@@ -210,7 +257,7 @@ pub fn forward(
         OP,
         (vlen_task + mlen + ulen + in_len + out_len).saturating_mul(threads),
     )?;
-    let plane_out = g.oh * g.ow;
+    let out_strides = phases.strides(g.ow);
     let out_ptr = Shared(out.as_mut_ptr() as *mut f32);
     let (shared_u, panels, panel_at, b_off) = (&shared_u, &panels, &panel_at, &b_off);
     let shared_v = &shared_v;
@@ -223,7 +270,18 @@ pub fn forward(
             &shared_v[blk * vlen..][..vlen]
         } else {
             // SAFETY: v holds 36 rows of cin * tbp floats; the task owns it.
-            unsafe { transform_input(g, input, (r0, r1), (0, cin), tbp, v.as_mut_ptr(), sin) };
+            unsafe {
+                transform_input(
+                    g,
+                    phases,
+                    input,
+                    (r0, r1),
+                    (0, cin),
+                    tbp,
+                    v.as_mut_ptr(),
+                    sin,
+                )
+            };
             &v[..]
         };
         let group = &panels[p0..(p0 + per_group).min(panels.len())];
@@ -274,12 +332,24 @@ pub fn forward(
                 let plane = |img: usize| {
                     // SAFETY: plane (img, co) lies inside `out`; only this
                     // task writes its rows of tile rows [r0, r1).
-                    unsafe { out_ptr.get().add((img * cout + co) * plane_out) }
+                    unsafe {
+                        out_ptr
+                            .get()
+                            .add(phases.offset(img, co, cout, (g.oh, g.ow)))
+                    }
                 };
                 // SAFETY: M[xi][r] rows hold the block's tiles (rows * tbp
                 // apart); the planes are this task's to write.
                 unsafe {
-                    output_block(g, m[r * tbp..].as_ptr(), rows * tbp, (r0, r1), &plane, sout)
+                    output_block(
+                        g,
+                        m[r * tbp..].as_ptr(),
+                        rows * tbp,
+                        (r0, r1),
+                        &plane,
+                        out_strides,
+                        sout,
+                    )
                 };
             }
             return;
@@ -333,11 +403,25 @@ pub fn forward(
                 let plane = |img: usize| {
                     // SAFETY: plane (img, co) lies inside `out`; only this
                     // task writes its rows of tile rows [r0, r1).
-                    unsafe { out_ptr.get().add((img * cout + co) * plane_out) }
+                    unsafe {
+                        out_ptr
+                            .get()
+                            .add(phases.offset(img, co, cout, (g.oh, g.ow)))
+                    }
                 };
                 // SAFETY: M[xi][r] rows hold the block's tiles (pr*tbp
                 // apart); the planes are this task's to write.
-                unsafe { output_block(g, m[r * tbp..].as_ptr(), pr * tbp, (r0, r1), &plane, sout) };
+                unsafe {
+                    output_block(
+                        g,
+                        m[r * tbp..].as_ptr(),
+                        pr * tbp,
+                        (r0, r1),
+                        &plane,
+                        out_strides,
+                        sout,
+                    )
+                };
             }
         }
     };
@@ -429,6 +513,7 @@ fn blocking(g: &ConvGeometry, lanes: usize) -> (usize, bool) {
 /// `v` points at such a `V`; no one else writes those channels' floats.
 unsafe fn transform_input(
     g: &ConvGeometry,
+    phases: Phases,
     input: &[f32],
     rows: (usize, usize),
     (c0, c1): (usize, usize),
@@ -438,10 +523,11 @@ unsafe fn transform_input(
 ) {
     let cin = g.c_in;
     for c in c0..c1 {
-        let plane = |img: usize| input[(img * cin + c) * g.h * g.w..].as_ptr();
+        let plane = |img: usize| input[phases.offset(img, c, cin, (g.h, g.w))..].as_ptr();
+        let strides = phases.strides(g.w);
         // SAFETY: planes of channel c exist for every image of the block;
         // the caller gives V.
-        unsafe { input_block(g, &plane, rows, v.add(c * tbp), cin * tbp, sin) };
+        unsafe { input_block(g, &plane, strides, rows, v.add(c * tbp), cin * tbp, sin) };
     }
 }
 
@@ -546,6 +632,7 @@ pub fn backward_weight(
                 input_block(
                     g,
                     &plane,
+                    Strides::dense(g.w),
                     (r0, r1),
                     bufs.v[c * tbp..].as_mut_ptr(),
                     cin * tbp,
