@@ -601,6 +601,7 @@ pub fn grad_output_scratch_len(g: &ConvGeometry, rows: usize, lanes: usize) -> u
 unsafe fn grad_output_body<S: Simd>(
     g: &ConvGeometry,
     plane: &dyn Fn(usize) -> *const f32,
+    strides: Strides,
     (r0, r1): (usize, usize),
     y: *mut f32,
     xi_stride: usize,
@@ -613,7 +614,7 @@ unsafe fn grad_output_body<S: Simd>(
     let (rows, h) = scratch.split_at_mut(4 * wp);
     let (oh, ow) = (g.oh, g.ow);
     // SAFETY (whole body): `plane(img)` points at this channel's `[oh, ow]`
-    // grad_output plane (caller); the row buffers are inside `scratch`
+    // grad_output plane laid out by `strides` (caller); the row buffers are inside `scratch`
     // (sized by `grad_output_scratch_len`), `y` holds 36 rows of the
     // block's tiles rounded up to whole vectors, `xi_stride` apart.
     unsafe {
@@ -628,7 +629,7 @@ unsafe fn grad_output_body<S: Simd>(
                 row.fill(0.0);
                 let oy = 4 * ty + i;
                 if oy < oh {
-                    S::copy_n(gy.add(oy * ow), row.as_mut_ptr(), ow);
+                    gather_row::<S>(gy.add(oy * strides.row), strides.col, row.as_mut_ptr(), ow);
                 }
                 let mut tx = 0;
                 while tx < tw {
@@ -664,14 +665,15 @@ dispatch_simd! {
     /// The grad_output transform `A h A^T` of one output channel for tile
     /// rows `[r0, r1)`: `y[xi * xi_stride + t]` for the block's tiles (whole
     /// vectors; tiles past the plane's edge read zeros). `plane(img)` gives
-    /// the channel's `[oh, ow]` grad_output plane; `scratch` holds
-    /// [`grad_output_scratch_len`] floats.
+    /// the channel's `[oh, ow]` grad_output plane, pixels placed by
+    /// `strides`; `scratch` holds [`grad_output_scratch_len`] floats.
     ///
     /// # Safety
     /// As described.
     pub(crate) unsafe fn grad_output_block(
         g: &ConvGeometry,
         plane: &dyn Fn(usize) -> *const f32,
+        strides: Strides,
         rows: (usize, usize),
         y: *mut f32,
         xi_stride: usize,

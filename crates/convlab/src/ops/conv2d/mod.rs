@@ -571,16 +571,15 @@ pub(crate) fn backward_weight_geom(
     grad_output: &[f32],
     grad_weight: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
-    if let Some(s) = winograd_split(g, Pass::WeightGrad) {
-        let xs = dilation_split::to_phases(input, g.n, g.c_in, (g.h, g.w), (g.dh, g.dw))?;
-        let gys = dilation_split::to_phases(grad_output, g.n, g.c_out, (g.oh, g.ow), (g.dh, g.dw))?;
-        return backward_weight_geom(&s, &xs, &gys, grad_weight);
+    if let Some(s) = winograd_split(g, Pass::WeightGrad).filter(winograd_path::weight_grad_applies)
+    {
+        return winograd_path::backward_weight(&s, phases_of(g), input, grad_output, grad_weight);
     }
     // Every path but Winograd's (which writes each filter once) adds into
     // a zeroed gradient.
     match conv_algo(g, Pass::WeightGrad) {
         ConvAlgo::Winograd if winograd_applies(g) && winograd_path::weight_grad_applies(g) => {
-            winograd_path::backward_weight(g, input, grad_output, grad_weight)?
+            winograd_path::backward_weight(g, Phases::NONE, input, grad_output, grad_weight)?
         }
         algo => {
             let gw = memory::zero_fill(grad_weight);

@@ -562,6 +562,7 @@ struct GradBufs {
 /// the tile kernel, and `G^T S G` per filter at the end.
 pub fn backward_weight(
     g: &ConvGeometry,
+    phases: Phases,
     input: &[f32],
     grad_output: &[f32],
     grad_weight: &mut [MaybeUninit<f32>],
@@ -616,8 +617,6 @@ pub fn backward_weight(
         (vlen + vtlen + ylen + s_task + in_len + gy_len).saturating_mul(threads + 1),
     )?;
     let _ = total;
-    let plane_in = g.h * g.w;
-    let plane_out = g.oh * g.ow;
 
     // Transforms of one block: V^T [36][tiles][cinp] and Y [36][cout][tbp].
     let transform = |bufs: &mut GradBufs, blk: usize| -> usize {
@@ -625,14 +624,14 @@ pub fn backward_weight(
         let r1 = (r0 + block_rows).min(rows_total);
         let nt = (r1 - r0) * tw;
         for c in 0..cin {
-            let plane = |img: usize| input[(img * cin + c) * plane_in..].as_ptr();
+            let plane = |img: usize| input[phases.offset(img, c, cin, (g.h, g.w))..].as_ptr();
             // SAFETY: planes of channel c exist for every image; v holds 36
             // rows of cin * tbp.
             unsafe {
                 input_block(
                     g,
                     &plane,
-                    Strides::dense(g.w),
+                    phases.strides(g.w),
                     (r0, r1),
                     bufs.v[c * tbp..].as_mut_ptr(),
                     cin * tbp,
@@ -654,13 +653,15 @@ pub fn backward_weight(
             };
         }
         for co in 0..cout {
-            let plane = |img: usize| grad_output[(img * cout + co) * plane_out..].as_ptr();
+            let plane =
+                |img: usize| grad_output[phases.offset(img, co, cout, (g.oh, g.ow))..].as_ptr();
             // SAFETY: grad_output planes of channel co exist for every
             // image; y holds 36 rows of cout * tbp.
             unsafe {
                 grad_output_block(
                     g,
                     &plane,
+                    phases.strides(g.ow),
                     (r0, r1),
                     bufs.y[co * tbp..].as_mut_ptr(),
                     cout * tbp,
