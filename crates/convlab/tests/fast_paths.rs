@@ -609,3 +609,20 @@ fn pool_of_two() -> &'static rayon::ThreadPool {
             .expect("a two-thread pool")
     })
 }
+
+/// Winograd with filters too large to share (each task transforms its own
+/// panels a chunk of input channels at a time): resnet_3x3_512's 16 tiles
+/// of 7x7 images, and a block of 2 images over two panels' worth of
+/// channels.
+#[test]
+fn winograd_unshared_filters_match_reference() {
+    for (i, (n, c, side, cout)) in [(4, 384, 7, 384), (2, 448, 6, 272)].into_iter().enumerate() {
+        let seed = 80 + 4 * i as u64;
+        let (x, wt) = (
+            rand_tensor(&[n, c, side, side], seed),
+            rand_tensor(&[cout, c, 3, 3], seed + 1),
+        );
+        let p = Conv2dParams::new().padding(1);
+        forward_matches_reference((&x, &wt, None), &p, ConvAlgo::Winograd, &format!("{n}x{c}"));
+    }
+}
