@@ -134,6 +134,24 @@ unsafe fn scatter_row<S: Simd>(src: *const f32, dst: *mut f32, step: usize, n: u
     }
 }
 
+/// Zero `row[from..to]` in whole vectors, which may run on to the next
+/// vector boundary (never past `row`'s end): zeroing every padded row
+/// whole was a third of the Winograd input transform's stores.
+#[inline(always)]
+unsafe fn zero_span<S: Simd>(row: &mut [f32], from: usize, to: usize) {
+    let mut q = from;
+    while q < to {
+        if q + S::LANES <= row.len() {
+            // SAFETY: a whole vector inside `row`.
+            unsafe { S::store(row.as_mut_ptr().add(q), S::zero()) };
+            q += S::LANES;
+        } else {
+            row[q] = 0.0;
+            q += 1;
+        }
+    }
+}
+
 /// `B^T d` for six vectors.
 #[inline(always)]
 unsafe fn bt<S: Simd>(d: [S::V; 6]) -> [S::V; 6] {
@@ -355,6 +373,8 @@ unsafe fn input_body<S: Simd>(
     let (pr, tr) = rows.split_at_mut(6 * wp);
     let d = &mut rest[..36 * ldd];
     let (h, w) = (g.h, g.w);
+    // Row floats the vertical transform reads (whole vectors).
+    let need = (4 * tw + 2).next_multiple_of(lanes).min(wp);
     // SAFETY (whole body): `plane(img)` points at the image's `[h, w]`
     // plane laid out by `strides` (caller); every row slice below is inside `scratch` (sized by
     // `input_scratch_len`) or `v` (36 rows of at least `(r1 - r0) * tw`
@@ -377,15 +397,17 @@ unsafe fn input_body<S: Simd>(
                     }
                 }
             }
-            // pr[i][q] = x[4ty + i - pt][q - pl], zero outside.
+            // pr[i][q] = x[4ty + i - pt][q - pl], zero outside, for the
+            // q < need that the transform below reads.
             for i in 0..6 {
                 let row = &mut pr[i * wp..][..wp];
-                row.fill(0.0);
                 let Some(iy) = (4 * ty + i).checked_sub(g.pt).filter(|&iy| iy < h) else {
+                    zero_span::<S>(row, 0, need);
                     continue;
                 };
                 let lo = g.pl.min(wp);
                 let n = w.min(wp - lo);
+                zero_span::<S>(row, 0, lo);
                 // Vector copies: a `memcpy` call per row of a few dozen
                 // floats cost more than the copy (here and below).
                 gather_row::<S>(
@@ -394,6 +416,7 @@ unsafe fn input_body<S: Simd>(
                     row[lo..lo + n].as_mut_ptr(),
                     n,
                 );
+                zero_span::<S>(row, lo + n, need);
             }
             // tr[j] = B^T down the six rows, along x.
             let mut q = 0;
@@ -613,6 +636,8 @@ unsafe fn grad_output_body<S: Simd>(
     let ldh = (r1 - r0) * tw + 2 * lanes;
     let (rows, h) = scratch.split_at_mut(4 * wp);
     let (oh, ow) = (g.oh, g.ow);
+    // Row floats the tile split below reads.
+    let need = (4 * tw.next_multiple_of(lanes)).min(wp);
     // SAFETY (whole body): `plane(img)` points at this channel's `[oh, ow]`
     // grad_output plane laid out by `strides` (caller); the row buffers are inside `scratch`
     // (sized by `grad_output_scratch_len`), `y` holds 36 rows of the
@@ -626,10 +651,12 @@ unsafe fn grad_output_body<S: Simd>(
                 // The tile row's grad_output row, zero past the plane, split
                 // into its tiles' four columns.
                 let row = &mut rows[i * wp..][..wp];
-                row.fill(0.0);
                 let oy = 4 * ty + i;
                 if oy < oh {
                     gather_row::<S>(gy.add(oy * strides.row), strides.col, row.as_mut_ptr(), ow);
+                    zero_span::<S>(row, ow, need);
+                } else {
+                    zero_span::<S>(row, 0, need);
                 }
                 let mut tx = 0;
                 while tx < tw {
