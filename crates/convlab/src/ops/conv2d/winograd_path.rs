@@ -261,6 +261,36 @@ pub fn forward(
     let out_ptr = Shared(out.as_mut_ptr() as *mut f32);
     let (shared_u, panels, panel_at, b_off) = (&shared_u, &panels, &panel_at, &b_off);
     let shared_v = &shared_v;
+    // The output transform of output channels [c0, c0 + rows) for tile
+    // rows [r0, r1), from M[xi][r] rows of the block's tiles (rows * tbp
+    // floats apart).
+    let write_out = |m: &[f32], (c0, rows): (usize, usize), (r0, r1), sout: &mut [f32]| {
+        for r in 0..rows {
+            let co = c0 + r;
+            let plane = |img: usize| {
+                // SAFETY: plane (img, co) lies inside `out`; only this task
+                // writes its rows of tile rows [r0, r1).
+                unsafe {
+                    out_ptr
+                        .get()
+                        .add(phases.offset(img, co, cout, (g.oh, g.ow)))
+                }
+            };
+            // SAFETY: M holds 36 such rows for each r; the planes are this
+            // task's to write.
+            unsafe {
+                output_block(
+                    g,
+                    m[r * tbp..].as_ptr(),
+                    rows * tbp,
+                    (r0, r1),
+                    &plane,
+                    out_strides,
+                    sout,
+                )
+            };
+        }
+    };
     let run = |bufs: &mut TaskBufs, &(blk, p0): &(usize, usize)| {
         let TaskBufs { v, m, u, sin, sout } = bufs;
         let r0 = blk * block_rows;
@@ -327,31 +357,7 @@ pub fn forward(
                     }
                 }
             }
-            for r in 0..rows {
-                let co = g0 + r;
-                let plane = |img: usize| {
-                    // SAFETY: plane (img, co) lies inside `out`; only this
-                    // task writes its rows of tile rows [r0, r1).
-                    unsafe {
-                        out_ptr
-                            .get()
-                            .add(phases.offset(img, co, cout, (g.oh, g.ow)))
-                    }
-                };
-                // SAFETY: M[xi][r] rows hold the block's tiles (rows * tbp
-                // apart); the planes are this task's to write.
-                unsafe {
-                    output_block(
-                        g,
-                        m[r * tbp..].as_ptr(),
-                        rows * tbp,
-                        (r0, r1),
-                        &plane,
-                        out_strides,
-                        sout,
-                    )
-                };
-            }
+            write_out(m, (g0, rows), (r0, r1), sout);
             return;
         }
         for &(m0, pr) in group {
@@ -398,31 +404,7 @@ pub fn forward(
                 }
                 k0 = k1;
             }
-            for r in 0..pr {
-                let co = m0 + r;
-                let plane = |img: usize| {
-                    // SAFETY: plane (img, co) lies inside `out`; only this
-                    // task writes its rows of tile rows [r0, r1).
-                    unsafe {
-                        out_ptr
-                            .get()
-                            .add(phases.offset(img, co, cout, (g.oh, g.ow)))
-                    }
-                };
-                // SAFETY: M[xi][r] rows hold the block's tiles (pr*tbp
-                // apart); the planes are this task's to write.
-                unsafe {
-                    output_block(
-                        g,
-                        m[r * tbp..].as_ptr(),
-                        pr * tbp,
-                        (r0, r1),
-                        &plane,
-                        out_strides,
-                        sout,
-                    )
-                };
-            }
+            write_out(m, (m0, pr), (r0, r1), sout);
         }
     };
     // Pooled scratch (stale contents: every kernel writes before it reads).
