@@ -76,60 +76,79 @@ fn row_len(tw: usize, lanes: usize) -> usize {
 /// Where pixel `(y, x)` of a plane lies from the plane's pointer: at
 /// `y * row + x * col`. Dense planes have `col == 1`; a dilation phase
 /// read or written in place inside the dilated tensor has `col` equal to
-/// the dilation (see [`crate::ops`]'s dilated layers).
+/// the dilation. With `gap > 0` a row holds the two column phases of a
+/// row dilated by 2 side by side (`col` is then 1): pixels `x < half` are
+/// the even columns of the tensor's row, `half + gap + x` the odd ones and
+/// the `gap` between zeros (`half` is the row's width less the gap, over
+/// two).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Strides {
     pub row: usize,
     pub col: usize,
+    pub gap: usize,
 }
 
 impl Strides {
     /// A dense plane `w` floats wide.
     pub fn dense(w: usize) -> Strides {
-        Strides { row: w, col: 1 }
-    }
-}
-
-/// `dst[q] = src[q * step]` for `q < n`, reading no float past
-/// `src[(n - 1) * step]`: a dilation phase's row read in place.
-#[inline(always)]
-unsafe fn gather_row<S: Simd>(src: *const f32, step: usize, dst: *mut f32, n: usize) {
-    // SAFETY: the caller guarantees the n strided floats at src and n
-    // writable at dst; whole-vector reads stop a float short of the last.
-    unsafe {
-        match step {
-            1 => S::copy_n(src, dst, n),
-            2 => {
-                let mut q = 0;
-                while q < n {
-                    let k = S::LANES.min(n - q);
-                    S::store_n(dst.add(q), S::load_evens_n(src.add(2 * q), k), k);
-                    q += k;
-                }
-            }
-            _ => (0..n).for_each(|q| *dst.add(q) = *src.add(q * step)),
+        Strides {
+            row: w,
+            col: 1,
+            gap: 0,
         }
     }
 }
 
-/// `dst[q * step] = src[q]` for `q < n`, writing nothing else (the other
-/// phases' pixels between may belong to another thread).
+/// `dst[q]` = pixel `q` of a row laid out by `s` at `src`, for `q < n`
+/// (reading no float past the row's last).
 #[inline(always)]
-unsafe fn scatter_row<S: Simd>(src: *const f32, dst: *mut f32, step: usize, n: usize) {
-    // SAFETY: the caller guarantees n floats at src and the n strided
-    // floats at dst.
+unsafe fn gather_row<S: Simd>(src: *const f32, s: Strides, dst: *mut f32, n: usize) {
+    // SAFETY: the caller guarantees the row's floats at src and n writable
+    // at dst; the masked loads read 2k - 1 floats from their start.
     unsafe {
-        match step {
-            1 => S::copy_n(src, dst, n),
-            2 => {
-                let mut q = 0;
-                while q < n {
-                    let k = S::LANES.min(n - q);
-                    S::store_evens_n(dst.add(2 * q), S::load_n(src.add(q), k), k);
-                    q += k;
-                }
+        if s.gap > 0 {
+            let half = (n - s.gap) / 2;
+            let mut q = 0;
+            while q < half {
+                let k = S::LANES.min(half - q);
+                S::store_n(dst.add(q), S::load_evens_n(src.add(2 * q), k), k);
+                let odd = S::load_evens_n(src.add(2 * q + 1), k);
+                S::store_n(dst.add(half + s.gap + q), odd, k);
+                q += k;
             }
-            _ => (0..n).for_each(|q| *dst.add(q * step) = *src.add(q)),
+            (half..half + s.gap).for_each(|q| *dst.add(q) = 0.0);
+            return;
+        }
+        match s.col {
+            1 => S::copy_n(src, dst, n),
+            step => (0..n).for_each(|q| *dst.add(q) = *src.add(q * step)),
+        }
+    }
+}
+
+/// Pixel `q` of a row laid out by `s` at `dst` = `src[q]`, for `q < n`,
+/// writing nothing else (the other phases' pixels between may belong to
+/// another thread; a gap is not written).
+#[inline(always)]
+unsafe fn scatter_row<S: Simd>(src: *const f32, dst: *mut f32, s: Strides, n: usize) {
+    // SAFETY: the caller guarantees n floats at src and the row's pixels
+    // at dst.
+    unsafe {
+        if s.gap > 0 {
+            let half = (n - s.gap) / 2;
+            let mut q = 0;
+            while q < half {
+                let k = S::LANES.min(half - q);
+                S::store_evens_n(dst.add(2 * q), S::load_n(src.add(q), k), k);
+                let odd = S::load_n(src.add(half + s.gap + q), k);
+                S::store_evens_n(dst.add(2 * q + 1), odd, k);
+                q += k;
+            }
+            return;
+        }
+        match s.col {
+            1 => S::copy_n(src, dst, n),
+            step => (0..n).for_each(|q| *dst.add(q * step) = *src.add(q)),
         }
     }
 }
@@ -383,7 +402,7 @@ unsafe fn input_body<S: Simd>(
         for r in r0..r1 {
             let (img, ty) = (r / th, r % th);
             let x = plane(img);
-            if strides.col > 1 && r + 1 < r1 {
+            if (strides.col > 1 || strides.gap > 0) && r + 1 < r1 {
                 // Phase rows read in place are spread over a dilated
                 // plane: ask for the next tile row's four new rows now.
                 let (img, ty) = ((r + 1) / th, (r + 1) % th);
@@ -391,7 +410,7 @@ unsafe fn input_body<S: Simd>(
                 for i in 2..6 {
                     if let Some(iy) = (4 * ty + i).checked_sub(g.pt).filter(|&iy| iy < h) {
                         let row = x.wrapping_add(iy * strides.row);
-                        for q in (0..w * strides.col).step_by(16) {
+                        for q in (0..(w - strides.gap) * strides.col).step_by(16) {
                             S::prefetch(row.wrapping_add(q));
                         }
                     }
@@ -412,7 +431,7 @@ unsafe fn input_body<S: Simd>(
                 // floats cost more than the copy (here and below).
                 gather_row::<S>(
                     x.add(iy * strides.row),
-                    strides.col,
+                    strides,
                     row[lo..lo + n].as_mut_ptr(),
                     n,
                 );
@@ -538,7 +557,7 @@ unsafe fn output_body<S: Simd>(
                     );
                     tx += lanes;
                 }
-                scatter_row::<S>(row.as_ptr(), out.add(oy * strides.row), strides.col, ow);
+                scatter_row::<S>(row.as_ptr(), out.add(oy * strides.row), strides, ow);
             }
         }
     }
@@ -653,7 +672,7 @@ unsafe fn grad_output_body<S: Simd>(
                 let row = &mut rows[i * wp..][..wp];
                 let oy = 4 * ty + i;
                 if oy < oh {
-                    gather_row::<S>(gy.add(oy * strides.row), strides.col, row.as_mut_ptr(), ow);
+                    gather_row::<S>(gy.add(oy * strides.row), strides, row.as_mut_ptr(), ow);
                     zero_span::<S>(row, ow, need);
                 } else {
                     zero_span::<S>(row, 0, need);
@@ -841,10 +860,10 @@ mod tests {
     use super::*;
 
     dispatch_simd! {
-        unsafe fn gather(src: *const f32, step: usize, dst: *mut f32, n: usize) => gather_row
+        unsafe fn gather(src: *const f32, s: Strides, dst: *mut f32, n: usize) => gather_row
     }
     dispatch_simd! {
-        unsafe fn scatter(src: *const f32, dst: *mut f32, step: usize, n: usize) => scatter_row
+        unsafe fn scatter(src: *const f32, dst: *mut f32, s: Strides, n: usize) => scatter_row
     }
 
     /// Phase rows read and written in place: every strided float, and no
@@ -857,7 +876,12 @@ mod tests {
                 let src: Vec<f32> = (0..len).map(|i| i as f32).collect();
                 let mut dst = vec![f32::NAN; n + 20];
                 // SAFETY: src holds the n strided floats, dst n floats.
-                unsafe { gather(src.as_ptr(), step, dst.as_mut_ptr(), n) };
+                let st = Strides {
+                    row: 0,
+                    col: step,
+                    gap: 0,
+                };
+                unsafe { gather(src.as_ptr(), st, dst.as_mut_ptr(), n) };
                 for (q, &x) in dst.iter().enumerate() {
                     if q < n {
                         assert_eq!(x, (q * step) as f32, "gather step {step} n {n} at {q}");
@@ -868,7 +892,7 @@ mod tests {
                 let vals: Vec<f32> = (0..n).map(|q| q as f32 + 0.5).collect();
                 let mut row = vec![f32::NAN; len + 40];
                 // SAFETY: vals holds n floats, row the n strided ones.
-                unsafe { scatter(vals.as_ptr(), row.as_mut_ptr(), step, n) };
+                unsafe { scatter(vals.as_ptr(), row.as_mut_ptr(), st, n) };
                 for (i, &x) in row.iter().enumerate() {
                     if i % step == 0 && i / step < n {
                         assert_eq!(
@@ -878,6 +902,50 @@ mod tests {
                         );
                     } else {
                         assert!(x.is_nan(), "scatter step {step} n {n} wrote {i}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows holding two column phases side by side: the even floats of
+    /// the row, the gap zeroed, the odd floats; written back, every float
+    /// of the row and nothing past it.
+    #[test]
+    fn phase_pair_rows_round_trip() {
+        for half in 1..=40 {
+            for gap in [1, 2, 4, 7] {
+                let n = 2 * half + gap;
+                let st = Strides {
+                    row: 0,
+                    col: 1,
+                    gap,
+                };
+                let src: Vec<f32> = (0..2 * half).map(|i| i as f32).collect();
+                let mut dst = vec![f32::NAN; n + 20];
+                // SAFETY: src holds the row's 2 * half floats, dst n.
+                unsafe { gather(src.as_ptr(), st, dst.as_mut_ptr(), n) };
+                for (q, &x) in dst.iter().enumerate() {
+                    let want = if q < half {
+                        (2 * q) as f32
+                    } else if q < half + gap {
+                        0.0
+                    } else if q < n {
+                        (2 * (q - half - gap) + 1) as f32
+                    } else {
+                        assert!(x.is_nan(), "gather half {half} gap {gap} wrote {q}");
+                        continue;
+                    };
+                    assert_eq!(x, want, "gather half {half} gap {gap} at {q}");
+                }
+                let mut row = vec![f32::NAN; 2 * half + 40];
+                // SAFETY: dst holds n floats, row the 2 * half pixels.
+                unsafe { scatter(dst.as_ptr(), row.as_mut_ptr(), st, n) };
+                for (i, &x) in row.iter().enumerate() {
+                    if i < 2 * half {
+                        assert_eq!(x, i as f32, "scatter half {half} gap {gap} at {i}");
+                    } else {
+                        assert!(x.is_nan(), "scatter half {half} gap {gap} wrote {i}");
                     }
                 }
             }

@@ -571,14 +571,17 @@ pub(crate) fn backward_weight_geom(
     grad_output: &[f32],
     grad_weight: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
-    if let Some(s) = winograd_split(g, Pass::WeightGrad).filter(winograd_path::weight_grad_applies)
+    if let Some(s) = winograd_split(g, Pass::WeightGrad)
+        .filter(|s| winograd_path::weight_grad_applies(s, phases_of(g)))
     {
         return winograd_path::backward_weight(&s, phases_of(g), input, grad_output, grad_weight);
     }
     // Every path but Winograd's (which writes each filter once) adds into
     // a zeroed gradient.
     match conv_algo(g, Pass::WeightGrad) {
-        ConvAlgo::Winograd if winograd_applies(g) && winograd_path::weight_grad_applies(g) => {
+        ConvAlgo::Winograd
+            if winograd_applies(g) && winograd_path::weight_grad_applies(g, Phases::NONE) =>
+        {
             winograd_path::backward_weight(g, Phases::NONE, input, grad_output, grad_weight)?
         }
         algo => {

@@ -59,20 +59,99 @@ pub struct Phases {
 impl Phases {
     /// Plain images.
     pub const NONE: Phases = Phases { dh: 1, dw: 1 };
+}
 
-    /// Offset of plane `(img, c)` of a tensor of `channels` channels whose
-    /// phase planes are `h x w`.
-    fn offset(self, img: usize, c: usize, channels: usize, (h, w): (usize, usize)) -> usize {
-        let k = self.dh * self.dw;
-        let (i, p) = (img / k, img % k);
-        ((i * channels + c) * h * self.dh + p / self.dw) * w * self.dw + p % self.dw
+/// Where the images of the geometry a kernel runs on lie in the tensors.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    /// Phase images per tensor image (`dh * dw`, or `dh` with pairs).
+    per_image: usize,
+    dh: usize,
+    dw: usize,
+    /// Column phases side by side in one image (dilation 2 across).
+    pair: bool,
+    /// Widths of the tensors' rows, input and output.
+    in_w: usize,
+    out_w: usize,
+    /// Zero columns between the two phases of a pair, input and output.
+    in_gap: usize,
+    out_gap: usize,
+}
+
+/// The geometry to run for the layer `g` laid out by `phases`, and where
+/// its images lie. A dilation of 2 across runs each row's two column
+/// phases side by side as one image, `off` columns apart (whole tiles,
+/// with room for both phases' padding between): resnet-like 28-pixel
+/// phase rows then fill 15 of a vector's 16 tile lanes in the transforms'
+/// column splits instead of 7, and each row is read and written once.
+fn layout(g: &ConvGeometry, phases: Phases) -> (ConvGeometry, Layout) {
+    let (dh, dw) = (phases.dh, phases.dw);
+    let plain = Layout {
+        per_image: dh * dw,
+        dh,
+        dw,
+        pair: false,
+        in_w: g.w * dw,
+        out_w: g.ow * dw,
+        in_gap: 0,
+        out_gap: 0,
+    };
+    if dw != 2 || g.kw != 3 || g.sw != 1 || g.dw != 1 {
+        return (*g, plain);
+    }
+    // Right padding of the phase layer: ow = w + pl + pr - 2.
+    let pr = (g.ow + 2).saturating_sub(g.w + g.pl);
+    let off = (g.w + g.pl).max(g.w + pr).max(g.ow).next_multiple_of(4);
+    let pg = ConvGeometry {
+        n: g.n / 2,
+        w: off + g.w,
+        ow: off + g.ow,
+        ..*g
+    };
+    let pair = Layout {
+        per_image: dh,
+        pair: true,
+        in_gap: off - g.w,
+        out_gap: off - g.ow,
+        ..plain
+    };
+    (pg, pair)
+}
+
+impl Layout {
+    /// Offset of plane `(img, c)` of a tensor of `channels` channels and
+    /// rows `w` wide whose phase planes are `h` rows high.
+    fn offset(self, img: usize, c: usize, channels: usize, h: usize, w: usize) -> usize {
+        let (i, p) = (img / self.per_image, img % self.per_image);
+        let (r, s) = if self.pair {
+            (p, 0)
+        } else {
+            (p / self.dw, p % self.dw)
+        };
+        ((i * channels + c) * h * self.dh + r) * w + s
     }
 
-    /// Pixel strides of a phase plane `w` wide.
-    fn strides(self, w: usize) -> Strides {
+    /// Input plane `(img, c)` of `channels` channels and its strides.
+    fn input(self, img: usize, c: usize, channels: usize, h: usize) -> (usize, Strides) {
+        (
+            self.offset(img, c, channels, h, self.in_w),
+            self.strides(self.in_w, self.in_gap),
+        )
+    }
+
+    /// Output plane `(img, c)` of `channels` channels and its strides.
+    fn output(self, img: usize, c: usize, channels: usize, h: usize) -> (usize, Strides) {
+        (
+            self.offset(img, c, channels, h, self.out_w),
+            self.strides(self.out_w, self.out_gap),
+        )
+    }
+
+    fn strides(self, w: usize, gap: usize) -> Strides {
         Strides {
-            row: self.dh * w * self.dw,
-            col: self.dw,
+            row: self.dh * w,
+            col: if self.pair { 1 } else { self.dw },
+            gap,
         }
     }
 }
@@ -92,6 +171,8 @@ pub fn forward(
     out: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
     const OP: &str = "conv2d";
+    let (g, lay) = layout(g, phases);
+    let g = &g;
     let (cin, cout) = (g.c_in, g.c_out);
     let (th, tw, _) = tiles(g);
     let lanes = ukernel::menu().lanes;
@@ -224,7 +305,7 @@ pub fn forward(
             unsafe {
                 transform_input(
                     g,
-                    phases,
+                    lay,
                     input,
                     (r0, r1),
                     cs,
@@ -257,7 +338,6 @@ pub fn forward(
         OP,
         (vlen_task + mlen + ulen + in_len + out_len).saturating_mul(threads),
     )?;
-    let out_strides = phases.strides(g.ow);
     let out_ptr = Shared(out.as_mut_ptr() as *mut f32);
     let (shared_u, panels, panel_at, b_off) = (&shared_u, &panels, &panel_at, &b_off);
     let shared_v = &shared_v;
@@ -270,12 +350,9 @@ pub fn forward(
             let plane = |img: usize| {
                 // SAFETY: plane (img, co) lies inside `out`; only this task
                 // writes its rows of tile rows [r0, r1).
-                unsafe {
-                    out_ptr
-                        .get()
-                        .add(phases.offset(img, co, cout, (g.oh, g.ow)))
-                }
+                unsafe { out_ptr.get().add(lay.output(img, co, cout, g.oh).0) }
             };
+            let out_strides = lay.output(0, co, cout, g.oh).1;
             // SAFETY: M holds 36 such rows for each r; the planes are this
             // task's to write.
             unsafe {
@@ -300,18 +377,7 @@ pub fn forward(
             &shared_v[blk * vlen..][..vlen]
         } else {
             // SAFETY: v holds 36 rows of cin * tbp floats; the task owns it.
-            unsafe {
-                transform_input(
-                    g,
-                    phases,
-                    input,
-                    (r0, r1),
-                    (0, cin),
-                    tbp,
-                    v.as_mut_ptr(),
-                    sin,
-                )
-            };
+            unsafe { transform_input(g, lay, input, (r0, r1), (0, cin), tbp, v.as_mut_ptr(), sin) };
             &v[..]
         };
         let group = &panels[p0..(p0 + per_group).min(panels.len())];
@@ -495,7 +561,7 @@ fn blocking(g: &ConvGeometry, lanes: usize) -> (usize, bool) {
 /// `v` points at such a `V`; no one else writes those channels' floats.
 unsafe fn transform_input(
     g: &ConvGeometry,
-    phases: Phases,
+    lay: Layout,
     input: &[f32],
     rows: (usize, usize),
     (c0, c1): (usize, usize),
@@ -505,8 +571,8 @@ unsafe fn transform_input(
 ) {
     let cin = g.c_in;
     for c in c0..c1 {
-        let plane = |img: usize| input[phases.offset(img, c, cin, (g.h, g.w))..].as_ptr();
-        let strides = phases.strides(g.w);
+        let strides = lay.input(0, c, cin, g.h).1;
+        let plane = |img: usize| input[lay.input(img, c, cin, g.h).0..].as_ptr();
         // SAFETY: planes of channel c exist for every image of the block;
         // the caller gives V.
         unsafe { input_block(g, &plane, strides, rows, v.add(c * tbp), cin * tbp, sin) };
@@ -519,11 +585,12 @@ unsafe fn transform_input(
 /// output channels.
 const SHARED_S_FLOATS: usize = 1 << 20;
 
-/// Whether [`backward_weight`] handles `g`: a shape where either its
+/// Whether [`backward_weight`] handles `g` laid out by `phases`: a shape where either its
 /// per-thread accumulators or its one block of all tiles stay small.
-pub fn weight_grad_applies(g: &ConvGeometry) -> bool {
+pub fn weight_grad_applies(g: &ConvGeometry, phases: Phases) -> bool {
+    let (g, _) = layout(g, phases);
     let lanes = ukernel::menu().lanes;
-    let (_, _, total) = tiles(g);
+    let (_, _, total) = tiles(&g);
     let s = 36 * g.c_out * g.c_in.next_multiple_of(lanes);
     let all = 36 * total.next_multiple_of(lanes) * (g.c_in.next_multiple_of(lanes) + g.c_out);
     s <= SHARED_S_FLOATS || all <= 4 * SHARED_S_FLOATS
@@ -551,6 +618,8 @@ pub fn backward_weight(
 ) -> Result<()> {
     // Each filter's gradient is finished (written) exactly once below.
     const OP: &str = "conv2d_backward";
+    let (g, lay) = layout(g, phases);
+    let g = &g;
     let (cin, cout) = (g.c_in, g.c_out);
     let (th, tw, total) = tiles(g);
     let lanes = ukernel::menu().lanes;
@@ -606,14 +675,14 @@ pub fn backward_weight(
         let r1 = (r0 + block_rows).min(rows_total);
         let nt = (r1 - r0) * tw;
         for c in 0..cin {
-            let plane = |img: usize| input[phases.offset(img, c, cin, (g.h, g.w))..].as_ptr();
+            let plane = |img: usize| input[lay.input(img, c, cin, g.h).0..].as_ptr();
             // SAFETY: planes of channel c exist for every image; v holds 36
             // rows of cin * tbp.
             unsafe {
                 input_block(
                     g,
                     &plane,
-                    phases.strides(g.w),
+                    lay.input(0, c, cin, g.h).1,
                     (r0, r1),
                     bufs.v[c * tbp..].as_mut_ptr(),
                     cin * tbp,
@@ -635,15 +704,14 @@ pub fn backward_weight(
             };
         }
         for co in 0..cout {
-            let plane =
-                |img: usize| grad_output[phases.offset(img, co, cout, (g.oh, g.ow))..].as_ptr();
+            let plane = |img: usize| grad_output[lay.output(img, co, cout, g.oh).0..].as_ptr();
             // SAFETY: grad_output planes of channel co exist for every
             // image; y holds 36 rows of cout * tbp.
             unsafe {
                 grad_output_block(
                     g,
                     &plane,
-                    phases.strides(g.ow),
+                    lay.output(0, co, cout, g.oh).1,
                     (r0, r1),
                     bufs.y[co * tbp..].as_mut_ptr(),
                     cout * tbp,
