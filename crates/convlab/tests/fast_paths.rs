@@ -311,11 +311,17 @@ fn forward_matches_reference(
 /// filters); two blocks sharing one transformed filter.
 #[test]
 fn winograd_point_major_matches_reference() {
-    for (i, (n, c, side, cout)) in [(1, 200, 28, 40), (8, 256, 14, 100), (12, 256, 14, 100)]
-        .into_iter()
-        .enumerate()
-    {
-        let seed = 60 + 4 * i as u64;
+    winograd_layers_match_reference(
+        &[(1, 200, 28, 40), (8, 256, 14, 100), (12, 256, 14, 100)],
+        60,
+    );
+}
+
+/// Forced-Winograd 3x3 layers (padding 1) of shapes `(n, c_in, side,
+/// c_out)` against the reference loop, seeds from `seed`.
+fn winograd_layers_match_reference(shapes: &[(usize, usize, usize, usize)], seed: u64) {
+    for (i, &(n, c, side, cout)) in shapes.iter().enumerate() {
+        let seed = seed + 4 * i as u64;
         let (x, wt) = (
             rand_tensor(&[n, c, side, side], seed),
             rand_tensor(&[cout, c, 3, 3], seed + 1),
@@ -616,13 +622,5 @@ fn pool_of_two() -> &'static rayon::ThreadPool {
 /// channels.
 #[test]
 fn winograd_unshared_filters_match_reference() {
-    for (i, (n, c, side, cout)) in [(4, 384, 7, 384), (2, 448, 6, 272)].into_iter().enumerate() {
-        let seed = 80 + 4 * i as u64;
-        let (x, wt) = (
-            rand_tensor(&[n, c, side, side], seed),
-            rand_tensor(&[cout, c, 3, 3], seed + 1),
-        );
-        let p = Conv2dParams::new().padding(1);
-        forward_matches_reference((&x, &wt, None), &p, ConvAlgo::Winograd, &format!("{n}x{c}"));
-    }
+    winograd_layers_match_reference(&[(4, 384, 7, 384), (2, 448, 6, 272)], 80);
 }

@@ -395,9 +395,10 @@ unsafe fn input_body<S: Simd>(
     // Row floats the vertical transform reads (whole vectors).
     let need = (4 * tw + 2).next_multiple_of(lanes).min(wp);
     // SAFETY (whole body): `plane(img)` points at the image's `[h, w]`
-    // plane laid out by `strides` (caller); every row slice below is inside `scratch` (sized by
-    // `input_scratch_len`) or `v` (36 rows of at least `(r1 - r0) * tw`
-    // rounded up to whole vectors, `xi_stride` apart).
+    // plane laid out by `strides` (caller); every row slice below is
+    // inside `scratch` (sized by `input_scratch_len`) or `v` (36 rows of
+    // at least `(r1 - r0) * tw` rounded up to whole vectors, `xi_stride`
+    // apart).
     unsafe {
         for r in r0..r1 {
             let (img, ty) = (r / th, r % th);
@@ -658,9 +659,10 @@ unsafe fn grad_output_body<S: Simd>(
     // Row floats the tile split below reads.
     let need = (4 * tw.next_multiple_of(lanes)).min(wp);
     // SAFETY (whole body): `plane(img)` points at this channel's `[oh, ow]`
-    // grad_output plane laid out by `strides` (caller); the row buffers are inside `scratch`
-    // (sized by `grad_output_scratch_len`), `y` holds 36 rows of the
-    // block's tiles rounded up to whole vectors, `xi_stride` apart.
+    // grad_output plane laid out by `strides` (caller); the row buffers
+    // are inside `scratch` (sized by `grad_output_scratch_len`), `y` holds
+    // 36 rows of the block's tiles rounded up to whole vectors,
+    // `xi_stride` apart.
     unsafe {
         for r in r0..r1 {
             let (img, ty) = (r / th, r % th);
