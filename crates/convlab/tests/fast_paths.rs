@@ -624,3 +624,42 @@ fn pool_of_two() -> &'static rayon::ThreadPool {
 fn winograd_unshared_filters_match_reference() {
     winograd_layers_match_reference(&[(4, 384, 7, 384), (2, 448, 6, 272)], 80);
 }
+
+/// Stride-2 forwards on Winograd F(3x3, 4x4) over the input's phases,
+/// forced, against the reference loop from the calling thread and from two
+/// threads: the stem's 7x7 kernel (padding 3: four taps per phase) on odd
+/// and even planes, blocks of several tile rows and one cut short, panels
+/// of output channels with a narrow last one; an 8x8 kernel with padding 4
+/// and a 6x5 one with asymmetric padding (phase kernels of 3 taps, padded
+/// to 4); and an output of 8 MiB or more, stored around the caches.
+#[test]
+fn winograd_stride_two_matches_reference() {
+    // (n, c_in, h, w, c_out, kernel, padding)
+    type Layer = (
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        (usize, usize),
+        [usize; 4],
+    );
+    let shapes: [Layer; 5] = [
+        (2, 3, 45, 37, 20, (7, 7), [3, 3, 3, 3]),
+        (1, 5, 64, 70, 33, (7, 7), [3, 3, 3, 3]),
+        (3, 2, 30, 29, 16, (8, 8), [4, 4, 4, 4]),
+        (2, 4, 23, 31, 17, (6, 5), [2, 1, 3, 0]),
+        (2, 3, 512, 512, 32, (7, 7), [3, 3, 3, 3]),
+    ];
+    for (i, &(n, c, h, w, cout, (kh, kw), pads)) in shapes.iter().enumerate() {
+        let seed = 90 + 3 * i as u64;
+        let (x, wt, b) = (
+            rand_tensor(&[n, c, h, w], seed),
+            rand_tensor(&[cout, c, kh, kw], seed + 1),
+            rand_tensor(&[cout], seed + 2),
+        );
+        let p = Conv2dParams::new().stride(2).padding(pads);
+        let what = format!("{n}x{c}x{h}x{w} -> {cout}, {kh}x{kw} {pads:?}");
+        forward_matches_reference((&x, &wt, Some(&b)), &p, ConvAlgo::Winograd, &what);
+    }
+}

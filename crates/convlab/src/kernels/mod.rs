@@ -15,3 +15,4 @@ pub mod separable;
 pub(crate) mod simd;
 pub(crate) mod ukernel;
 pub mod winograd;
+pub mod winograd_s2;

@@ -198,6 +198,36 @@ pub(crate) trait Simd: Copy + 'static {
         }
     }
 
+    /// The six overlapping columns of stride-3 windows (Winograd F(3x3,
+    /// 4x4) input tiles of a row): `dst[k][l] = src[3*l + k]` for `k < 6`,
+    /// reading `3 * LANES + 3` floats.
+    #[inline(always)]
+    unsafe fn deinterleave3_6(src: *const f32, dst: [*mut f32; 6]) {
+        // SAFETY: the caller guarantees the floats read and LANES writable
+        // at each dst.
+        unsafe {
+            for (k, d) in dst.iter().enumerate() {
+                for l in 0..Self::LANES {
+                    *d.add(l) = *src.add(3 * l + k);
+                }
+            }
+        }
+    }
+
+    /// `dst[3*l + r] = src[r][l]` for `r < 3`: a row of 3-wide output tiles.
+    #[inline(always)]
+    unsafe fn interleave3(src: [*const f32; 3], dst: *mut f32) {
+        // SAFETY: LANES readable floats at each src, 3 * LANES writable at
+        // dst (caller).
+        unsafe {
+            for l in 0..Self::LANES {
+                for (r, s) in src.iter().enumerate() {
+                    *dst.add(3 * l + r) = *s.add(l);
+                }
+            }
+        }
+    }
+
     /// The inverse of [`Simd::deinterleave4`]: `dst[4*l + r] = src[r][l]`.
     #[inline(always)]
     unsafe fn interleave4(src: [*const f32; 4], dst: *mut f32) {
@@ -427,6 +457,60 @@ impl Simd for Avx512 {
                 let next = _mm512_castps_si512(_mm512_set1_ps(*src.add(64 + k)));
                 let shifted = _mm512_alignr_epi32::<1>(next, col);
                 _mm512_storeu_ps(dst[4 + k], _mm512_castsi512_ps(shifted));
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn deinterleave3_6(src: *const f32, dst: [*mut f32; 6]) {
+        // Column k < 3, lane l reads float 3l + k: a two-source permute
+        // over the first 32 floats, and for lanes past them a masked
+        // permute of the third vector (same indices, taken mod 16).
+        // Columns 3..6 are columns 0..3 one window on: a lane shift.
+        // SAFETY: 51 readable floats at src, 16 writable at each dst.
+        unsafe {
+            let (a, b, c) = (
+                _mm512_loadu_ps(src),
+                _mm512_loadu_ps(src.add(16)),
+                _mm512_loadu_ps(src.add(32)),
+            );
+            let base =
+                _mm512_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33, 36, 39, 42, 45);
+            let past: [__mmask16; 3] = [0xF800, 0xF800, 0xFC00];
+            for (k, &mask) in past.iter().enumerate() {
+                let idx = _mm512_add_epi32(base, _mm512_set1_epi32(k as i32));
+                let col =
+                    _mm512_mask_permutexvar_ps(_mm512_permutex2var_ps(a, idx, b), mask, idx, c);
+                _mm512_storeu_ps(dst[k], col);
+                let next = _mm512_castps_si512(_mm512_set1_ps(*src.add(48 + k)));
+                let shifted = _mm512_alignr_epi32::<1>(next, _mm512_castps_si512(col));
+                _mm512_storeu_ps(dst[3 + k], _mm512_castsi512_ps(shifted));
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn interleave3(src: [*const f32; 3], dst: *mut f32) {
+        // Output vector q, lane i holds float 16q + i = 3l + r: lane l of
+        // source r. Sources 0 and 1 through a two-source permute, source
+        // 2's lanes (r == 2) through a masked one-source permute.
+        // SAFETY: 16 readable floats at each src, 48 writable at dst.
+        unsafe {
+            let (a, b, c) = (
+                _mm512_loadu_ps(src[0]),
+                _mm512_loadu_ps(src[1]),
+                _mm512_loadu_ps(src[2]),
+            );
+            let idx = [
+                _mm512_setr_epi32(0, 16, 0, 1, 17, 1, 2, 18, 2, 3, 19, 3, 4, 20, 4, 5),
+                _mm512_setr_epi32(21, 5, 6, 22, 6, 7, 23, 7, 8, 24, 8, 9, 25, 9, 10, 26),
+                _mm512_setr_epi32(
+                    10, 11, 27, 11, 12, 28, 12, 13, 29, 13, 14, 30, 14, 15, 31, 15,
+                ),
+            ];
+            let from_c: [__mmask16; 3] = [0x4924, 0x2492, 0x9249];
+            for q in 0..3 {
+                let ab = _mm512_permutex2var_ps(a, idx[q], b);
+                let v = _mm512_mask_permutexvar_ps(ab, from_c[q], idx[q], c);
+                _mm512_storeu_ps(dst.add(16 * q), v);
             }
         }
     }

@@ -157,7 +157,7 @@ unsafe fn scatter_row<S: Simd>(src: *const f32, dst: *mut f32, s: Strides, n: us
 /// vector boundary (never past `row`'s end): zeroing every padded row
 /// whole was a third of the Winograd input transform's stores.
 #[inline(always)]
-unsafe fn zero_span<S: Simd>(row: &mut [f32], from: usize, to: usize) {
+pub(super) unsafe fn zero_span<S: Simd>(row: &mut [f32], from: usize, to: usize) {
     let mut q = from;
     while q < to {
         if q + S::LANES <= row.len() {
@@ -173,7 +173,7 @@ unsafe fn zero_span<S: Simd>(row: &mut [f32], from: usize, to: usize) {
 
 /// `B^T d` for six vectors.
 #[inline(always)]
-unsafe fn bt<S: Simd>(d: [S::V; 6]) -> [S::V; 6] {
+pub(super) unsafe fn bt<S: Simd>(d: [S::V; 6]) -> [S::V; 6] {
     // SAFETY: arithmetic only, under the caller's target features.
     unsafe {
         let (four, five) = (S::splat(4.0), S::splat(5.0));
@@ -614,7 +614,7 @@ unsafe fn a6<S: Simd>(h: [S::V; 4]) -> [S::V; 6] {
 
 /// `G^T s` for six vectors: three outputs.
 #[inline(always)]
-unsafe fn gt3<S: Simd>(s: [S::V; 6]) -> [S::V; 3] {
+pub(super) unsafe fn gt3<S: Simd>(s: [S::V; 6]) -> [S::V; 3] {
     // SAFETY: arithmetic only, under the caller's target features.
     unsafe {
         let p12 = S::add(s[1], s[2]);

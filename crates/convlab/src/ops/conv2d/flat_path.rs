@@ -20,7 +20,7 @@ const PACK_FLOATS: usize = 12 << 20;
 /// Forward outputs from this many bytes are stored around the caches
 /// (8 MiB: four times this machine's L2, so the lines would be evicted
 /// unread anyway).
-const STREAM_MIN_BYTES: usize = 8 << 20;
+pub(super) const STREAM_MIN_BYTES: usize = 8 << 20;
 
 /// Whether the flat kernels handle `g`: every non-empty geometry.
 pub fn applies(g: &ConvGeometry) -> bool {

@@ -503,6 +503,9 @@ pub(crate) fn forward_geom(
             let view = crate::kernels::winograd::WeightView::forward(g.c_in);
             winograd_path::forward(g, Phases::NONE, input, weight, view, out)?
         }
+        ConvAlgo::Winograd if crate::kernels::winograd_s2::applies(g) => {
+            winograd_s2_path::forward(g, input, weight, out)?
+        }
         ConvAlgo::ImplicitGemm if flat_path::applies(g) => {
             flat_path::forward(g, input, weight, None, out)?
         }
@@ -960,6 +963,7 @@ pub(crate) mod fft_path {
 }
 
 mod winograd_path;
+mod winograd_s2_path;
 
 /// im2col + GEMM over bands of output rows sized so the column buffers stay
 /// under [`im2col_path::SCRATCH_FLOATS`] in all. Images x groups are split
