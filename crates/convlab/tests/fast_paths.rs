@@ -625,13 +625,15 @@ fn winograd_unshared_filters_match_reference() {
     winograd_layers_match_reference(&[(4, 384, 7, 384), (2, 448, 6, 272)], 80);
 }
 
-/// Stride-2 forwards on Winograd F(3x3, 4x4) over the input's phases,
-/// forced, against the reference loop from the calling thread and from two
-/// threads: the stem's 7x7 kernel (padding 3: four taps per phase) on odd
-/// and even planes, blocks of several tile rows and one cut short, panels
-/// of output channels with a narrow last one; an 8x8 kernel with padding 4
-/// and a 6x5 one with asymmetric padding (phase kernels of 3 taps, padded
-/// to 4); and an output of 8 MiB or more, stored around the caches.
+/// Stride-2 forwards on Winograd over the input's phases, forced, against
+/// the reference loop from the calling thread and from two threads.
+/// F(3x3, 4x4): the stem's 7x7 kernel (padding 3: four taps per phase) on
+/// odd and even planes, blocks of several tile rows and one cut short,
+/// panels of output channels with a narrow last one; an 8x8 kernel with
+/// padding 4 and a 6x5 one with asymmetric padding (phase kernels of 3
+/// taps, padded to 4); an output of 8 MiB or more, stored around the
+/// caches. F(4x4, 2x2): 3x3 and 4x4 kernels, panel-major (few channels) and
+/// point-major (64 reduction channels and more) over several blocks.
 #[test]
 fn winograd_stride_two_matches_reference() {
     // (n, c_in, h, w, c_out, kernel, padding)
@@ -644,12 +646,16 @@ fn winograd_stride_two_matches_reference() {
         (usize, usize),
         [usize; 4],
     );
-    let shapes: [Layer; 5] = [
+    let shapes: [Layer; 9] = [
         (2, 3, 45, 37, 20, (7, 7), [3, 3, 3, 3]),
         (1, 5, 64, 70, 33, (7, 7), [3, 3, 3, 3]),
         (3, 2, 30, 29, 16, (8, 8), [4, 4, 4, 4]),
         (2, 4, 23, 31, 17, (6, 5), [2, 1, 3, 0]),
         (2, 3, 512, 512, 32, (7, 7), [3, 3, 3, 3]),
+        (2, 3, 33, 35, 21, (3, 3), [1, 1, 1, 1]),
+        (3, 16, 30, 28, 40, (3, 3), [1, 1, 1, 1]),
+        (2, 32, 57, 56, 24, (3, 3), [0, 1, 1, 0]),
+        (1, 20, 26, 22, 18, (4, 4), [2, 2, 2, 2]),
     ];
     for (i, &(n, c, h, w, cout, (kh, kw), pads)) in shapes.iter().enumerate() {
         let seed = 90 + 3 * i as u64;

@@ -50,10 +50,10 @@ pub enum ConvAlgo {
     Direct,
     /// Winograd F(4x4, 3x3) (3x3, stride 1, dilation 1, one group): the
     /// forward pass, the input gradient (the same transform on the flipped,
-    /// transposed weight) and the weight gradient (F(3x3, 4x4)); and
-    /// F(3x3, 4x4) on the four phases of stride-2 forwards whose phase
-    /// kernels are at most 4x4 (one group, dilation 1: 7x7 stems). Else
-    /// im2col.
+    /// transposed weight) and the weight gradient (F(3x3, 4x4)); and Winograd
+    /// on the four phases of stride-2 forwards (one group, dilation 1),
+    /// F(3x3, 4x4) for kernels up to 8x8 (7x7 stems) and F(4x4, 2x2) up
+    /// to 4x4. Else im2col.
     Winograd,
     /// 2-D real FFTs (stride 1, dilation 1, one group, spectra under the
     /// scratch cap; else im2col): all three passes.
@@ -222,9 +222,12 @@ fn choose(g: &ConvGeometry, pass: Pass) -> ConvAlgo {
     }
     // Stride-2 forwards whose phase kernels fill 4x4 (7x7 kernels, the
     // ResNet stem): Winograd F(3x3, 4x4) over the input's four phases, 64
-    // products per 9 outputs and phase channel where the kernel takes 49
-    // per output and input channel (stem, `convlab bench` best of 4: 6.07
-    // -> 5.19 ms at one thread, medians of 6 at two 4.32 -> 3.24).
+    // products per 9 outputs and input channel where the kernel takes 49
+    // per output (stem, `convlab bench` best of 4: 6.07 -> 5.19 ms at one
+    // thread, medians of 6 at two 4.32 -> 3.24). 3x3 stride-2 layers on
+    // F(4x4, 2x2) (100 products per 16 outputs against 144) measured
+    // slower than im2col (resnet_3x3_s2_128, one thread: 5.6 against 4.0
+    // ms) and are left to the rules below.
     if pass == Pass::Forward
         && crate::kernels::winograd_s2::applies(g)
         && crate::kernels::winograd_s2::phase_taps(g.kh, g.pt).1 == 4
