@@ -241,17 +241,28 @@ unsafe fn at5<S: Simd>(m: [S::V; 5]) -> [S::V; 4] {
     }
 }
 
+/// The first `M` of `N` vectors (the rest zero). A plain loop, inlined:
+/// `array::from_fn` closures carrying vectors were left out of line in
+/// other kernels, where the intrinsics then ran as calls.
+#[inline(always)]
+unsafe fn resize<S: Simd, const N: usize, const M: usize>(v: [S::V; N]) -> [S::V; M] {
+    // SAFETY: `zero` only, under the caller's target features.
+    let mut out = [unsafe { S::zero() }; M];
+    for (o, x) in out.iter_mut().zip(v) {
+        *o = x;
+    }
+    out
+}
+
 /// `B^T d` for `A` (5 or 6) vectors.
 #[inline(always)]
 unsafe fn bt_n<S: Simd, const A: usize>(d: [S::V; A]) -> [S::V; A] {
     // SAFETY: arithmetic only; each arm runs only for its `A`.
     unsafe {
         if A == 5 {
-            let y = bt5::<S>(std::array::from_fn(|i| d[i]));
-            std::array::from_fn(|i| y[i])
+            resize::<S, 5, A>(bt5::<S>(resize::<S, A, 5>(d)))
         } else {
-            let y = bt::<S>(std::array::from_fn(|i| d[i]));
-            std::array::from_fn(|i| y[i])
+            resize::<S, 6, A>(bt::<S>(resize::<S, A, 6>(d)))
         }
     }
 }
@@ -262,11 +273,9 @@ unsafe fn out_n<S: Simd, const A: usize, const STEP: usize>(m: [S::V; A]) -> [S:
     // SAFETY: arithmetic only; each arm runs only for its `A` and `STEP`.
     unsafe {
         if A == 5 {
-            let y = at5::<S>(std::array::from_fn(|i| m[i]));
-            std::array::from_fn(|i| y[i])
+            resize::<S, 4, STEP>(at5::<S>(resize::<S, A, 5>(m)))
         } else {
-            let y = gt3::<S>(std::array::from_fn(|i| m[i]));
-            std::array::from_fn(|i| y[i])
+            resize::<S, 3, STEP>(gt3::<S>(resize::<S, A, 6>(m)))
         }
     }
 }
