@@ -477,40 +477,77 @@ unsafe fn im2col_stride_two_body<S: Simd>(
         padded,
         real: n,
     } = stride_two_rows(g, scratch);
+    if rows == 0 || h == 0 {
+        cols[..channels * kh * kw * band].fill(0.0);
+        return;
+    }
     // The padding columns stay zero: rows only ever write [pl, pl + n).
     padded.fill(0.0);
+    let at = |c: usize, ki: usize, kj: usize, r: usize| ((c * kh + ki) * kw + kj) * band + r * ow;
+    // Input rows the band reads: output row `row0 + r`, tap row `ki` reads
+    // row `(row0 + r) * sh + ki * dh - pt` when it is inside the image.
+    let first = (row0 * g.sh).saturating_sub(g.pt);
+    let last = ((row0 + rows - 1) * g.sh + (kh - 1) * g.dh)
+        .saturating_sub(g.pt)
+        .min(h - 1);
     // Vector copies throughout, as in the other row kernels (a `memcpy`
     // call per row of a few dozen floats).
     for c in 0..channels {
         for ki in 0..kh {
             for r in 0..rows {
-                let at = |kj: usize| ((c * kh + ki) * kw + kj) * band + r * ow;
-                let Some(iy) = src(row0 + r, ki, g.sh, g.dh, g.pt, h) else {
+                if src(row0 + r, ki, g.sh, g.dh, g.pt, h).is_none() {
                     for kj in 0..kw {
-                        cols[at(kj)..at(kj) + ow].fill(0.0);
+                        cols[at(c, ki, kj, r)..][..ow].fill(0.0);
                     }
+                }
+            }
+        }
+        // Each input row once, in order (the streaming reads the hardware
+        // prefetches best), split into even and odd columns once for every
+        // tap row that reads it: walking (tap row, output row) instead
+        // split rows up to twice and read the plane out of order, and the
+        // input's loads were a third of this kernel.
+        for iy in first..=last {
+            let line = &input[(c * h + iy) * w..][..w];
+            // The next channel's row, a channel of rows ahead: the planes
+            // sit 12 KiB and more apart, past what the hardware prefetcher
+            // follows (resnet_3x3_s2_128 forward, interleaved in-process
+            // A/B, one thread: best 4.87-5.12 -> 4.72-4.82 ms).
+            if c + 1 < channels {
+                let next = &input[((c + 1) * h + iy) * w..][..w];
+                for j in (0..w).step_by(16) {
+                    // SAFETY: j < w floats of `next`.
+                    unsafe { S::prefetch(next.as_ptr().add(j)) };
+                }
+            }
+            // SAFETY: n <= w floats of `line`, and pl + n <= 2 * half
+            // of `padded`.
+            unsafe { S::copy_n(line.as_ptr(), padded.as_mut_ptr().add(g.pl), n) };
+            let mut m = 0;
+            while m < half {
+                // SAFETY: 2 * lanes floats of `padded` (2 * half long)
+                // at 2 m, and `m + lanes <= half` of each half.
+                unsafe {
+                    S::deinterleave2(
+                        padded.as_ptr().add(2 * m),
+                        even.as_mut_ptr().add(m),
+                        odd.as_mut_ptr().add(m),
+                    )
+                };
+                m += lanes;
+            }
+            for ki in 0..kh {
+                // The output row whose tap row `ki` reads `iy`, if in the band.
+                let Some(t) = (iy + g.pt).checked_sub(ki * g.dh) else {
                     continue;
                 };
-                let line = &input[(c * h + iy) * w..][..w];
-                // SAFETY: n <= w floats of `line`, and pl + n <= 2 * half
-                // of `padded`.
-                unsafe { S::copy_n(line.as_ptr(), padded.as_mut_ptr().add(g.pl), n) };
-                let mut m = 0;
-                while m < half {
-                    // SAFETY: 2 * lanes floats of `padded` (2 * half long)
-                    // at 2 m, and `m + lanes <= half` of each half.
-                    unsafe {
-                        S::deinterleave2(
-                            padded.as_ptr().add(2 * m),
-                            even.as_mut_ptr().add(m),
-                            odd.as_mut_ptr().add(m),
-                        )
-                    };
-                    m += lanes;
+                if t % g.sh != 0 || t / g.sh < row0 || t / g.sh >= row0 + rows {
+                    continue;
                 }
+                let r = t / g.sh - row0;
                 for kj in 0..kw {
                     let from = if kj % 2 == 0 { &even[..] } else { &odd[..] };
-                    let to = &mut cols[at(kj)..][..ow];
+                    let to = &mut cols[at(c, ki, kj, r)..][..ow];
                     // SAFETY: kj / 2 + ow <= half floats of `from`, ow of `to`.
                     unsafe { S::copy_n(from.as_ptr().add(kj / 2), to.as_mut_ptr(), ow) };
                 }
@@ -702,7 +739,8 @@ mod tests {
 
     /// Stride 2 along W (the even/odd halves of a row) against the
     /// per-element definition: kernels of one to seven taps, padding, rows
-    /// of stride 1 and 2 with dilation, bands that start past row 0, and
+    /// of stride 1 and 2 with dilation, bands that start past row 0 (and
+    /// short ones in the middle), and
     /// rows long enough for whole vectors and their tails.
     #[test]
     fn stride_two_im2col_and_col2im_match_the_definition() {
@@ -740,7 +778,11 @@ mod tests {
                 oh,
                 ow,
             };
-            for (row0, rows) in [(0, oh), (oh / 2, oh - oh / 2)] {
+            for (row0, rows) in [
+                (0, oh),
+                (oh / 2, oh - oh / 2),
+                (oh / 3, (oh - oh / 3).min(2)),
+            ] {
                 let band = rows * ow;
                 let cols: Vec<f32> = (0..2 * kh * kw * band).map(|_| next()).collect();
                 let start: Vec<f32> = (0..2 * h * w).map(|_| next()).collect();

@@ -990,6 +990,32 @@ pub(crate) mod im2col_path {
         Ok((rows, len))
     }
 
+    /// Column floats per forward band: about a quarter of L2 (2 MiB per core
+    /// here), so the GEMM streams each band from L2 right after im2col wrote it
+    /// instead of from L3 when the whole image is one band.
+    const FORWARD_BAND_FLOATS: usize = 128 << 10;
+
+    /// The forward's band (rows, buffer length) for units that each run on
+    /// their own thread, cut from `band`'s scratch-cap size to
+    /// [`FORWARD_BAND_FLOATS`], preferring a band width that is a multiple
+    /// of 16 floats so that the GEMM's column panels end on cache lines.
+    /// Only stride-2 layers had whole images of columns above that. In-process
+    /// interleaved A/Bs, best of 50-60 reps: resnet_3x3_s2_128 (ow 28, 8-row
+    /// bands) 5.23 -> 5.13 ms on one thread, 2.70 -> 2.67 on two, medians
+    /// 5.82 -> 5.58 and 3.04 -> 2.91 (another day: 3.92-4.10 -> 3.62 on
+    /// one); 4 x 64 x 112 x 112 -> 64 stride 2 (ow 56, 4 rows) 13.2 -> 11.7
+    /// and 7.25 -> 5.93. A unit alone with a threaded GEMM keeps its wide band.
+    fn forward_band(g: &ConvGeometry, par_units: bool, rows: usize, len: usize) -> (usize, usize) {
+        let per_row = (g.cin_g() * g.kh * g.kw).saturating_mul(g.ow);
+        if !par_units || per_row == 0 || len == 0 {
+            return (rows, len);
+        }
+        let budget = (FORWARD_BAND_FLOATS / per_row).max(1);
+        let aligned = (1..=budget).rev().find(|r| (r * g.ow) % 16 == 0);
+        let r = aligned.unwrap_or(budget).min(rows);
+        (r, per_row * r)
+    }
+
     /// Weights up to this many floats get per-thread weight-gradient
     /// accumulators (see `backward_weight`); larger ones thread their GEMMs.
     const SMALL_WEIGHT: usize = 1 << 16;
@@ -1122,6 +1148,7 @@ pub(crate) mod im2col_path {
             return Ok(());
         }
         let (par_units, rows, len) = plan_units(g)?;
+        let (rows, len) = forward_band(g, par_units, rows, len);
         let unit = |u: usize, y: &mut [f32], cols: &mut [f32], par: bool| {
             let (n, grp) = (u / g.groups, u % g.groups);
             let x = &input[(n * g.c_in + grp * cin_g) * hw..][..cin_g * hw];
