@@ -990,9 +990,10 @@ pub(crate) mod im2col_path {
         Ok((rows, len))
     }
 
-    /// Column floats per forward band: about a quarter of L2 (2 MiB per core
-    /// here), so the GEMM streams each band from L2 right after im2col wrote it
-    /// instead of from L3 when the whole image is one band.
+    /// Column floats per forward band (512 KiB): half of a Zen 4 core's L2,
+    /// a quarter of the Xeon's this was first measured on, so the GEMM
+    /// reads each band from L2 right after im2col wrote it instead of from
+    /// L3 when the whole image is one band.
     const FORWARD_BAND_FLOATS: usize = 128 << 10;
 
     /// The forward's band (rows, buffer length) for units that each run on
@@ -1000,11 +1001,12 @@ pub(crate) mod im2col_path {
     /// [`FORWARD_BAND_FLOATS`], preferring a band width that is a multiple
     /// of 16 floats so that the GEMM's column panels end on cache lines.
     /// Only stride-2 layers had whole images of columns above that. In-process
-    /// interleaved A/Bs, best of 50-60 reps: resnet_3x3_s2_128 (ow 28, 8-row
-    /// bands) 5.23 -> 5.13 ms on one thread, 2.70 -> 2.67 on two, medians
-    /// 5.82 -> 5.58 and 3.04 -> 2.91 (another day: 3.92-4.10 -> 3.62 on
-    /// one); 4 x 64 x 112 x 112 -> 64 stride 2 (ow 56, 4 rows) 13.2 -> 11.7
-    /// and 7.25 -> 5.93. A unit alone with a threaded GEMM keeps its wide band.
+    /// interleaved A/Bs, best of 50-60 reps, on Zen 4: resnet_3x3_s2_128
+    /// (ow 28, 8-row bands) 5.23 -> 5.13 ms on one thread, 2.70 -> 2.67 on
+    /// two, medians 5.82 -> 5.58 and 3.04 -> 2.91 (on the Xeon: 3.92-4.10
+    /// -> 3.62 on one); 4 x 64 x 112 x 112 -> 64 stride 2 (ow 56, 4 rows)
+    /// 13.2 -> 11.7 and 7.25 -> 5.93 (Xeon, one thread: 11.0 -> 9.0). A
+    /// unit alone with a threaded GEMM keeps its wide band.
     fn forward_band(g: &ConvGeometry, par_units: bool, rows: usize, len: usize) -> (usize, usize) {
         let per_row = (g.cin_g() * g.kh * g.kw).saturating_mul(g.ow);
         if !par_units || per_row == 0 || len == 0 {
