@@ -1000,7 +1000,7 @@ pub(crate) mod im2col_path {
     /// their own thread, cut from `band`'s scratch-cap size to
     /// [`FORWARD_BAND_FLOATS`], preferring a band width that is a multiple
     /// of 16 floats so that the GEMM's column panels end on cache lines.
-    /// Only stride-2 layers had whole images of columns above that. In-process
+    /// Of the suite's layers only stride-2 ones on im2col had more. In-process
     /// interleaved A/Bs, best of 50-60 reps, on Zen 4: resnet_3x3_s2_128
     /// (ow 28, 8-row bands) 5.23 -> 5.13 ms on one thread, 2.70 -> 2.67 on
     /// two, medians 5.82 -> 5.58 and 3.04 -> 2.91 (on the Xeon: 3.92-4.10
