@@ -508,6 +508,11 @@ unsafe fn im2col_stride_two_body<S: Simd>(
         // split rows up to twice and read the plane out of order, and the
         // input's loads were a third of this kernel.
         for iy in first..=last {
+            // Rows between the taps' rows (a 1x1 kernel at stride 2 reads
+            // every other one) are skipped.
+            if (0..kh).all(|ki| band_row(g, row0, rows, iy, ki).is_none()) {
+                continue;
+            }
             let line = &input[(c * h + iy) * w..][..w];
             // The next channel's row, a channel of rows ahead: the planes
             // sit 12 KiB and more apart, past what the hardware prefetcher
@@ -537,14 +542,9 @@ unsafe fn im2col_stride_two_body<S: Simd>(
                 m += lanes;
             }
             for ki in 0..kh {
-                // The output row whose tap row `ki` reads `iy`, if in the band.
-                let Some(t) = (iy + g.pt).checked_sub(ki * g.dh) else {
+                let Some(r) = band_row(g, row0, rows, iy, ki) else {
                     continue;
                 };
-                if t % g.sh != 0 || t / g.sh < row0 || t / g.sh >= row0 + rows {
-                    continue;
-                }
-                let r = t / g.sh - row0;
                 for kj in 0..kw {
                     let from = if kj % 2 == 0 { &even[..] } else { &odd[..] };
                     let to = &mut cols[at(c, ki, kj, r)..][..ow];
@@ -571,6 +571,14 @@ dispatch_simd! {
         cols: &mut [f32],
         scratch: &mut [f32],
     ) => im2col_stride_two_body
+}
+
+/// The band row (output row less `row0`) whose tap row `ki` reads input
+/// row `iy`, if one of the band's `rows` does.
+fn band_row(g: &ConvGeometry, row0: usize, rows: usize, iy: usize, ki: usize) -> Option<usize> {
+    let t = (iy + g.pt).checked_sub(ki * g.dh)?;
+    let oy = t / g.sh;
+    (t % g.sh == 0 && oy >= row0 && oy < row0 + rows).then(|| oy - row0)
 }
 
 /// Padded even (or odd) positions of one input row for the stride-2 kernels:
