@@ -477,29 +477,30 @@ unsafe fn im2col_stride_two_body<S: Simd>(
         padded,
         real: n,
     } = stride_two_rows(g, scratch);
-    if rows == 0 || h == 0 {
-        cols[..channels * kh * kw * band].fill(0.0);
-        return;
-    }
     // The padding columns stay zero: rows only ever write [pl, pl + n).
     padded.fill(0.0);
     let at = |c: usize, ki: usize, kj: usize, r: usize| ((c * kh + ki) * kw + kj) * band + r * ow;
-    // Input rows the band reads: output row `row0 + r`, tap row `ki` reads
-    // row `(row0 + r) * sh + ki * dh - pt` when it is inside the image.
-    let first = (row0 * g.sh).saturating_sub(g.pt);
-    let last = ((row0 + rows - 1) * g.sh + (kh - 1) * g.dh)
-        .saturating_sub(g.pt)
-        .min(h - 1);
+    // Which input row each (tap row, band row) reads, the same for every
+    // channel: the pairs in the padding, and the others as (input row, tap
+    // row, band row) in input-row order (a 1x1 kernel at stride 2 skips
+    // every other row).
+    let mut reads = Vec::with_capacity(kh * rows);
+    let mut pads = Vec::new();
+    for ki in 0..kh {
+        for r in 0..rows {
+            match src(row0 + r, ki, g.sh, g.dh, g.pt, h) {
+                Some(iy) => reads.push((iy, ki, r)),
+                None => pads.push((ki, r)),
+            }
+        }
+    }
+    reads.sort_by_key(|&(iy, _, _)| iy);
     // Vector copies throughout, as in the other row kernels (a `memcpy`
     // call per row of a few dozen floats).
     for c in 0..channels {
-        for ki in 0..kh {
-            for r in 0..rows {
-                if src(row0 + r, ki, g.sh, g.dh, g.pt, h).is_none() {
-                    for kj in 0..kw {
-                        cols[at(c, ki, kj, r)..][..ow].fill(0.0);
-                    }
-                }
+        for &(ki, r) in &pads {
+            for kj in 0..kw {
+                cols[at(c, ki, kj, r)..][..ow].fill(0.0);
             }
         }
         // Each input row once, in order (the streaming reads the hardware
@@ -507,12 +508,8 @@ unsafe fn im2col_stride_two_body<S: Simd>(
         // tap row that reads it: walking (tap row, output row) instead
         // split rows up to twice and read the plane out of order, and the
         // input's loads were a third of this kernel.
-        for iy in first..=last {
-            // Rows between the taps' rows (a 1x1 kernel at stride 2 reads
-            // every other one) are skipped.
-            if (0..kh).all(|ki| band_row(g, row0, rows, iy, ki).is_none()) {
-                continue;
-            }
+        for same_row in reads.chunk_by(|a, b| a.0 == b.0) {
+            let iy = same_row[0].0;
             let line = &input[(c * h + iy) * w..][..w];
             // The next channel's row, a channel of rows ahead: the planes
             // sit 12 KiB and more apart, past what the hardware prefetcher
@@ -541,10 +538,7 @@ unsafe fn im2col_stride_two_body<S: Simd>(
                 };
                 m += lanes;
             }
-            for ki in 0..kh {
-                let Some(r) = band_row(g, row0, rows, iy, ki) else {
-                    continue;
-                };
+            for &(_, ki, r) in same_row {
                 for kj in 0..kw {
                     let from = if kj % 2 == 0 { &even[..] } else { &odd[..] };
                     let to = &mut cols[at(c, ki, kj, r)..][..ow];
@@ -571,14 +565,6 @@ dispatch_simd! {
         cols: &mut [f32],
         scratch: &mut [f32],
     ) => im2col_stride_two_body
-}
-
-/// The band row (output row less `row0`) whose tap row `ki` reads input
-/// row `iy`, if one of the band's `rows` does.
-fn band_row(g: &ConvGeometry, row0: usize, rows: usize, iy: usize, ki: usize) -> Option<usize> {
-    let t = (iy + g.pt).checked_sub(ki * g.dh)?;
-    let oy = t / g.sh;
-    (t % g.sh == 0 && oy >= row0 && oy < row0 + rows).then(|| oy - row0)
 }
 
 /// Padded even (or odd) positions of one input row for the stride-2 kernels:
