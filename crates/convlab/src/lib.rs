@@ -28,16 +28,12 @@ pub mod memory;
 pub mod nn;
 pub mod ops;
 pub mod optim;
-mod print;
 pub mod receptive_field;
 pub mod shape;
 pub mod tensor;
+#[doc(hidden)]
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use shape::{Padding, PaddingMode, Pair};
-pub use tensor::{seeded_rng, Rng64, Tensor};
-
-/// Formats a tensor as PyTorch does, with a suffix such as `", requires_grad=True"`.
-pub fn format_tensor(t: &Tensor, suffix: &str) -> String {
-    print::format_tensor(t, suffix)
-}
+pub use tensor::{format_tensor, seeded_rng, Rng64, Tensor};

@@ -5,6 +5,9 @@
 //! conv_transpose2d, which runs the same kernels with roles swapped. A new
 //! algorithm is tested here the day it is added to `ConvAlgo::ALL`.
 
+mod common;
+
+use common::{rand_tensor, rel_err, TOL};
 use convlab::ops::*;
 use convlab::{seeded_rng, PaddingMode, Tensor};
 use proptest::prelude::*;
@@ -43,19 +46,6 @@ unsafe impl GlobalAlloc for LineAligned {
 
 #[global_allocator]
 static ALLOCATOR: LineAligned = LineAligned;
-
-fn rand_tensor(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::uniform(shape, -1.0, 1.0, &mut seeded_rng(seed)).unwrap()
-}
-
-/// max|ours - ref| / max(1, max|ref|), the fixtures' measure.
-fn rel_err(ours: &Tensor, r: &Tensor) -> f32 {
-    assert_eq!(ours.shape(), r.shape());
-    let scale = r.data().iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    ours.max_abs_diff(r).unwrap() / scale
-}
-
-const TOL: f32 = 1e-4;
 
 /// Widths and heights that hit every block-size boundary of the kernels.
 fn side() -> impl Strategy<Value = usize> {

@@ -16,6 +16,10 @@ use crate::kernels;
 use crate::memory;
 use rand::Rng;
 
+mod print;
+
+pub use print::format_tensor;
+
 /// An f32 tensor, row-major (C order), of any rank (rank 0 is a scalar).
 #[derive(Clone, PartialEq)]
 pub struct Tensor {
@@ -756,6 +760,6 @@ impl std::fmt::Debug for Tensor {
 
 impl std::fmt::Display for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&crate::print::format_tensor(self, ""))
+        f.write_str(&print::format_tensor(self, ""))
     }
 }
