@@ -10,14 +10,33 @@
 //! assert_eq!(x.to_string(), "tensor([[0., 1.],\n        [2., 3.]])");
 //! # Ok::<(), convlab::Error>(())
 //! ```
+//!
+//! Beside the constructors and elementwise arithmetic here: indexing and
+//! slice assignment ([`Tensor::index`], [`Tensor::index_put_`], see
+//! [`Slice`]), moving dimensions ([`Tensor::permute`],
+//! [`Tensor::transpose`], [`Tensor::unsqueeze`], [`Tensor::flatten`], ...),
+//! reductions along a dimension ([`Tensor::argmax`], [`Tensor::max_dim`],
+//! [`Tensor::softmax`], ...) and the operators `+ - * /` (which return a
+//! `Result` between tensors). Dimensions are [`IntoDim`]: `-1` is the last.
+//! Autograd has the same ops on `Var` with their gradients.
 
 use crate::error::{checked_numel, numel_or_err, Dims, Error, Result};
 use crate::kernels;
 use crate::memory;
 use rand::Rng;
 
+mod arith;
+pub(crate) mod dim;
+pub(crate) mod index;
+mod indices;
+pub(crate) mod layout;
 mod print;
+pub(crate) mod reduce;
+pub(crate) mod view;
 
+pub use dim::IntoDim;
+pub use index::{Idx, IndexSpec, PutValue, Slice};
+pub use indices::IndexTensor;
 pub use print::format_tensor;
 
 /// An f32 tensor, row-major (C order), of any rank (rank 0 is a scalar).
@@ -523,18 +542,13 @@ impl Tensor {
         Tensor::from_vec(out, &shape)
     }
 
-    /// Stack equal-shaped tensors along a new dimension `dim`, like `torch.stack`.
-    pub fn stack(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
+    /// Stack equal-shaped tensors along a new dimension `dim` (`-1`: a new
+    /// last dimension), like `torch.stack`.
+    pub fn stack(tensors: &[&Tensor], dim: impl IntoDim) -> Result<Tensor> {
         let first = tensors
             .first()
             .ok_or_else(|| Error::shape("stack", "expects at least one tensor"))?;
-        if dim > first.ndim() {
-            return Err(Error::param(
-                "stack",
-                "dim",
-                format!("{dim} is out of range for rank {}", first.ndim()),
-            ));
-        }
+        let dim = dim::resolve_dim_in("stack", "dim", dim, &first.shape, first.ndim() + 1)?;
         let unsq: Vec<Tensor> = tensors
             .iter()
             .map(|t| {
@@ -547,18 +561,19 @@ impl Tensor {
         Tensor::cat(&refs, dim)
     }
 
-    /// Concatenate tensors along an existing dimension `dim`, like `torch.cat`.
-    pub fn cat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
+    /// Concatenate tensors along an existing dimension `dim` (negative
+    /// counts from the end), like `torch.cat`.
+    pub fn cat(tensors: &[&Tensor], dim: impl IntoDim) -> Result<Tensor> {
         let first = tensors
             .first()
             .ok_or_else(|| Error::shape("cat", "expects at least one tensor"))?;
-        if dim >= first.ndim() {
-            return Err(Error::param(
+        if first.ndim() == 0 {
+            return Err(Error::shape(
                 "cat",
-                "dim",
-                format!("{dim} is out of range for shape {}", Dims(&first.shape)),
+                "zero-dimensional tensors cannot be concatenated",
             ));
         }
+        let dim = dim::resolve_dim("cat", dim, &first.shape)?;
         let mut total = 0usize;
         for t in tensors {
             let same_rest = t.ndim() == first.ndim()
@@ -585,6 +600,10 @@ impl Tensor {
         shape[dim] = total;
         let n = numel_or_err("cat", &shape)?;
         memory::check_f32("cat", n)?;
+        if n == 0 {
+            // The products below can overflow for a zero-size dimension.
+            return Tensor::from_vec(Vec::new(), &shape);
+        }
         let outer: usize = shape[..dim].iter().product();
         let inner: usize = shape[dim + 1..].iter().product();
         let mut data = Vec::with_capacity(n);
