@@ -46,15 +46,23 @@ fn indices(v: &Value) -> Vec<usize> {
         .collect()
 }
 
-/// Asserts `ours` matches `reference`: NaN exactly where it has NaN, the
-/// rest within the fixtures' tolerance.
-fn assert_matches(what: &str, ours: &Tensor, reference: &Tensor) {
-    assert_eq!(ours.shape(), reference.shape(), "{what}: shape");
+/// Whether `ours` matches `reference`: NaN exactly where it has NaN, the
+/// rest within the fixtures' tolerance; the mismatch, described, if not.
+fn mismatch(what: &str, ours: &Tensor, reference: &Tensor) -> Option<String> {
+    if ours.shape() != reference.shape() {
+        return Some(format!(
+            "{what}: shape {:?} vs {:?}",
+            ours.shape(),
+            reference.shape()
+        ));
+    }
     let nan = |t: &Tensor| t.data().iter().map(|v| v.is_nan()).collect::<Vec<_>>();
-    assert_eq!(nan(ours), nan(reference), "{what}: NaN positions");
+    if nan(ours) != nan(reference) {
+        return Some(format!("{what}: NaN positions differ"));
+    }
     let clean = |t: &Tensor| t.map(|v| if v.is_nan() { 0.0 } else { v });
     let e = rel_err(&clean(ours), &clean(reference));
-    assert!(e <= TOL, "{what}: relative error {e:e} over {TOL:e}");
+    (e > TOL).then(|| format!("{what}: relative error {e:e} over {TOL:e}"))
 }
 
 /// The op of a case: its output and, for max/min along a dim, the indices.
@@ -94,43 +102,55 @@ fn run(name: &str, x: &Var, extra: &[Var]) -> (Var, Option<IndexTensor>) {
     }
 }
 
+/// Every mismatch of one case with PyTorch's values.
+fn check_case(c: &Value) -> Vec<String> {
+    let name = c["name"].as_str().unwrap();
+    let x = Var::param(tensor(&c["x"]));
+    let extra: Vec<Var> = (0..)
+        .map_while(|i| c.get(format!("extra{i}")).map(|v| Var::param(tensor(v))))
+        .collect();
+    let (y, idx) = run(name, &x, &extra);
+    let mut bad = Vec::new();
+    bad.extend(mismatch(
+        &format!("{name} output"),
+        &y.tensor(),
+        &tensor(&c["output"]),
+    ));
+    if let Some(expected) = c.get("indices") {
+        let idx = idx.expect("an op with indices");
+        if idx.shape() != shape_of(expected) || idx.data() != indices(expected) {
+            bad.push(format!("{name} indices: {idx} vs {expected}"));
+        }
+    }
+    y.backward_with(tensor(&c["g"])).unwrap();
+    bad.extend(mismatch(
+        &format!("{name} grad_x"),
+        &x.grad().unwrap(),
+        &tensor(&c["grad_x"]),
+    ));
+    for (i, e) in extra.iter().enumerate() {
+        let reference = tensor(&c[format!("grad_extra{i}")]);
+        bad.extend(mismatch(
+            &format!("{name} grad_extra{i}"),
+            &e.grad().unwrap(),
+            &reference,
+        ));
+    }
+    bad
+}
+
 #[test]
 fn every_case_forward_and_gradients() {
     let fx = fixture();
     let cases = fx["cases"].as_array().unwrap();
     assert!(cases.len() >= 26, "fixture has {} cases", cases.len());
-    for c in cases {
-        let name = c["name"].as_str().unwrap();
-        let x = Var::param(tensor(&c["x"]));
-        let extra: Vec<Var> = (0..)
-            .map_while(|i| c.get(format!("extra{i}")).map(|v| Var::param(tensor(v))))
-            .collect();
-        let (y, idx) = run(name, &x, &extra);
-        assert_matches(
-            &format!("{name} output"),
-            &y.tensor(),
-            &tensor(&c["output"]),
-        );
-        if let Some(expected) = c.get("indices") {
-            let idx = idx.expect("an op with indices");
-            assert_eq!(idx.shape(), shape_of(expected), "{name} indices shape");
-            assert_eq!(idx.data(), indices(expected), "{name} indices");
-        }
-        y.backward_with(tensor(&c["g"])).unwrap();
-        assert_matches(
-            &format!("{name} grad_x"),
-            &x.grad().unwrap(),
-            &tensor(&c["grad_x"]),
-        );
-        for (i, e) in extra.iter().enumerate() {
-            let reference = tensor(&c[format!("grad_extra{i}")]);
-            assert_matches(
-                &format!("{name} grad_extra{i}"),
-                &e.grad().unwrap(),
-                &reference,
-            );
-        }
-    }
+    let bad: Vec<String> = cases.iter().flat_map(check_case).collect();
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 #[test]

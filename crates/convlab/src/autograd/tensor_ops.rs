@@ -27,7 +27,6 @@ use crate::tensor::layout::{
     unsqueezed_shape,
 };
 use crate::tensor::reduce::{extreme_all_backward, extreme_dim_backward, normalize_backward};
-use crate::tensor::view::Combine;
 use crate::tensor::{IndexTensor, PutValue, Tensor};
 
 impl Var {
@@ -56,7 +55,7 @@ impl Var {
         let y = self.value().gather_view(&view);
         Ok(Var::from_op(y, name, &[self], move |g| {
             let mut gx = Tensor::zeros(&shape)?;
-            view.scatter(gx.data_mut(), g.data(), Combine::Add);
+            view.scatter(gx.data_mut(), g.data());
             Ok(vec![Some(gx)])
         }))
     }
@@ -96,11 +95,11 @@ impl Var {
         let vshape = value.shape();
         let values = region_values("index_put", &view.shape, PutValue::Tensor(&value.value()))?;
         let mut y = self.tensor();
-        view.scatter(y.data_mut(), &values, Combine::Assign);
+        view.scatter(y.data_mut(), &values);
         Ok(Var::from_op(y, "IndexPut", &[self, value], move |g| {
             let mut gx = g.clone();
             let zeros = vec![0.0; view.numel()];
-            view.scatter(gx.data_mut(), &zeros, Combine::Assign);
+            view.scatter(gx.data_mut(), &zeros);
             let gv = g.gather_view(&view).sum_to_shape(&vshape)?;
             Ok(vec![Some(gx), Some(gv)])
         }))

@@ -29,7 +29,7 @@
 //! ```
 
 use super::dim::{contiguous_strides, resolve_dim, resolve_position, IntoDim};
-use super::view::{Combine, View};
+use super::view::View;
 use super::{broadcast_shape, Tensor};
 use crate::error::{Dims, Error, Result};
 use crate::memory;
@@ -343,7 +343,7 @@ impl Tensor {
     ) -> Result<()> {
         let view = index_view("index_put_", &self.shape, &spec.into_indices())?;
         let values = region_values("index_put_", &view.shape, value.into())?;
-        view.scatter(&mut self.data, &values, Combine::Assign);
+        view.scatter(&mut self.data, &values);
         Ok(())
     }
 

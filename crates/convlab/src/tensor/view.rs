@@ -15,13 +15,6 @@ pub(crate) struct View {
     pub strides: Vec<usize>,
 }
 
-/// How [`View::scatter`] combines a value with what the buffer holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Combine {
-    Assign,
-    Add,
-}
-
 impl View {
     /// Elements the view covers (callers have checked it fits in memory).
     pub fn numel(&self) -> usize {
@@ -42,24 +35,19 @@ impl View {
     }
 
     /// Write `values` (row-major, the view's shape) into the view's
-    /// positions of `dst`, replacing or adding to what is there.
-    pub fn scatter(&self, dst: &mut [f32], values: &[f32], combine: Combine) {
+    /// positions of `dst`. Views made by indexing never address a position
+    /// twice, so this is also the adjoint of [`View::gather`] on zeros.
+    pub fn scatter(&self, dst: &mut [f32], values: &[f32]) {
         debug_assert_eq!(values.len(), self.numel());
         let mut next = 0;
         self.for_each_row(|base, len, stride| {
             let row = &values[next..next + len];
             next += len;
-            match (combine, stride) {
-                (Combine::Assign, 1) => dst[base..base + len].copy_from_slice(row),
-                (Combine::Assign, _) => {
-                    for (k, &v) in row.iter().enumerate() {
-                        dst[base + k * stride] = v;
-                    }
-                }
-                (Combine::Add, _) => {
-                    for (k, &v) in row.iter().enumerate() {
-                        dst[base + k * stride] += v;
-                    }
+            if stride == 1 {
+                dst[base..base + len].copy_from_slice(row);
+            } else {
+                for (k, &v) in row.iter().enumerate() {
+                    dst[base + k * stride] = v;
                 }
             }
         });
@@ -135,21 +123,21 @@ mod tests {
     }
 
     #[test]
-    fn scatter_assigns_and_adds() {
+    fn scatter_writes_rows_and_strides() {
         let mut dst = vec![0.0f32; 6];
         let cols = View {
             offset: 1,
             shape: vec![2, 2],
             strides: vec![3, 1],
         };
-        cols.scatter(&mut dst, &[1., 2., 3., 4.], Combine::Assign);
+        cols.scatter(&mut dst, &[1., 2., 3., 4.]);
         assert_eq!(dst, [0., 1., 2., 0., 3., 4.]);
-        let rep = View {
+        let every_other = View {
             offset: 0,
-            shape: vec![2, 3],
-            strides: vec![0, 1],
+            shape: vec![2, 2],
+            strides: vec![3, 2],
         };
-        rep.scatter(&mut dst, &[1., 1., 1., 2., 2., 2.], Combine::Add);
-        assert_eq!(dst, [3., 4., 5., 0., 3., 4.]);
+        every_other.scatter(&mut dst, &[5., 6., 7., 8.]);
+        assert_eq!(dst, [5., 1., 6., 7., 3., 8.]);
     }
 }
