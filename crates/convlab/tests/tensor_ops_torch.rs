@@ -98,6 +98,11 @@ fn run(name: &str, x: &Var, extra: &[Var]) -> (Var, Option<IndexTensor>) {
         "softmax_last" => plain(x.softmax(-1)),
         "log_softmax_dim1" => plain(x.log_softmax_dim(1)),
         "log_softmax_last" => plain(x.log_softmax_dim(-1)),
+        "index_uneven_steps" => plain(x.index((
+            Slice::full().step(2),
+            Slice::from(1..).step(2),
+            Slice::from(1..5).step(3),
+        ))),
         other => panic!("no convlab op for fixture case {other}"),
     }
 }
@@ -143,7 +148,7 @@ fn check_case(c: &Value) -> Vec<String> {
 fn every_case_forward_and_gradients() {
     let fx = fixture();
     let cases = fx["cases"].as_array().unwrap();
-    assert!(cases.len() >= 26, "fixture has {} cases", cases.len());
+    assert!(cases.len() >= 27, "fixture has {} cases", cases.len());
     let bad: Vec<String> = cases.iter().flat_map(check_case).collect();
     assert!(
         bad.is_empty(),
