@@ -23,7 +23,7 @@ use crate::tensor::index::{
     index_view, narrow_spec, region_values, slice_spec, Idx, IndexSpec, Slice,
 };
 use crate::tensor::layout::{
-    expanded_shape, flattened_shape, resolve_permutation, squeezed_shape, transpose_permutation,
+    check_split_sizes, flattened_shape, resolve_permutation, squeezed_shape, transpose_permutation,
     unsqueezed_shape,
 };
 use crate::tensor::reduce::{extreme_all_backward, extreme_dim_backward, normalize_backward};
@@ -176,17 +176,13 @@ impl Var {
 
     /// [`Var::expand`] under its NumPy name, `torch.broadcast_to`.
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Var> {
-        expanded_shape("broadcast_to", &self.shape(), shape)?;
-        self.expand(shape)
+        self.expand(shape).map_err(|e| e.with_op("broadcast_to"))
     }
 
     /// Consecutive pieces of `dim` with the given sizes, PyTorch's
     /// `split_with_sizes`; each piece is differentiable.
     pub fn split_with_sizes(&self, sizes: &[usize], dim: impl IntoDim) -> Result<Vec<Var>> {
-        let shape = self.shape();
-        let d = resolve_dim("split_with_sizes", dim, &shape)?;
-        // The tensor op checks the sizes; the pieces are then narrows.
-        self.value().split_with_sizes(sizes, d)?;
+        let d = check_split_sizes(&self.shape(), sizes, dim)?;
         let mut start = 0;
         let mut out = Vec::with_capacity(sizes.len());
         for &len in sizes {

@@ -162,23 +162,7 @@ impl Tensor {
     /// A dimension out of range, sizes that do not add up to the dimension.
     pub fn split_with_sizes(&self, sizes: &[usize], dim: impl IntoDim) -> Result<Vec<Tensor>> {
         let op = "split_with_sizes";
-        let d = resolve_dim(op, dim, &self.shape)?;
-        if self.shape.is_empty() {
-            return Err(Error::shape(op, "cannot be applied to a 0-dim tensor"));
-        }
-        let total = sizes.iter().try_fold(0usize, |a, &s| a.checked_add(s));
-        if total != Some(self.shape[d]) {
-            return Err(Error::param(
-                op,
-                "split_sizes",
-                format!(
-                    "{} must sum exactly to {} (the size of dimension {d} of shape {})",
-                    Dims(sizes),
-                    self.shape[d],
-                    Dims(&self.shape)
-                ),
-            ));
-        }
+        let d = check_split_sizes(&self.shape, sizes, dim)?;
         let mut start = 0;
         let mut out = Vec::with_capacity(sizes.len());
         for &len in sizes {
@@ -189,6 +173,33 @@ impl Tensor {
         }
         Ok(out)
     }
+}
+
+/// The dimension `split_with_sizes` splits, checked with the sizes.
+pub(crate) fn check_split_sizes(
+    shape: &[usize],
+    sizes: &[usize],
+    dim: impl IntoDim,
+) -> Result<usize> {
+    let op = "split_with_sizes";
+    let d = resolve_dim(op, dim, shape)?;
+    if shape.is_empty() {
+        return Err(Error::shape(op, "cannot be applied to a 0-dim tensor"));
+    }
+    let total = sizes.iter().try_fold(0usize, |a, &s| a.checked_add(s));
+    if total != Some(shape[d]) {
+        return Err(Error::param(
+            op,
+            "split_sizes",
+            format!(
+                "{} must sum exactly to {} (the size of dimension {d} of shape {})",
+                Dims(sizes),
+                shape[d],
+                Dims(shape)
+            ),
+        ));
+    }
+    Ok(d)
 }
 
 /// `dims` checked to be a permutation of `shape`'s dimensions.
