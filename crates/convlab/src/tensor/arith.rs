@@ -1,26 +1,6 @@
-//! Arithmetic operators on tensors: `+ - * /` between tensors (broadcasting
-//! as [`Tensor::add`]), with a number on either side, and unary `-`.
-//!
-//! Between two tensors an operator returns `Result<Tensor>`, as the method
-//! it stands for does: shapes that do not broadcast are an error value (the
-//! operator never panics), and `?` takes the tensor out. The `Result` can
-//! stay on either side of the next operator, so a chain needs one `?` at
-//! the end. With a number, an operator cannot fail and returns a `Tensor`.
-//!
-//! ```
-//! use convlab::Tensor;
-//! let x = Tensor::from_rows(&[[1.0, 2.0], [3.0, 4.0]])?;
-//! let b = Tensor::from_slice(&[10.0, 20.0], &[2])?;
-//! let y = (&x * 2.0 + &b - &x)?;            // [[11, 22], [13, 24]]
-//! assert_eq!(y.data(), &[11., 22., 13., 24.]);
-//! assert_eq!((-&x).data(), &[-1., -2., -3., -4.]);
-//! assert!((&x + &Tensor::zeros(&[3])?).is_err()); // [2, 2] and [3]
-//! # Ok::<(), convlab::Error>(())
-//! ```
-//!
-//! Rust's orphan rule allows every pairing of `Tensor`, `&Tensor` and
-//! `Result<Tensor>` except `Result` with `Result` (`(&a * &b)? + (&c * &d)`
-//! needs the `?` in between) and `Result` with a number.
+//! Arithmetic operators on tensors (described in the `tensor` module docs):
+//! between tensors they return `Result<Tensor>` and take `Result` on either
+//! side; with an `f32` they return `Tensor`.
 
 use super::Tensor;
 use crate::error::Result;

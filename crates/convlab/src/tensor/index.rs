@@ -1,32 +1,8 @@
 //! Indexing, slicing and slice assignment: PyTorch's `x[...]` and
 //! `x[...] = v`, written with Rust ranges.
 //!
-//! An index is a tuple with one entry per leading dimension (missing
-//! trailing entries mean the whole dimension, as in PyTorch): an integer
-//! picks one position and drops the dimension, a range keeps a slice of it,
-//! `..` keeps all of it, and [`Slice::step`] adds a stride. Negative
-//! integers count from the end; slice bounds are clamped to the dimension,
-//! as in Python.
-//!
-//! | PyTorch | convlab |
-//! |---|---|
-//! | `X[1:3]` / `X[1:3, :]` | `x.index(1..3)?` / `x.index((1..3, ..))?` |
-//! | `X[:, 2:6] = 0` | `x.index_put_((.., 2..6), 0.0)?` |
-//! | `X[-1]` | `x.index(-1)?` |
-//! | `X[::2, 1]` | `x.index((Slice::full().step(2), 1))?` |
-//! | `X[:, 1:3] = Y` | `x.index_put_((.., 1..3), &y)?` |
-//! | `X.narrow(0, 1, 2)` | `x.narrow(0, 1, 2)?` |
-//! | `X.index_select(1, idx)` | `x.index_select(1, &[2, 0])?` |
-//!
-//! ```
-//! use convlab::Tensor;
-//! // The book's X = torch.ones((6, 8)); X[:, 2:6] = 0
-//! let mut x = Tensor::ones(&[6, 8])?;
-//! x.index_put_((.., 2..6), 0.0)?;
-//! assert_eq!(x.index(0)?.data(), &[1., 1., 0., 0., 0., 0., 1., 1.]);
-//! assert_eq!(x.index((1..3, ..))?.shape(), &[2, 8]);
-//! # Ok::<(), convlab::Error>(())
-//! ```
+//! The forms an index takes are described on [`Tensor::index`]; every form resolves to a [`View`] (offset, shape, strides) that is read
+//! or written by the one strided copy in `view.rs`.
 
 use super::dim::{contiguous_strides, resolve_dim, resolve_position, IntoDim};
 use super::view::View;
@@ -40,7 +16,7 @@ use std::ops::{Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToIncl
 /// dimension; the step is positive. Built from any Rust range.
 ///
 /// ```
-/// use convlab::{Slice, Tensor};
+/// use convlab::{tensor::Slice, Tensor};
 /// let x = Tensor::arange(10.0)?;
 /// assert_eq!(x.index(Slice::from(1..).step(3))?.data(), &[1., 4., 7.]);
 /// assert_eq!(x.index(-3..)?.data(), &[7., 8., 9.]);
@@ -305,14 +281,33 @@ pub(crate) fn index_view(op: &'static str, shape: &[usize], spec: &[Idx]) -> Res
 }
 
 impl Tensor {
-    /// The values at `spec`, PyTorch's `x[spec]` (a copy): see the
-    /// [module docs](self) for the forms an index takes.
+    /// The values at `spec`, PyTorch's `x[spec]` (a copy);
+    /// [`Tensor::index_put_`] writes `x[spec] = v`.
+    ///
+    /// An index is a tuple with one entry per leading dimension (missing
+    /// trailing entries mean the whole dimension, as in PyTorch): an integer
+    /// picks one position and drops the dimension, a range keeps a slice of it,
+    /// `..` keeps all of it, and [`Slice::step`] adds a stride. Negative
+    /// integers count from the end; slice bounds are clamped to the dimension,
+    /// as in Python.
+    ///
+    /// | PyTorch | convlab |
+    /// |---|---|
+    /// | `X[1:3]` / `X[1:3, :]` | `x.index(1..3)?` / `x.index((1..3, ..))?` |
+    /// | `X[:, 2:6] = 0` | `x.index_put_((.., 2..6), 0.0)?` |
+    /// | `X[-1]` | `x.index(-1)?` |
+    /// | `X[::2, 1]` | `x.index((Slice::full().step(2), 1))?` |
+    /// | `X[:, 1:3] = Y` | `x.index_put_((.., 1..3), &y)?` |
+    /// | `X.narrow(0, 1, 2)` | `x.narrow(0, 1, 2)?` |
+    /// | `X.index_select(1, idx)` | `x.index_select(1, &[2, 0])?` |
     ///
     /// ```
     /// use convlab::Tensor;
-    /// let x = Tensor::arange(12.0)?.reshape(&[3, 4])?;
-    /// assert_eq!(x.index((1..3, -1))?.data(), &[7., 11.]);
-    /// assert_eq!(x.index(2)?.shape(), &[4]);
+    /// // The book's X = torch.ones((6, 8)); X[:, 2:6] = 0
+    /// let mut x = Tensor::ones(&[6, 8])?;
+    /// x.index_put_((.., 2..6), 0.0)?;
+    /// assert_eq!(x.index(0)?.data(), &[1., 1., 0., 0., 0., 0., 1., 1.]);
+    /// assert_eq!(x.index((1..3, ..))?.shape(), &[2, 8]);
     /// # Ok::<(), convlab::Error>(())
     /// ```
     ///

@@ -11,14 +11,37 @@
 //! # Ok::<(), convlab::Error>(())
 //! ```
 //!
-//! Beside the constructors and elementwise arithmetic here: indexing and
-//! slice assignment ([`Tensor::index`], [`Tensor::index_put_`], see
-//! [`Slice`]), moving dimensions ([`Tensor::permute`],
+//! Beside the constructors and elementwise arithmetic: indexing and slice
+//! assignment ([`Tensor::index`] lists the forms: `x.index_put_((.., 2..6),
+//! 0.0)?` is the book's `X[:, 2:6] = 0`), moving dimensions ([`Tensor::permute`],
 //! [`Tensor::transpose`], [`Tensor::unsqueeze`], [`Tensor::flatten`], ...),
 //! reductions along a dimension ([`Tensor::argmax`], [`Tensor::max_dim`],
-//! [`Tensor::softmax`], ...) and the operators `+ - * /` (which return a
-//! `Result` between tensors). Dimensions are [`IntoDim`]: `-1` is the last.
-//! Autograd has the same ops on `Var` with their gradients.
+//! [`Tensor::softmax`], ...) and operators. Dimensions are [`IntoDim`]: `-1`
+//! is the last, as in PyTorch. [`crate::autograd::Var`] has the same ops,
+//! with their gradients.
+//!
+//! # Operators
+//!
+//! `+ - * /` between two tensors broadcast as [`Tensor::add`] does and
+//! return `Result<Tensor>`, as the methods do: shapes that do not broadcast
+//! are an error value, never a panic, and `?` takes the tensor out. The
+//! `Result` may stay on either side of the next operator, so a chain needs
+//! one `?`; Rust's orphan rule leaves out `Result` with `Result` (`(&a *
+//! &b)? + (&c * &d)`) and `Result` with a number. With an `f32` on either
+//! side an operator cannot fail and returns a `Tensor`; so do unary `-` and
+//! `+= -= *= /=` by an `f32`. `Var` has the same operators, recorded in the
+//! graph.
+//!
+//! ```
+//! use convlab::Tensor;
+//! let x = Tensor::from_rows(&[[1.0, 2.0], [3.0, 4.0]])?;
+//! let b = Tensor::from_slice(&[10.0, 20.0], &[2])?;
+//! let y = (&x * 2.0 + &b - &x)?;            // [[11, 22], [13, 24]]
+//! assert_eq!(y.data(), &[11., 22., 13., 24.]);
+//! assert_eq!((-&x).data(), &[-1., -2., -3., -4.]);
+//! assert!((&x + &Tensor::zeros(&[3])?).is_err()); // [2, 2] and [3]
+//! # Ok::<(), convlab::Error>(())
+//! ```
 
 use crate::error::{checked_numel, numel_or_err, Dims, Error, Result};
 use crate::kernels;
