@@ -10,14 +10,56 @@
 //! assert_eq!(x.to_string(), "tensor([[0., 1.],\n        [2., 3.]])");
 //! # Ok::<(), convlab::Error>(())
 //! ```
+//!
+//! Beside the constructors and elementwise arithmetic: indexing and slice
+//! assignment ([`Tensor::index`] lists the forms: `x.index_put_((.., 2..6),
+//! 0.0)?` is the book's `X[:, 2:6] = 0`), moving dimensions ([`Tensor::permute`],
+//! [`Tensor::transpose`], [`Tensor::unsqueeze`], [`Tensor::flatten`], ...),
+//! reductions along a dimension ([`Tensor::argmax`], [`Tensor::max_dim`],
+//! [`Tensor::softmax`], ...) and operators. Dimensions are [`IntoDim`]: `-1`
+//! is the last, as in PyTorch. [`crate::autograd::Var`] has the same ops,
+//! with their gradients.
+//!
+//! # Operators
+//!
+//! `+ - * /` between two tensors broadcast as [`Tensor::add`] does and
+//! return `Result<Tensor>`, as the methods do: shapes that do not broadcast
+//! are an error value, never a panic, and `?` takes the tensor out. The
+//! `Result` may stay on either side of the next operator, so a chain needs
+//! one `?`; Rust's orphan rule leaves out `Result` with `Result` (`(&a *
+//! &b)? + (&c * &d)`) and `Result` with a number. With an `f32` on either
+//! side an operator cannot fail and returns a `Tensor`; so do unary `-` and
+//! `+= -= *= /=` by an `f32`. `Var` has the same operators, recorded in the
+//! graph.
+//!
+//! ```
+//! use convlab::Tensor;
+//! let x = Tensor::from_rows(&[[1.0, 2.0], [3.0, 4.0]])?;
+//! let b = Tensor::from_slice(&[10.0, 20.0], &[2])?;
+//! let y = (&x * 2.0 + &b - &x)?;            // [[11, 22], [13, 24]]
+//! assert_eq!(y.data(), &[11., 22., 13., 24.]);
+//! assert_eq!((-&x).data(), &[-1., -2., -3., -4.]);
+//! assert!((&x + &Tensor::zeros(&[3])?).is_err()); // [2, 2] and [3]
+//! # Ok::<(), convlab::Error>(())
+//! ```
 
 use crate::error::{checked_numel, numel_or_err, Dims, Error, Result};
 use crate::kernels;
 use crate::memory;
 use rand::Rng;
 
+mod arith;
+pub(crate) mod dim;
+pub(crate) mod index;
+mod indices;
+pub(crate) mod layout;
 mod print;
+pub(crate) mod reduce;
+pub(crate) mod view;
 
+pub use dim::IntoDim;
+pub use index::{Idx, IndexSpec, PutValue, Slice};
+pub use indices::IndexTensor;
 pub use print::format_tensor;
 
 /// An f32 tensor, row-major (C order), of any rank (rank 0 is a scalar).
@@ -523,18 +565,13 @@ impl Tensor {
         Tensor::from_vec(out, &shape)
     }
 
-    /// Stack equal-shaped tensors along a new dimension `dim`, like `torch.stack`.
-    pub fn stack(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
+    /// Stack equal-shaped tensors along a new dimension `dim` (`-1`: a new
+    /// last dimension), like `torch.stack`.
+    pub fn stack(tensors: &[&Tensor], dim: impl IntoDim) -> Result<Tensor> {
         let first = tensors
             .first()
             .ok_or_else(|| Error::shape("stack", "expects at least one tensor"))?;
-        if dim > first.ndim() {
-            return Err(Error::param(
-                "stack",
-                "dim",
-                format!("{dim} is out of range for rank {}", first.ndim()),
-            ));
-        }
+        let dim = dim::resolve_dim_in("stack", "dim", dim, &first.shape, first.ndim() + 1)?;
         let unsq: Vec<Tensor> = tensors
             .iter()
             .map(|t| {
@@ -547,18 +584,19 @@ impl Tensor {
         Tensor::cat(&refs, dim)
     }
 
-    /// Concatenate tensors along an existing dimension `dim`, like `torch.cat`.
-    pub fn cat(tensors: &[&Tensor], dim: usize) -> Result<Tensor> {
+    /// Concatenate tensors along an existing dimension `dim` (negative
+    /// counts from the end), like `torch.cat`.
+    pub fn cat(tensors: &[&Tensor], dim: impl IntoDim) -> Result<Tensor> {
         let first = tensors
             .first()
             .ok_or_else(|| Error::shape("cat", "expects at least one tensor"))?;
-        if dim >= first.ndim() {
-            return Err(Error::param(
+        if first.ndim() == 0 {
+            return Err(Error::shape(
                 "cat",
-                "dim",
-                format!("{dim} is out of range for shape {}", Dims(&first.shape)),
+                "zero-dimensional tensors cannot be concatenated",
             ));
         }
+        let dim = dim::resolve_dim("cat", dim, &first.shape)?;
         let mut total = 0usize;
         for t in tensors {
             let same_rest = t.ndim() == first.ndim()
@@ -585,6 +623,10 @@ impl Tensor {
         shape[dim] = total;
         let n = numel_or_err("cat", &shape)?;
         memory::check_f32("cat", n)?;
+        if n == 0 {
+            // The products below can overflow for a zero-size dimension.
+            return Tensor::from_vec(Vec::new(), &shape);
+        }
         let outer: usize = shape[..dim].iter().product();
         let inner: usize = shape[dim + 1..].iter().product();
         let mut data = Vec::with_capacity(n);

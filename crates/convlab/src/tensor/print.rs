@@ -96,8 +96,37 @@ impl Formatter {
     }
 }
 
+/// How one element prints, padded to a common width.
+trait ElementFormat<T> {
+    fn width(&self) -> usize;
+    fn format(&self, v: T) -> String;
+}
+
+impl ElementFormat<f32> for Formatter {
+    fn width(&self) -> usize {
+        self.max_width
+    }
+    fn format(&self, v: f32) -> String {
+        Formatter::format(self, v)
+    }
+}
+
+/// Integers (PyTorch's int64 tensors) print right-aligned, without a dot.
+struct IntFormatter {
+    width: usize,
+}
+
+impl ElementFormat<usize> for IntFormatter {
+    fn width(&self) -> usize {
+        self.width
+    }
+    fn format(&self, v: usize) -> String {
+        format!("{v:>width$}", width = self.width)
+    }
+}
+
 /// The values a summarised print shows (edge items of every dimension).
-fn summarized_values(shape: &[usize], data: &[f32], out: &mut Vec<f32>) {
+fn summarized_values<T: Copy>(shape: &[usize], data: &[T], out: &mut Vec<T>) {
     match shape {
         [] => out.extend_from_slice(data),
         [d0, rest @ ..] => {
@@ -114,8 +143,13 @@ fn summarized_values(shape: &[usize], data: &[f32], out: &mut Vec<f32>) {
     }
 }
 
-fn vector_str(data: &[f32], indent: usize, summarize: bool, f: &Formatter) -> String {
-    let element_length = f.max_width + 2;
+fn vector_str<T: Copy>(
+    data: &[T],
+    indent: usize,
+    summarize: bool,
+    f: &impl ElementFormat<T>,
+) -> String {
+    let element_length = f.width() + 2;
     let per_line = ((LINEWIDTH.saturating_sub(indent)) / element_length).max(1);
     let items: Vec<String> = if summarize && data.len() > 2 * EDGEITEMS {
         let n = data.len();
@@ -135,12 +169,12 @@ fn vector_str(data: &[f32], indent: usize, summarize: bool, f: &Formatter) -> St
     )
 }
 
-fn tensor_str(
+fn tensor_str<T: Copy>(
     shape: &[usize],
-    data: &[f32],
+    data: &[T],
     indent: usize,
     summarize: bool,
-    f: &Formatter,
+    f: &impl ElementFormat<T>,
 ) -> String {
     match shape {
         [] => f.format(data[0]).trim_start().to_string(),
@@ -181,14 +215,7 @@ pub fn format_tensor(t: &Tensor, suffix: &str) -> String {
     let shape = t.shape();
     let data = t.data();
     if data.is_empty() {
-        let size = if shape.len() == 1 {
-            String::new()
-        } else {
-            let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-            let trailing = if dims.len() == 1 { "," } else { "" };
-            format!(", size=({}{trailing})", dims.join(", "))
-        };
-        return format!("tensor([]{size}{suffix})");
+        return empty_str(shape, suffix);
     }
     let summarize = data.len() > THRESHOLD;
     let formatter = if summarize {
@@ -202,6 +229,40 @@ pub fn format_tensor(t: &Tensor, suffix: &str) -> String {
     format!(
         "tensor({}{suffix})",
         tensor_str(shape, data, indent, summarize, &formatter)
+    )
+}
+
+/// An empty tensor: `tensor([])`, with its size unless it is 1-D.
+fn empty_str(shape: &[usize], suffix: &str) -> String {
+    let size = if shape.len() == 1 {
+        String::new()
+    } else {
+        let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+        let trailing = if dims.len() == 1 { "," } else { "" };
+        format!(", size=({}{trailing})", dims.join(", "))
+    };
+    format!("tensor([]{size}{suffix})")
+}
+
+/// Integer indices of `shape` as PyTorch prints an int64 tensor
+/// (`tensor([2, 0, 1])`).
+pub(crate) fn format_indices(shape: &[usize], data: &[usize]) -> String {
+    if data.is_empty() {
+        return empty_str(shape, ", dtype=torch.int64");
+    }
+    let summarize = data.len() > THRESHOLD;
+    let shown = if summarize {
+        let mut vals = Vec::new();
+        summarized_values(shape, data, &mut vals);
+        vals
+    } else {
+        data.to_vec()
+    };
+    let width = shown.iter().map(|v| v.to_string().len()).max().unwrap_or(1);
+    let indent = "tensor(".len();
+    format!(
+        "tensor({})",
+        tensor_str(shape, data, indent, summarize, &IntFormatter { width })
     )
 }
 
