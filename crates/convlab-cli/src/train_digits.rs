@@ -1,50 +1,54 @@
 //! `convlab train-digits`: a small CNN trained on the UCI handwritten digits,
 //! end to end, with crash-safe checkpoints and exact resume.
 //!
-//! Data: `convlab::data::Digits` (the bundled `digits.csv.gz` is embedded in
-//! the binary; `--data` reads another file). Image `i` is a test image when
+//! Data: `convlab::data::Digits` (`Digits::bundled()`, the copy embedded in
+//! the library; `--data` reads another file). Image `i` is a test image when
 //! `i % 5 == 0` (360 test, 1437 train); pixels are divided by 16.
 //!
 //! Randomness: one ChaCha8 generator seeded with `--seed` makes every draw,
 //! in this order: the layers' initialisation (PyTorch's order and bounds:
-//! weight then bias, layer by layer), then one shuffle per epoch. The
-//! shuffle is Fisher–Yates over `0..1437` from the last position down:
-//! for `i` in `(1..n).rev()`, `j = (next_u64() * (i + 1)) >> 64` (a 128-bit
-//! product), swap `i` and `j`. Batches are consecutive runs of 32 of that
-//! order; the last one holds the remaining 29 (PyTorch's `drop_last=False`).
+//! weight then bias, layer by layer), then one shuffle per epoch
+//! (`convlab::data::shuffle`: Fisher–Yates over `0..1437` from the last
+//! position down, for `i` in `(1..n).rev()`, `j = (next_u64() * (i + 1)) >>
+//! 64` (a 128-bit product), swap `i` and `j`). Batches are consecutive runs
+//! of 32 of that order; the last one holds the remaining 29 (PyTorch's
+//! `drop_last=False`).
 //!
 //! Checkpoints: after every epoch, one safetensors file
-//! `DIR/digits-checkpoint.safetensors` holds the parameters (`model.*`), the
-//! optimizer state (`optim.*`) and, in its `__metadata__` header, the epoch,
-//! the generator's seed, stream and word position, the settings and the
-//! per-epoch history. It is written through `io::write_atomic` (temporary
-//! file, fsync, rename), so a kill leaves the previous checkpoint or the new
-//! one. `--resume` restores all of it, so the resumed run draws the same
-//! numbers and ends with the same weights, bit for bit, as one never stopped.
+//! `DIR/digits-checkpoint.safetensors` holds the model's state dict
+//! (parameters and buffers, `model.*`), the optimizer state (`optim.*`) and,
+//! in its `__metadata__` header, the epoch, the generator's seed, stream and
+//! word position, the settings, the per-epoch history and a checksum. It is
+//! written through `io::write_atomic` (temporary file, fsync, rename), so a
+//! kill leaves the previous checkpoint or the new one. `--resume` restores
+//! all of it, so the resumed run draws the same numbers and ends with the
+//! same weights, bit for bit, as one never stopped.
+//!
+//! Nothing in a checkpoint is trusted: the checksum (FNV-1a over every
+//! tensor's name, shape and bytes and every metadata entry; any one changed
+//! byte changes it) must match, the epoch must be within `--epochs`, every
+//! model value finite, and the optimizer state finite with an integral step
+//! count (`Optimizer::load_state` refuses the rest).
 
 use crate::plot::{self, Panel};
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use convlab::autograd::{no_grad, Var};
-use convlab::data::{digits, Digits};
+use convlab::data::{digits, shuffle, Digits};
 use convlab::nn::{Conv2d, Conv2dConfig, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential};
 use convlab::optim::{Adam, Optimizer, Sgd};
 use convlab::{io, seeded_rng, Rng64, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rand::{RngCore, SeedableRng};
-use std::collections::HashMap;
+use rand::SeedableRng;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// The bundled data set, so the binary runs anywhere.
-const BUNDLED: &[u8] = include_bytes!("../../../assets/digits.csv.gz");
 
 /// The checkpoint's file name inside `--checkpoint DIR`.
 pub const CHECKPOINT_FILE: &str = "digits-checkpoint.safetensors";
 
 /// Marks a file as a train-digits checkpoint of this layout.
-const FORMAT: &str = "convlab-train-digits-1";
+const FORMAT: &str = "convlab-train-digits-2";
 
 /// Which optimizer updates the weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -148,16 +152,6 @@ pub fn digits_net(rng: &mut Rng64) -> convlab::Result<Sequential> {
         .push(Linear::new(64, 10, rng)?))
 }
 
-/// Fisher–Yates from the last position down, `j` by a 128-bit multiply of
-/// one 64-bit draw (bias below 2^-50 for n < 2^14; documented in the module
-/// docs so another implementation can reproduce it).
-pub fn shuffle(order: &mut [usize], rng: &mut Rng64) {
-    for i in (1..order.len()).rev() {
-        let j = ((rng.next_u64() as u128 * (i as u128 + 1)) >> 64) as usize;
-        order.swap(i, j);
-    }
-}
-
 /// FNV-1a over the pixels' bits and the labels: a resumed run must see the
 /// data it started with.
 fn data_hash(d: &Digits) -> u64 {
@@ -171,6 +165,42 @@ fn data_hash(d: &Digits) -> u64 {
     }
     for &l in d.labels() {
         eat(l as u8);
+    }
+    h
+}
+
+/// FNV-1a over a checkpoint's contents: each tensor's name, shape and f32
+/// bytes in name order, then each metadata entry but the checksum in key
+/// order. Every step of FNV-1a is a bijection of its state, so any one
+/// changed byte changes the result.
+fn checkpoint_checksum(tensors: &[(&str, &Tensor)], meta: &[(&str, &str)]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    let mut tensors = tensors.to_vec();
+    tensors.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, t) in tensors {
+        eat(name.as_bytes());
+        eat(&[0]);
+        for d in t.shape() {
+            eat(&(*d as u64).to_le_bytes());
+        }
+        eat(&[0xff]);
+        for v in t.data() {
+            eat(&v.to_le_bytes());
+        }
+    }
+    let mut meta: Vec<&(&str, &str)> = meta.iter().filter(|(k, _)| *k != "checksum").collect();
+    meta.sort();
+    for (k, v) in meta {
+        eat(k.as_bytes());
+        eat(&[0]);
+        eat(v.as_bytes());
+        eat(&[0]);
     }
     h
 }
@@ -220,11 +250,7 @@ fn save_checkpoint(
     epoch: usize,
     history: &[Epoch],
 ) -> anyhow::Result<()> {
-    let params: Vec<(String, Tensor)> = net
-        .named_parameters()
-        .into_iter()
-        .map(|(n, v)| (format!("model.{n}"), v.tensor()))
-        .collect();
+    let params = io::state_dict_with_prefix(net, "model.");
     let state: Vec<(String, Tensor)> = opt
         .state()
         .into_iter()
@@ -245,6 +271,11 @@ fn save_checkpoint(
         ("rng_word_pos", rng.get_word_pos().to_string()),
         ("history", history_json(history)),
     ]);
+    let sum = {
+        let meta: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        checkpoint_checksum(&tensors, &meta)
+    };
+    meta.push(("checksum", format!("{sum:016x}")));
     let meta: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (*k, v.as_str())).collect();
     io::save_safetensors_with_metadata(path, &tensors, &meta)?;
     Ok(())
@@ -256,9 +287,31 @@ fn load_checkpoint(
     opt: &mut dyn Optimizer,
     rng: &mut Rng64,
     settings: &Settings,
+    epochs: usize,
 ) -> anyhow::Result<Restored> {
     let (tensors, meta) = io::load_safetensors_with_metadata(path)?;
     let ctx = || format!("checkpoint {}", path.display());
+    {
+        let t: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let m: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let want = format!("{:016x}", checkpoint_checksum(&t, &m));
+        match meta.get("checksum") {
+            Some(have) if *have == want => {}
+            Some(_) => bail!(
+                "{}: checksum mismatch: the file was changed or damaged after it was written",
+                ctx()
+            ),
+            None if meta.get("checkpoint").map(String::as_str)
+                == Some("convlab-train-digits-1") =>
+            {
+                bail!(
+                    "{}: written by an older convlab without a checksum; start afresh (remove it or drop --resume)",
+                    ctx()
+                )
+            }
+            None => bail!("{}: no 'checksum' entry", ctx()),
+        }
+    }
     let get = |k: &str| -> anyhow::Result<&str> {
         meta.get(k)
             .map(String::as_str)
@@ -279,6 +332,12 @@ fn load_checkpoint(
     let epoch: usize = get("epoch")?
         .parse()
         .with_context(|| format!("{}: bad epoch", ctx()))?;
+    if epoch > epochs {
+        bail!(
+            "{}: is after epoch {epoch}, past --epochs {epochs}; resume with --epochs {epoch} or more",
+            ctx()
+        );
+    }
     let history = history_from_json(get("history")?).with_context(ctx)?;
     if history.len() != epoch {
         bail!(
@@ -303,14 +362,19 @@ fn load_checkpoint(
         .parse()
         .with_context(|| format!("{}: bad rng_word_pos", ctx()))?;
 
-    let by_name: HashMap<&str, &Tensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    for (name, var) in net.named_parameters() {
-        let t = by_name
-            .get(format!("model.{name}").as_str())
-            .with_context(|| format!("{}: no parameter '{name}'", ctx()))?;
-        var.set_value((*t).clone())
-            .with_context(|| format!("{}: parameter '{name}'", ctx()))?;
+    if let Some((name, _)) = tensors
+        .iter()
+        .find(|(n, t)| n.starts_with("model.") && t.data().iter().any(|v| !v.is_finite()))
+    {
+        bail!("{}: '{name}' holds a non-finite value", ctx());
     }
+    let model: Vec<(String, Tensor)> = tensors
+        .iter()
+        .filter(|(n, _)| n.starts_with("model."))
+        .cloned()
+        .collect();
+    io::load_state_dict_with(net, &model, &io::LoadOptions::strict().prefix("model."))
+        .with_context(ctx)?;
     let state: Vec<(String, Tensor)> = tensors
         .iter()
         .filter_map(|(n, t)| n.strip_prefix("optim.").map(|s| (s.to_string(), t.clone())))
@@ -453,7 +517,7 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
     }
     let all = match &a.data {
         Some(p) => Digits::load(p)?,
-        None => Digits::from_bytes(BUNDLED)?,
+        None => Digits::bundled()?,
     };
     let (train, test) = all.split_every_fifth();
     if train.is_empty() || test.is_empty() {
@@ -475,7 +539,7 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
     let net = digits_net(&mut rng)?;
     let params = net.parameters();
     let mut opt: Box<dyn Optimizer> = match a.optimizer {
-        OptimizerKind::Sgd => Box::new(Sgd::new(params, lr)?.momentum(a.momentum)),
+        OptimizerKind::Sgd => Box::new(Sgd::new(params, lr)?.momentum(a.momentum)?),
         OptimizerKind::Adam => Box::new(Adam::new(params, lr)?),
     };
 
@@ -483,7 +547,9 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create checkpoint directory {}", dir.display()))?;
-            Some(dir.join(CHECKPOINT_FILE))
+            let file = dir.join(CHECKPOINT_FILE);
+            crate::files::check_output(&file, "--checkpoint")?;
+            Some(file)
         }
         None => None,
     };
@@ -491,7 +557,7 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
     let mut history: Vec<Epoch> = Vec::new();
     if let (true, Some(p)) = (a.resume, &ckpt_path) {
         if p.exists() {
-            let r = load_checkpoint(p, &net, opt.as_mut(), &mut rng, &settings)?;
+            let r = load_checkpoint(p, &net, opt.as_mut(), &mut rng, &settings, a.epochs)?;
             println!(
                 "resuming from {} after epoch {}/{}",
                 p.display(),
@@ -651,16 +717,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shuffle_is_a_seeded_permutation() {
-        let mut a: Vec<usize> = (0..100).collect();
-        let mut b = a.clone();
-        shuffle(&mut a, &mut seeded_rng(3));
-        shuffle(&mut b, &mut seeded_rng(3));
-        assert_eq!(a, b);
-        assert_ne!(a, (0..100).collect::<Vec<_>>());
-        let mut s = a.clone();
-        s.sort_unstable();
-        assert_eq!(s, (0..100).collect::<Vec<_>>());
+    fn checksum_changes_with_any_byte() {
+        let t = Tensor::from_vec(vec![1.0, 2.0], &[2]).unwrap();
+        let base = checkpoint_checksum(&[("model.w", &t)], &[("epoch", "3")]);
+        let flipped =
+            Tensor::from_vec(vec![1.0, f32::from_bits(2f32.to_bits() ^ 1)], &[2]).unwrap();
+        assert_ne!(
+            base,
+            checkpoint_checksum(&[("model.w", &flipped)], &[("epoch", "3")])
+        );
+        assert_ne!(
+            base,
+            checkpoint_checksum(&[("model.w", &t)], &[("epoch", "4")])
+        );
+        assert_ne!(
+            base,
+            checkpoint_checksum(&[("model.v", &t)], &[("epoch", "3")])
+        );
+        // The checksum entry itself is left out.
+        assert_eq!(
+            base,
+            checkpoint_checksum(&[("model.w", &t)], &[("epoch", "3"), ("checksum", "x")])
+        );
     }
 
     #[test]

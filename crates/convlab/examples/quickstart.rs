@@ -25,7 +25,7 @@ fn main() -> convlab::Result<()> {
         .push(MaxPool2d::new(2))
         .push(Flatten)
         .push(Linear::new(16 * 4 * 4, 10, &mut rng)?);
-    let mut opt = Sgd::new(net.parameters(), 0.05)?.momentum(0.9);
+    let mut opt = Sgd::new(net.parameters(), 0.05)?.momentum(0.9)?;
     let images = Var::new(Tensor::rand(&[32, 1, 8, 8], &mut rng)?);
     let labels: Vec<usize> = (0..32).map(|i| i % 10).collect();
     opt.zero_grad();

@@ -42,6 +42,15 @@ pub enum Error {
     /// Autograd misuse (backward on a non-scalar, a graph without gradients, ...).
     #[error("{op}: {msg}")]
     Autograd { op: &'static str, msg: String },
+    /// An error inside a container's child: `path` is the child's nested
+    /// name (`features.2`), `layer` its short description
+    /// (`Conv2d(6, 16, kernel_size=(5, 5), ...)`).
+    #[error("{path} ({layer}): {source}")]
+    InModule {
+        path: String,
+        layer: String,
+        source: Box<Error>,
+    },
 }
 
 /// `Result` with convlab's [`Error`].
@@ -86,6 +95,23 @@ impl Error {
             Error::TooLarge { msg, .. } => Error::TooLarge { op, msg },
             Error::Io { msg, .. } => Error::Io { op, msg },
             Error::Autograd { msg, .. } => Error::Autograd { op, msg },
+            Error::InModule {
+                path,
+                layer,
+                source,
+            } => Error::InModule {
+                path,
+                layer,
+                source: Box::new(source.with_op(op)),
+            },
+        }
+    }
+    /// The error itself, or for [`Error::InModule`] the error inside the
+    /// innermost layer.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::InModule { source, .. } => source.root(),
+            other => other,
         }
     }
     /// Misuse of the autograd graph.

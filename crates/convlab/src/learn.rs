@@ -841,7 +841,7 @@ mod tests {
             &o.clone().lr(LearningRate::Fixed(f32::NAN)),
             |_, _| {}
         ))
-        .contains("lr NaN is invalid"));
+        .contains("lr invalid learning rate: nan"));
         assert!(
             e(learn_kernel(&x, &y, &LearnOptions::new((7, 2)), |_, _| {}))
                 .contains("larger than the input")

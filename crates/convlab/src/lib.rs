@@ -16,6 +16,19 @@
 //! The rooms, each depending only on those before it:
 //! [`kernels`] (raw slice loops) → [`ops`] (checked functional ops, forward
 //! and backward, with reference loops) → [`autograd`] → [`nn`] / [`optim`] → [`io`].
+//!
+//! Coming from PyTorch: [`from_pytorch`] writes the book's LeNet both ways,
+//! loads a PyTorch checkpoint and serves a model from threads.
+//!
+//! # Threads
+//!
+//! Models are `Send + Sync`: share one as `Arc<M>` and run `forward` from
+//! any thread. `train()`/`eval()` take `&mut self` (switch before sharing);
+//! in eval mode a forward pass changes nothing, so every thread gets the
+//! bits one thread would; in train mode BatchNorm's running statistics
+//! update under a lock and Dropout draws each call's mask from its seed and
+//! a call counter. [`autograd::no_grad`] is per thread. Details in
+//! [`nn`] and [`from_pytorch`].
 
 pub mod autograd;
 pub mod data;
@@ -33,6 +46,14 @@ pub mod shape;
 pub mod tensor;
 #[doc(hidden)]
 pub mod testing;
+
+#[doc = include_str!("../../../docs/FROM_PYTORCH.md")]
+pub mod from_pytorch {}
+
+/// The `rand` crate convlab's generators and `impl Rng` arguments come
+/// from (0.8), so a program can name its traits without depending on a
+/// matching version itself: `use convlab::rand::{Rng, SeedableRng}`.
+pub use rand;
 
 pub use error::{Error, Result};
 pub use shape::{Padding, PaddingMode, Pair};

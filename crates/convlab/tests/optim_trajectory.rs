@@ -73,7 +73,7 @@ fn adam_and_sgd_momentum_follow_pytorch() {
         let params = model.parameters();
         let mut opt: Box<dyn Optimizer> = match name {
             "adam" => Box::new(Adam::new(params, 0.01).unwrap()),
-            "sgd_momentum" => Box::new(Sgd::new(params, 0.1).unwrap().momentum(0.9)),
+            "sgd_momentum" => Box::new(Sgd::new(params, 0.1).unwrap().momentum(0.9).unwrap()),
             other => panic!("unknown optimizer {other}"),
         };
         let steps = run["steps"].as_array().unwrap();

@@ -17,34 +17,95 @@
 //! # Ok::<(), convlab::Error>(())
 //! ```
 
+mod norm;
 mod ops;
 mod tensor_ops;
 
+pub use norm::BatchStats;
+
 use crate::error::{Dims, Error, Result};
 use crate::tensor::Tensor;
-use std::cell::{Cell, Ref, RefCell};
-use std::collections::HashMap;
-use std::rc::Rc;
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 /// Maps the gradient of a node's output to the gradients of its parents
-/// (`None` for a parent that needs none).
-type BackwardFn = Box<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>>>;
+/// (`None` for a parent that needs none). `Send + Sync` so that graphs, and
+/// the models that make them, can cross threads; closures capture owned
+/// values (tensors, shapes), never borrowed ones.
+type BackwardFn = Arc<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
+
+/// What an op's node keeps for the backward pass: its inputs and the
+/// closure. [`Var::backward`] takes it (PyTorch frees saved tensors the same
+/// way) unless the graph is retained.
+struct Graph {
+    parents: Vec<Var>,
+    backward: BackwardFn,
+}
 
 struct Node {
-    value: RefCell<Tensor>,
-    grad: RefCell<Option<Tensor>>,
-    requires_grad: bool,
-    parents: Vec<Var>,
-    backward: Option<BackwardFn>,
+    /// Shared, so ops can keep their inputs for the backward pass without
+    /// copying them; a leaf's update copies only while a graph still holds
+    /// the old value.
+    value: RwLock<Arc<Tensor>>,
+    grad: Mutex<Option<Tensor>>,
+    requires_grad: AtomicBool,
+    /// Made by [`Var::new`] / [`Var::param`] rather than by an op.
+    leaf: bool,
+    /// `None` on leaves, and on op nodes whose graph a backward pass freed.
+    graph: Mutex<Option<Graph>>,
     /// The op that made this node, for printing (`grad_fn=<Conv2dBackward0>`).
     op: &'static str,
+}
+
+/// Locks that a panic elsewhere cannot poison for good: every value behind
+/// them is valid after any partial update (each is replaced whole).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Drop for Node {
+    /// Frees the graph behind this node with a loop instead of recursion:
+    /// dropping a chain of a million ops would otherwise nest a million
+    /// `drop` calls and overflow the stack.
+    fn drop(&mut self) {
+        let Some(graph) = self
+            .graph
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
+        let mut stack = graph.parents;
+        while let Some(var) = stack.pop() {
+            // Only the last owner of a node takes its parents; `into_inner`
+            // gives it to exactly one of several threads dropping at once.
+            if let Some(mut node) = Arc::into_inner(var.0) {
+                let graph = node
+                    .graph
+                    .get_mut()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                if let Some(g) = graph {
+                    stack.extend(g.parents);
+                }
+            }
+        }
+    }
 }
 
 /// A tensor in the autograd graph: a value, and for those that require it,
 /// a gradient filled by [`Var::backward`]. Cloning a `Var` is cheap and
 /// shares the node.
+///
+/// `Var` is `Send + Sync`: parameters can be shared by models used from
+/// several threads, and each thread's forward pass builds its own graph.
+/// Gradients of a leaf used by graphs on several threads accumulate under
+/// a lock, in the order the backward passes reach it.
 #[derive(Clone)]
-pub struct Var(Rc<Node>);
+pub struct Var(Arc<Node>);
 
 thread_local! {
     static NO_GRAD: Cell<usize> = const { Cell::new(0) };
@@ -52,6 +113,8 @@ thread_local! {
 
 /// Run `f` without recording the graph (PyTorch's `torch.no_grad()`):
 /// results require no gradient and hold no reference to their inputs.
+/// Like PyTorch's, the mode is per thread: other threads (rayon's workers
+/// included) keep recording.
 ///
 /// ```
 /// use convlab::{autograd::{no_grad, Var}, Tensor};
@@ -78,26 +141,26 @@ pub fn is_grad_enabled() -> bool {
 }
 
 impl Var {
-    fn leaf(value: Tensor, requires_grad: bool) -> Var {
-        Var(Rc::new(Node {
-            value: RefCell::new(value),
-            grad: RefCell::new(None),
-            requires_grad,
-            parents: Vec::new(),
-            backward: None,
+    fn leaf(value: Arc<Tensor>, requires_grad: bool) -> Var {
+        Var(Arc::new(Node {
+            value: RwLock::new(value),
+            grad: Mutex::new(None),
+            requires_grad: AtomicBool::new(requires_grad),
+            leaf: true,
+            graph: Mutex::new(None),
             op: "",
         }))
     }
 
     /// A constant: no gradient flows into it.
     pub fn new(value: Tensor) -> Var {
-        Var::leaf(value, false)
+        Var::leaf(Arc::new(value), false)
     }
 
     /// A leaf that requires a gradient (a parameter), like
     /// `torch.tensor(..., requires_grad=True)`.
     pub fn param(value: Tensor) -> Var {
-        Var::leaf(value, true)
+        Var::leaf(Arc::new(value), true)
     }
 
     /// Record the result of an op. When no input requires a gradient (or
@@ -106,52 +169,61 @@ impl Var {
         value: Tensor,
         op: &'static str,
         parents: &[&Var],
-        backward: impl Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + 'static,
+        backward: impl Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
     ) -> Var {
         let requires_grad = is_grad_enabled() && parents.iter().any(|p| p.requires_grad());
         if !requires_grad {
             return Var::new(value);
         }
-        Var(Rc::new(Node {
-            value: RefCell::new(value),
-            grad: RefCell::new(None),
-            requires_grad: true,
-            parents: parents.iter().map(|&p| p.clone()).collect(),
-            backward: Some(Box::new(backward)),
+        Var(Arc::new(Node {
+            value: RwLock::new(Arc::new(value)),
+            grad: Mutex::new(None),
+            requires_grad: AtomicBool::new(true),
+            leaf: false,
+            graph: Mutex::new(Some(Graph {
+                parents: parents.iter().map(|&p| p.clone()).collect(),
+                backward: Arc::new(backward),
+            })),
             op,
         }))
     }
 
-    /// The value (borrowed).
-    pub fn value(&self) -> Ref<'_, Tensor> {
-        self.0.value.borrow()
+    /// The value: a shared handle, cheap to take, that stays valid (and
+    /// unchanged) when the variable is updated later.
+    pub fn value(&self) -> Arc<Tensor> {
+        self.0
+            .value
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// A copy of the value.
     pub fn tensor(&self) -> Tensor {
-        self.0.value.borrow().clone()
+        (*self.value()).clone()
     }
 
     /// The value's shape.
     pub fn shape(&self) -> Vec<usize> {
-        self.0.value.borrow().shape().to_vec()
+        self.value().shape().to_vec()
     }
 
     /// The single value of a one-element variable.
     pub fn item(&self) -> Result<f32> {
-        self.0.value.borrow().item()
+        self.value().item()
     }
 
     /// Replace the value of a leaf (optimizers, weight loading). Errors on a
-    /// shape change or on a non-leaf.
+    /// shape change or on a non-leaf. Graphs recorded before keep the value
+    /// they were computed with.
     pub fn set_value(&self, value: Tensor) -> Result<()> {
-        if self.0.backward.is_some() {
+        if !self.0.leaf {
             return Err(Error::autograd(
                 "set_value",
                 "only leaf variables can be assigned",
             ));
         }
-        let mut v = self.0.value.borrow_mut();
+        let mut v = self.0.value.write().unwrap_or_else(PoisonError::into_inner);
         if v.shape() != value.shape() {
             return Err(Error::shape(
                 "set_value",
@@ -162,71 +234,130 @@ impl Var {
                 ),
             ));
         }
-        *v = value;
+        *v = Arc::new(value);
         Ok(())
     }
 
-    /// Change the value of a leaf in place with `f`.
+    /// Change the value of a leaf in place with `f` (the data is copied
+    /// first only when a recorded graph still holds it).
     pub fn update(&self, f: impl FnOnce(&mut Tensor)) {
-        f(&mut self.0.value.borrow_mut());
+        let mut v = self.0.value.write().unwrap_or_else(PoisonError::into_inner);
+        f(Arc::make_mut(&mut v));
     }
 
     /// Whether gradients flow into this variable.
     pub fn requires_grad(&self) -> bool {
-        self.0.requires_grad
+        self.0.requires_grad.load(Ordering::Relaxed)
+    }
+
+    /// Turn gradient tracking of a leaf on or off, PyTorch's
+    /// `requires_grad_`: a frozen parameter gets no gradient and graphs
+    /// recorded from then on do not reach it.
+    ///
+    /// # Errors
+    /// [`Error::Autograd`] when turning it off on a variable computed by an
+    /// op (as PyTorch: use [`Var::detach`]).
+    pub fn requires_grad_(&self, requires_grad: bool) -> Result<()> {
+        if !self.0.leaf && !requires_grad {
+            return Err(Error::autograd(
+                "requires_grad_",
+                "you can only change requires_grad flags of leaf variables; use detach() for a value without gradient",
+            ));
+        }
+        self.0.requires_grad.store(requires_grad, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Whether this is a leaf (made by [`Var::new`] / [`Var::param`], not an op).
     pub fn is_leaf(&self) -> bool {
-        self.0.backward.is_none()
+        self.0.leaf
     }
 
     /// The gradient accumulated by [`Var::backward`], on leaves that require one.
     pub fn grad(&self) -> Option<Tensor> {
-        self.0.grad.borrow().clone()
+        lock(&self.0.grad).clone()
     }
 
     /// Forget the accumulated gradient (PyTorch's `zero_grad(set_to_none=True)`).
     pub fn zero_grad(&self) {
-        *self.0.grad.borrow_mut() = None;
+        *lock(&self.0.grad) = None;
     }
 
-    /// The same value, cut from the graph.
+    /// The same value, cut from the graph (no copy).
     pub fn detach(&self) -> Var {
-        Var::new(self.tensor())
+        Var::leaf(self.value(), false)
     }
 
-    fn id(&self) -> usize {
-        Rc::as_ptr(&self.0) as usize
+    /// Whether `self` and `other` are the same variable (not just equal values).
+    pub fn same(&self, other: &Var) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The node's address: equal for clones of one variable.
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
     }
 
     /// Backpropagate from this scalar: every leaf that requires a gradient
     /// and that this value depends on gets `d self / d leaf` added to its
-    /// gradient.
+    /// gradient. The graph's saved values are freed, as PyTorch's
+    /// `backward()`: a second call on it is an error (see
+    /// [`Var::backward_retain_graph`]).
+    ///
+    /// ```
+    /// use convlab::{autograd::Var, Tensor};
+    /// let w = Var::param(Tensor::ones(&[2])?);
+    /// let loss = w.square()?.sum()?;
+    /// loss.backward()?;
+    /// assert!(loss.backward().is_err()); // the graph was freed
+    /// # Ok::<(), convlab::Error>(())
+    /// ```
     pub fn backward(&self) -> Result<()> {
-        let shape = self.shape();
-        if shape.iter().product::<usize>() != 1 {
-            return Err(Error::autograd(
-                "backward",
-                format!(
-                    "grad can be implicitly created only for scalar outputs, but the output has shape {}",
-                    Dims(&shape)
-                ),
-            ));
-        }
-        self.backward_with(Tensor::ones(&shape)?)
+        self.backward_full(None, false)
+    }
+
+    /// [`Var::backward`] that keeps the graph, so it can be run again
+    /// (`backward(retain_graph=True)`); gradients add up.
+    pub fn backward_retain_graph(&self) -> Result<()> {
+        self.backward_full(None, true)
     }
 
     /// Backpropagate `grad` (the gradient of some scalar with respect to this
-    /// variable, same shape) through the graph.
+    /// variable, same shape) through the graph, freeing it.
     pub fn backward_with(&self, grad: Tensor) -> Result<()> {
-        if grad.shape() != self.shape().as_slice() {
+        self.backward_full(Some(grad), false)
+    }
+
+    /// PyTorch's `backward(gradient, retain_graph)`: `grad` defaults to 1
+    /// for a one-element output.
+    ///
+    /// # Errors
+    /// [`Error::Autograd`] when the output needs no gradient, when `grad` is
+    /// missing for a non-scalar output, or when part of the graph was freed
+    /// by an earlier backward pass (nothing is changed then); [`Error::Shape`]
+    /// when `grad`'s shape differs from the output's.
+    pub fn backward_full(&self, grad: Option<Tensor>, retain_graph: bool) -> Result<()> {
+        let shape = self.shape();
+        let grad = match grad {
+            Some(g) => g,
+            None if shape.iter().product::<usize>() == 1 => Tensor::ones(&shape)?,
+            None => {
+                return Err(Error::autograd(
+                    "backward",
+                    format!(
+                        "grad can be implicitly created only for scalar outputs, but the output has shape {}",
+                        Dims(&shape)
+                    ),
+                ))
+            }
+        };
+        if grad.shape() != shape.as_slice() {
             return Err(Error::shape(
                 "backward",
                 format!(
                     "gradient has shape {} but the output has shape {}",
                     Dims(grad.shape()),
-                    Dims(&self.shape())
+                    Dims(&shape)
                 ),
             ));
         }
@@ -236,34 +367,45 @@ impl Var {
                 "the output does not require grad: no input was a parameter (or it was computed under no_grad)",
             ));
         }
-        let order = self.topological_order();
+        let order = self.topological_order()?;
         let mut grads: HashMap<usize, Tensor> = HashMap::new();
         grads.insert(self.id(), grad);
         for node in order.iter().rev() {
             let Some(g) = grads.remove(&node.id()) else {
                 continue;
             };
-            match &node.0.backward {
-                None => {
-                    let mut slot = node.0.grad.borrow_mut();
-                    match slot.as_mut() {
-                        Some(acc) => acc.add_assign(&g)?,
-                        None => *slot = Some(g),
-                    }
+            if node.0.leaf {
+                let mut slot = lock(&node.0.grad);
+                match slot.as_mut() {
+                    Some(acc) => acc.add_assign(&g)?,
+                    None => *slot = Some(g),
                 }
-                Some(f) => {
-                    let parent_grads = f(&g)?;
-                    for (p, pg) in node.0.parents.iter().zip(parent_grads) {
-                        let Some(pg) = pg else { continue };
-                        if !p.requires_grad() {
-                            continue;
-                        }
-                        match grads.get_mut(&p.id()) {
-                            Some(acc) => acc.add_assign(&pg)?,
-                            None => {
-                                grads.insert(p.id(), pg);
-                            }
-                        }
+                continue;
+            }
+            let (parents, backward) = {
+                let mut graph = lock(&node.0.graph);
+                let Some(gr) = graph.as_ref() else {
+                    // Freed since the order was taken (a backward pass on
+                    // another thread through the same graph).
+                    return Err(freed_graph());
+                };
+                let taken = (gr.parents.clone(), gr.backward.clone());
+                if !retain_graph {
+                    *graph = None;
+                }
+                taken
+            };
+            let parent_grads = backward(&g)?;
+            drop(backward);
+            for (p, pg) in parents.iter().zip(parent_grads) {
+                let Some(pg) = pg else { continue };
+                if !p.requires_grad() {
+                    continue;
+                }
+                match grads.get_mut(&p.id()) {
+                    Some(acc) => acc.add_assign(&pg)?,
+                    None => {
+                        grads.insert(p.id(), pg);
                     }
                 }
             }
@@ -272,10 +414,11 @@ impl Var {
     }
 
     /// Nodes that require a gradient, parents before children (iterative DFS,
-    /// so deep graphs cannot overflow the stack).
-    fn topological_order(&self) -> Vec<Var> {
+    /// so deep graphs cannot overflow the stack). Errors, before anything is
+    /// computed, when a node's graph was freed by an earlier backward pass.
+    fn topological_order(&self) -> Result<Vec<Var>> {
         let mut order = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let mut stack: Vec<(Var, bool)> = vec![(self.clone(), false)];
         while let Some((v, expanded)) = stack.pop() {
             if expanded {
@@ -285,15 +428,30 @@ impl Var {
             if !seen.insert(v.id()) {
                 continue;
             }
-            stack.push((v.clone(), true));
-            for p in &v.0.parents {
+            let parents = if v.0.leaf {
+                Vec::new()
+            } else {
+                match lock(&v.0.graph).as_ref() {
+                    Some(g) => g.parents.clone(),
+                    None => return Err(freed_graph()),
+                }
+            };
+            stack.push((v, true));
+            for p in parents {
                 if p.requires_grad() && !seen.contains(&p.id()) {
-                    stack.push((p.clone(), false));
+                    stack.push((p, false));
                 }
             }
         }
-        order
+        Ok(order)
     }
+}
+
+fn freed_graph() -> Error {
+    Error::autograd(
+        "backward",
+        "trying to backward through the graph a second time (its saved values were freed by the first backward); use backward_retain_graph() to backward through it more than once",
+    )
 }
 
 impl std::fmt::Display for Var {

@@ -33,7 +33,7 @@ impl Var {
 
     /// `self * other` elementwise (broadcasting).
     pub fn mul(&self, other: &Var) -> Result<Var> {
-        let (a, b) = (self.tensor(), other.tensor());
+        let (a, b) = (self.value(), other.value());
         let y = a.mul(&b)?;
         Ok(Var::from_op(y, "Mul", &[self, other], move |g| {
             Ok(vec![
@@ -45,7 +45,7 @@ impl Var {
 
     /// `self / other` elementwise (broadcasting).
     pub fn div(&self, other: &Var) -> Result<Var> {
-        let (a, b) = (self.tensor(), other.tensor());
+        let (a, b) = (self.value(), other.value());
         let y = a.div(&b)?;
         Ok(Var::from_op(y, "Div", &[self, other], move |g| {
             let ga = g.div(&b)?.sum_to_shape(a.shape())?;
@@ -82,7 +82,7 @@ impl Var {
 
     /// `self ** p` elementwise.
     pub fn pow(&self, p: f32) -> Result<Var> {
-        let x = self.tensor();
+        let x = self.value();
         let y = x.map(|v| v.powf(p));
         Ok(Var::from_op(y, "Pow", &[self], move |g| {
             Ok(vec![Some(g.mul(&x.map(|v| p * v.powf(p - 1.0)))?)])
@@ -91,7 +91,7 @@ impl Var {
 
     /// `self ** 2` elementwise.
     pub fn square(&self) -> Result<Var> {
-        let x = self.tensor();
+        let x = self.value();
         let y = x.map(|v| v * v);
         Ok(Var::from_op(y, "Pow", &[self], move |g| {
             Ok(vec![Some(g.mul(&x.scale(2.0))?)])
@@ -109,7 +109,7 @@ impl Var {
 
     /// Natural log elementwise.
     pub fn log(&self) -> Result<Var> {
-        let x = self.tensor();
+        let x = self.value();
         let y = x.map(f32::ln);
         Ok(Var::from_op(y, "Log", &[self], move |g| {
             Ok(vec![Some(g.div(&x)?)])
@@ -144,19 +144,28 @@ impl Var {
         }))
     }
 
-    /// Flatten all dimensions after the first: `[N, ...] -> [N, prod(...)]`.
+    /// Flatten all dimensions after the first: `[N, ...] -> [N, prod(...)]`
+    /// (`nn.Flatten()`'s `start_dim=1`). A 0-d or 1-d input has no
+    /// dimension 1 and is an error, as in PyTorch.
     pub fn flatten(&self) -> Result<Var> {
         let shape = self.shape();
-        let n = *shape
-            .first()
-            .ok_or_else(|| Error::shape("flatten", "a 0-d tensor has no batch dimension"))?;
+        if shape.len() < 2 {
+            return Err(Error::shape(
+                "flatten",
+                format!(
+                    "dimension 1 is out of range for a {}-d input of shape {} (start_dim=1 needs at least 2 dimensions)",
+                    shape.len(),
+                    Dims(&shape)
+                ),
+            ));
+        }
         let rest = shape[1..].iter().product::<usize>();
-        self.reshape(&[n, rest])
+        self.reshape(&[shape[0], rest])
     }
 
     /// Matrix product (2-D, or batched 3-D).
     pub fn matmul(&self, other: &Var) -> Result<Var> {
-        let (a, b) = (self.tensor(), other.tensor());
+        let (a, b) = (self.value(), other.value());
         let y = a.matmul(&b)?;
         Ok(Var::from_op(y, "Mm", &[self, other], move |g| {
             let (ga, gb) = if a.ndim() == 2 {
@@ -174,8 +183,8 @@ impl Var {
     /// `F.linear`: `self [N, in] @ weight^T + bias`, weight `[out, in]`
     /// (see [`ops::linear()`]); no transposed copies forward or backward.
     pub fn linear(&self, weight: &Var, bias: Option<&Var>) -> Result<Var> {
-        let (x, w) = (self.tensor(), weight.tensor());
-        let y = ops::linear(&x, &w, bias.map(|b| b.value().clone()).as_ref())?;
+        let (x, w) = (self.value(), weight.value());
+        let y = ops::linear(&x, &w, bias.map(|b| b.value()).as_deref())?;
         let with_bias = bias.is_some();
         let mut parents = vec![self, weight];
         parents.extend(bias);
@@ -193,7 +202,7 @@ impl Var {
 
     /// `max(0, x)` elementwise.
     pub fn relu(&self) -> Result<Var> {
-        let x = self.tensor();
+        let x = self.value();
         let y = x.map(|v| if v > 0.0 { v } else { 0.0 });
         Ok(Var::from_op(y, "Relu", &[self], move |g| {
             Ok(vec![Some(g.zip_broadcast("relu", &x, |g, v| {
@@ -231,9 +240,8 @@ impl Var {
     /// Log-softmax over the last dimension of a `[N, K]` matrix (stable:
     /// the row maximum is subtracted first).
     pub fn log_softmax(&self) -> Result<Var> {
-        let x = self.tensor();
-        let [n, k] = x.dims2("log_softmax")?;
-        let mut y = x.clone();
+        let mut y = self.tensor();
+        let [n, k] = y.dims2("log_softmax")?;
         for row in y.data_mut().chunks_mut(k.max(1)).take(n) {
             let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
@@ -304,8 +312,8 @@ impl Var {
     /// weight and bias.
     pub fn conv2d(&self, weight: &Var, bias: Option<&Var>, p: &Conv2dParams) -> Result<Var> {
         let p = *p;
-        let (x, w) = (self.tensor(), weight.tensor());
-        let y = ops::conv2d(&x, &w, bias.map(|b| b.value().clone()).as_ref(), &p)?;
+        let (x, w) = (self.value(), weight.value());
+        let y = ops::conv2d(&x, &w, bias.map(|b| b.value()).as_deref(), &p)?;
         let (need_x, need_w) = (self.requires_grad(), weight.requires_grad());
         let need_b = bias.is_some_and(|b| b.requires_grad());
         let mut parents = vec![self, weight];
@@ -339,8 +347,8 @@ impl Var {
         p: &ConvTranspose2dParams,
     ) -> Result<Var> {
         let p = *p;
-        let (x, w) = (self.tensor(), weight.tensor());
-        let y = ops::conv_transpose2d(&x, &w, bias.map(|b| b.value().clone()).as_ref(), &p)?;
+        let (x, w) = (self.value(), weight.value());
+        let y = ops::conv_transpose2d(&x, &w, bias.map(|b| b.value()).as_deref(), &p)?;
         let with_bias = bias.is_some();
         let mut parents = vec![self, weight];
         parents.extend(bias);
@@ -361,7 +369,7 @@ impl Var {
 
     /// The chapter's `corr2d` on matrices, differentiable in both.
     pub fn corr2d(&self, kernel: &Var) -> Result<Var> {
-        let (x, k) = (self.tensor(), kernel.tensor());
+        let (x, k) = (self.value(), kernel.value());
         let y = ops::corr2d(&x, &k)?;
         Ok(Var::from_op(y, "Corr2d", &[self, kernel], move |g| {
             let (gx, gk) = ops::corr2d_backward(&x, &k, g)?;

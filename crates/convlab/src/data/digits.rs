@@ -25,6 +25,9 @@ pub const CLASSES: usize = 10;
 /// Largest pixel value in the raw data; pixels are divided by it.
 pub const MAX_PIXEL: f32 = 16.0;
 
+/// The set as scikit-learn ships it (`assets/digits.csv.gz`, 1797 rows).
+const BUNDLED: &[u8] = include_bytes!("../../../../assets/digits.csv.gz");
+
 /// Images scaled to `[0, 1]` and their labels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Digits {
@@ -117,6 +120,23 @@ impl Digits {
             String::from_utf8(bytes.to_vec()).map_err(|_| bad("file is not UTF-8 text"))?
         };
         Digits::from_csv(&text)
+    }
+
+    /// The whole set (1797 images), from the copy of scikit-learn's
+    /// `digits.csv.gz` embedded in the library: no file needed.
+    ///
+    /// ```
+    /// let d = convlab::data::Digits::bundled()?;
+    /// assert_eq!(d.len(), 1797);
+    /// let (train, test) = d.split_every_fifth();
+    /// assert_eq!((train.len(), test.len()), (1437, 360));
+    /// # Ok::<(), convlab::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// None in practice: the embedded bytes are parsed like any file.
+    pub fn bundled() -> Result<Digits> {
+        Digits::from_bytes(BUNDLED)
     }
 
     /// Reads a `.csv` or `.csv.gz` file (see [`Digits::from_bytes`]).

@@ -31,7 +31,11 @@ pub use self::safetensors::{
     safetensors_with_metadata_from_bytes, safetensors_with_metadata_to_bytes, save_safetensors,
     save_safetensors_with_metadata, SafetensorsWithMetadata,
 };
-pub use self::state_dict::{load_state_dict, load_state_dict_from, save_state_dict, state_dict};
+pub use self::state_dict::{
+    load_state_dict, load_state_dict_file_with, load_state_dict_from, load_state_dict_with,
+    save_state_dict, state_dict, state_dict_to_bytes, state_dict_with_prefix, LoadOptions,
+    LoadReport,
+};
 
 use crate::error::{Error, Result};
 use crate::memory;

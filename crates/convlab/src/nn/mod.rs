@@ -4,38 +4,143 @@
 //! ```
 //! use convlab::{nn::*, autograd::Var, seeded_rng, Tensor};
 //! let mut rng = seeded_rng(0);
-//! let net = Sequential::new()
+//! let mut net = Sequential::new()
 //!     .push(Conv2d::new(Conv2dConfig::new(1, 4, 3).padding(1), &mut rng)?)
+//!     .push(BatchNorm2d::new(4))
 //!     .push(ReLU)
 //!     .push(Flatten)
+//!     .push(Dropout::new(0.5, &mut rng)?)
 //!     .push(Linear::new(4 * 8 * 8, 10, &mut rng)?);
+//! net.eval();
 //! let y = net.forward(&Var::new(Tensor::zeros(&[2, 1, 8, 8])?))?;
 //! assert_eq!(y.shape(), vec![2, 10]);
 //! let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
-//! assert_eq!(names, ["0.weight", "0.bias", "3.weight", "3.bias"]);
+//! assert_eq!(names, ["0.weight", "0.bias", "1.weight", "1.bias", "5.weight", "5.bias"]);
+//! let buffers: Vec<String> = net.named_buffers().into_iter().map(|(n, _)| n).collect();
+//! assert_eq!(buffers, ["1.running_mean", "1.running_var", "1.num_batches_tracked"]);
 //! # Ok::<(), convlab::Error>(())
 //! ```
+//!
+//! # Nested names
+//!
+//! A module lists its direct children with [`Module::children`]; every
+//! name (`layer1.0.bn1.running_mean`), `train()`/`eval()`, `Display` and
+//! state dicts follow from it. A user module with named fields:
+//!
+//! ```
+//! use convlab::{nn::*, autograd::Var, seeded_rng, Result};
+//! struct Block { conv1: Conv2d, bn1: BatchNorm }
+//! impl Module for Block {
+//!     fn forward(&self, x: &Var) -> Result<Var> {
+//!         self.bn1.forward(&self.conv1.forward(x)?)?.relu()
+//!     }
+//!     fn describe(&self) -> String { describe_children("Block", self) }
+//!     fn children(&self) -> Vec<(String, &dyn Module)> {
+//!         vec![("conv1".into(), &self.conv1), ("bn1".into(), &self.bn1)]
+//!     }
+//! }
+//! let mut rng = seeded_rng(0);
+//! let block = Block {
+//!     conv1: Conv2d::new(Conv2dConfig::new(3, 8, 3).bias(false), &mut rng)?,
+//!     bn1: BatchNorm2d::new(8),
+//! };
+//! let net = Sequential::new().push_named("layer1", block)?;
+//! let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
+//! assert_eq!(names, ["layer1.conv1.weight", "layer1.bn1.weight", "layer1.bn1.bias"]);
+//! # Ok::<(), convlab::Error>(())
+//! ```
+//!
+//! # Threads
+//!
+//! Every module is `Send + Sync`: share one as `Arc<M>` and call
+//! `forward` from any number of threads; each call builds its own graph.
+//! In eval mode a forward pass reads the module and changes nothing, so
+//! every thread gets the bits one thread would. `train()` and `eval()`
+//! take `&mut self`, so a shared model cannot switch modes under other
+//! threads' feet (switch it before sharing). In train mode, BatchNorm
+//! updates its running statistics under a lock (concurrent training
+//! forwards are applied one at a time, in the order they take it), and
+//! each [`Dropout`] call draws its mask from its own seed and a call
+//! counter: a single-threaded run is reproducible, concurrent calls get
+//! distinct masks in an order the scheduler picks.
 
+mod blocks;
+mod buffer;
+mod dropout;
+pub mod init;
+mod layers;
+mod norm;
 mod pool;
 
+pub use blocks::{Concat, Residual, Sequential};
+pub use buffer::Buffer;
+pub use dropout::{Dropout, Dropout2d};
+pub use layers::{
+    Conv2d, Conv2dConfig, ConvTranspose2d, Flatten, Identity, Linear, ReLU, Sigmoid, Tanh,
+};
+pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig};
 pub use pool::{AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d};
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
-use crate::ops::{Conv2dParams, ConvTranspose2dParams};
-use crate::shape::{Padding, PaddingMode, Pair};
-use crate::tensor::Tensor;
-use rand::Rng;
+use std::fmt;
 
-/// A layer or network: a forward function and named parameters.
-pub trait Module {
+/// A layer or network: a forward function, and named parameters, buffers
+/// and children.
+///
+/// Only [`Module::forward`] and [`Module::describe`] are required. A layer
+/// with weights lists them in [`Module::own_parameters`], one with state in
+/// [`Module::own_buffers`], a container its parts in [`Module::children`];
+/// a layer that behaves differently in training overrides
+/// [`Module::set_own_training`]. Everything else (nested names, `train()`,
+/// `eval()`, freezing) is provided from those.
+pub trait Module: Send + Sync {
     /// Apply the module to `input`.
     fn forward(&self, input: &Var) -> Result<Var>;
 
-    /// Parameters with PyTorch's `state_dict` names (`weight`, `bias`,
-    /// `0.weight` inside a [`Sequential`]).
-    fn named_parameters(&self) -> Vec<(String, Var)> {
+    /// PyTorch's `repr` of the module: one line for a layer
+    /// (`Conv2d(1, 16, kernel_size=(3, 3), ...)`), the children indented
+    /// below for a container (see [`describe_children`]).
+    fn describe(&self) -> String;
+
+    /// The direct children with their names, in PyTorch's order
+    /// (`"0"`, `"1"`, ... in a [`Sequential`]; field names in a block).
+    fn children(&self) -> Vec<(String, &dyn Module)> {
         Vec::new()
+    }
+
+    /// This module's own parameters (not its children's) with their local
+    /// names (`weight`, `bias`).
+    fn own_parameters(&self) -> Vec<(String, Var)> {
+        Vec::new()
+    }
+
+    /// This module's own buffers (state that is not a parameter, such as
+    /// BatchNorm's `running_mean`), with their local names.
+    fn own_buffers(&self) -> Vec<(String, Buffer)> {
+        Vec::new()
+    }
+
+    /// Switch this module alone (not its children) to training or
+    /// evaluation behaviour; [`Module::train`] and [`Module::eval`] call it
+    /// on every module of a network.
+    fn set_own_training(&self, training: bool) {
+        let _ = training;
+    }
+
+    /// Parameters with PyTorch's `named_parameters()` names: the module's
+    /// own first, then each child's under `"{child}."`.
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        let mut out = self.own_parameters();
+        for (name, child) in self.children() {
+            out.extend(
+                child
+                    .named_parameters()
+                    .into_iter()
+                    .map(|(n, v)| (format!("{name}.{n}"), v)),
+            );
+        }
+        out
     }
 
     /// The parameters, in `named_parameters` order.
@@ -46,429 +151,228 @@ pub trait Module {
             .collect()
     }
 
+    /// Buffers with PyTorch's `named_buffers()` names
+    /// (`1.running_mean`, `layer1.0.bn1.num_batches_tracked`).
+    fn named_buffers(&self) -> Vec<(String, Buffer)> {
+        let mut out = self.own_buffers();
+        for (name, child) in self.children() {
+            out.extend(
+                child
+                    .named_buffers()
+                    .into_iter()
+                    .map(|(n, b)| (format!("{name}.{n}"), b)),
+            );
+        }
+        out
+    }
+
+    /// Training mode (`model.train()`), on this module and every descendant:
+    /// BatchNorm normalises with batch statistics and updates its running
+    /// ones, Dropout drops.
+    fn train(&mut self) {
+        set_training(self, true);
+    }
+
+    /// Evaluation mode (`model.eval()`), on this module and every
+    /// descendant: BatchNorm uses its running statistics, Dropout passes
+    /// its input through.
+    fn eval(&mut self) {
+        set_training(self, false);
+    }
+
     /// Forget every parameter's gradient.
     fn zero_grad(&self) {
         self.parameters().iter().for_each(Var::zero_grad);
     }
 
-    /// A one-line description, PyTorch style (`Conv2d(1, 16, kernel_size=(3, 3), ...)`).
-    fn describe(&self) -> String;
-}
-
-/// `U(-bound, bound)` with `bound = 1/sqrt(fan_in)`: PyTorch's default for
-/// both weight and bias of conv and linear layers (`kaiming_uniform_(a=√5)`).
-fn uniform_init(shape: &[usize], fan_in: usize, rng: &mut impl Rng) -> Result<Tensor> {
-    let bound = if fan_in == 0 {
-        0.0
-    } else {
-        1.0 / (fan_in as f32).sqrt()
-    };
-    Tensor::uniform(shape, -bound, bound, rng)
-}
-
-/// Options of [`Conv2d`], mirroring `nn.Conv2d(in_channels, out_channels,
-/// kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-/// padding_mode='zeros')`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Conv2dConfig {
-    pub in_channels: usize,
-    pub out_channels: usize,
-    pub kernel_size: Pair,
-    pub params: Conv2dParams,
-    pub bias: bool,
-}
-
-impl Conv2dConfig {
-    /// `nn.Conv2d(in_channels, out_channels, kernel_size)` with defaults.
-    pub fn new(in_channels: usize, out_channels: usize, kernel_size: impl Into<Pair>) -> Self {
-        Conv2dConfig {
-            in_channels,
-            out_channels,
-            kernel_size: kernel_size.into(),
-            params: Conv2dParams::default(),
-            bias: true,
+    /// Turn gradients on or off for every parameter (PyTorch's
+    /// `requires_grad_`): frozen layers keep their weights during training.
+    fn requires_grad_(&self, requires_grad: bool) {
+        for p in self.parameters() {
+            // Parameters are leaves, for which this cannot fail.
+            let _ = p.requires_grad_(requires_grad);
         }
     }
-    /// Set the stride.
-    pub fn stride(mut self, s: impl Into<Pair>) -> Self {
-        self.params.stride = s.into();
-        self
-    }
-    /// Set the padding.
-    pub fn padding(mut self, p: impl Into<Padding>) -> Self {
-        self.params.padding = p.into();
-        self
-    }
-    /// Set the dilation.
-    pub fn dilation(mut self, d: impl Into<Pair>) -> Self {
-        self.params.dilation = d.into();
-        self
-    }
-    /// Set the groups.
-    pub fn groups(mut self, g: usize) -> Self {
-        self.params.groups = g;
-        self
-    }
-    /// Whether the layer has a bias.
-    pub fn bias(mut self, b: bool) -> Self {
-        self.bias = b;
-        self
-    }
-    /// Set the padding mode.
-    pub fn padding_mode(mut self, m: PaddingMode) -> Self {
-        self.params.padding_mode = m;
-        self
+}
+
+fn set_training<M: Module + ?Sized>(m: &M, training: bool) {
+    m.set_own_training(training);
+    for (_, child) in m.children() {
+        set_training(child, training);
     }
 }
 
-/// `nn.Conv2d`: weight `[out, in/groups, kh, kw]`, optional bias `[out]`.
-pub struct Conv2d {
-    pub weight: Var,
-    pub bias: Option<Var>,
-    pub config: Conv2dConfig,
+/// A container's `describe`, as PyTorch prints one: the type name, then
+/// each child as `(name): repr`, indented by two spaces; `Name()` when
+/// there is no child.
+///
+/// ```
+/// use convlab::nn::*;
+/// let net = Sequential::new().push(ReLU).push(Sequential::new().push(Identity));
+/// assert_eq!(
+///     net.to_string(),
+///     "Sequential(\n  (0): ReLU()\n  (1): Sequential(\n    (0): Identity()\n  )\n)"
+/// );
+/// ```
+pub fn describe_children<M: Module + ?Sized>(type_name: &str, module: &M) -> String {
+    let children = module.children();
+    if children.is_empty() {
+        return format!("{type_name}()");
+    }
+    let mut s = format!("{type_name}(\n");
+    for (name, child) in children {
+        let repr = child.describe().replace('\n', "\n  ");
+        s += &format!("  ({name}): {repr}\n");
+    }
+    s + ")"
 }
 
-impl Conv2d {
-    /// A layer initialised as PyTorch does, from `rng`.
-    ///
-    /// # Errors
-    /// Zero channels or kernel, or groups that do not divide both channel counts.
-    pub fn new(config: Conv2dConfig, rng: &mut impl Rng) -> Result<Conv2d> {
-        const OP: &str = "Conv2d";
-        let c = &config;
-        let g = c.params.groups;
-        if g == 0 || c.in_channels % g != 0 || c.out_channels % g != 0 {
-            return Err(Error::param(
-                OP,
-                "groups",
-                format!(
-                    "{g} must divide in_channels {} and out_channels {}",
-                    c.in_channels, c.out_channels
-                ),
-            ));
-        }
-        if c.in_channels == 0 || c.out_channels == 0 || c.kernel_size.0 == 0 || c.kernel_size.1 == 0
-        {
-            return Err(Error::param(
-                OP,
-                "kernel_size",
-                format!(
-                    "channels ({}, {}) and kernel_size {} must be positive",
-                    c.in_channels, c.out_channels, c.kernel_size
-                ),
-            ));
-        }
-        let shape = [
-            c.out_channels,
-            c.in_channels / g,
-            c.kernel_size.0,
-            c.kernel_size.1,
-        ];
-        let fan_in = shape[1] * shape[2] * shape[3];
-        let weight = Var::param(uniform_init(&shape, fan_in, rng)?);
-        let bias = if c.bias {
-            Some(Var::param(uniform_init(&[c.out_channels], fan_in, rng)?))
-        } else {
-            None
-        };
-        Ok(Conv2d {
-            weight,
-            bias,
-            config,
-        })
-    }
+/// Runs `child.forward(input)`, naming the child in an error:
+/// `2 (Conv2d(6, 16, kernel_size=(5, 5), ...)): conv2d: ...`; an error
+/// already inside a nested container gets `name.` in front of its path.
+/// Containers call it for each child; user containers can too.
+///
+/// # Errors
+/// The child's error, wrapped in [`Error::InModule`].
+pub fn forward_child(name: &str, child: &dyn Module, input: &Var) -> Result<Var> {
+    child.forward(input).map_err(|e| match e {
+        Error::InModule {
+            path,
+            layer,
+            source,
+        } => Error::InModule {
+            path: format!("{name}.{path}"),
+            layer,
+            source,
+        },
+        other => Error::InModule {
+            path: name.to_string(),
+            layer: short_description(&child.describe()),
+            source: Box::new(other),
+        },
+    })
 }
 
-impl Module for Conv2d {
-    fn forward(&self, input: &Var) -> Result<Var> {
-        input.conv2d(&self.weight, self.bias.as_ref(), &self.config.params)
+/// The first line of a description, its arguments cut after the third:
+/// `Conv2d(6, 16, kernel_size=(5, 5), ...)`, `Sequential(...)`.
+fn short_description(describe: &str) -> String {
+    let line = describe.lines().next().unwrap_or("");
+    if let Some(head) = line.strip_suffix('(') {
+        return format!("{head}(...)");
     }
-    fn named_parameters(&self) -> Vec<(String, Var)> {
-        weight_and_bias(&self.weight, &self.bias)
-    }
-    fn describe(&self) -> String {
-        let c = &self.config;
-        let p = &c.params;
-        let mut s = format!(
-            "Conv2d({}, {}, kernel_size={}, stride={}",
-            c.in_channels,
-            c.out_channels,
-            pair_py(c.kernel_size),
-            pair_py(p.stride)
-        );
-        match p.padding {
-            Padding::Sides {
-                top,
-                bottom,
-                left,
-                right,
-            } if top == bottom && left == right => {
-                if top + left > 0 {
-                    s += &format!(", padding={}", pair_py(Pair(top, left)));
+    let mut depth = 0usize;
+    let mut args = 0usize;
+    for (i, ch) in line.char_indices() {
+        match ch {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth = depth.saturating_sub(1),
+            ',' if depth == 1 => {
+                args += 1;
+                if args == 3 {
+                    return format!("{}, ...)", &line[..i]);
                 }
             }
-            other => s += &format!(", padding={other:?}"),
+            _ => {}
         }
-        if p.dilation != Pair(1, 1) {
-            s += &format!(", dilation={}", pair_py(p.dilation));
-        }
-        if p.groups != 1 {
-            s += &format!(", groups={}", p.groups);
-        }
-        if !c.bias {
-            s += ", bias=False";
-        }
-        s + ")"
+    }
+    line.to_string()
+}
+
+impl fmt::Display for dyn Module + '_ {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
     }
 }
 
-/// `[("weight", w), ("bias", b)]`, PyTorch's order, without a missing bias.
-fn weight_and_bias(weight: &Var, bias: &Option<Var>) -> Vec<(String, Var)> {
-    std::iter::once(("weight".to_string(), weight.clone()))
-        .chain(bias.iter().map(|b| ("bias".to_string(), b.clone())))
-        .collect()
-}
-
-fn pair_py(p: Pair) -> String {
-    format!("({}, {})", p.0, p.1)
-}
-
-/// `nn.ConvTranspose2d`: weight `[in, out/groups, kh, kw]`, optional bias `[out]`.
-pub struct ConvTranspose2d {
-    pub weight: Var,
-    pub bias: Option<Var>,
-    pub params: ConvTranspose2dParams,
-    pub in_channels: usize,
-    pub out_channels: usize,
-}
-
-impl ConvTranspose2d {
-    /// `nn.ConvTranspose2d(in, out, kernel_size, ...)`, initialised as PyTorch
-    /// (fan_in = out/groups * kh * kw, from the weight's second dimension).
-    pub fn new(
-        in_channels: usize,
-        out_channels: usize,
-        kernel_size: impl Into<Pair>,
-        params: ConvTranspose2dParams,
-        bias: bool,
-        rng: &mut impl Rng,
-    ) -> Result<ConvTranspose2d> {
-        let k = kernel_size.into();
-        let g = params.groups;
-        if g == 0 || in_channels % g != 0 || out_channels % g != 0 {
-            return Err(Error::param(
-                "ConvTranspose2d",
-                "groups",
-                format!(
-                    "{g} must divide in_channels {in_channels} and out_channels {out_channels}"
-                ),
-            ));
+/// `Display` as PyTorch's `print(model)`, from `describe`.
+macro_rules! display_from_describe {
+    ($($t:ty),* $(,)?) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&$crate::nn::Module::describe(self))
+            }
         }
-        let shape = [in_channels, out_channels / g, k.0, k.1];
-        let fan_in = shape[1] * k.0 * k.1;
-        Ok(ConvTranspose2d {
-            weight: Var::param(uniform_init(&shape, fan_in, rng)?),
-            bias: if bias {
-                Some(Var::param(uniform_init(&[out_channels], fan_in, rng)?))
-            } else {
-                None
-            },
-            params,
-            in_channels,
-            out_channels,
-        })
-    }
+    )*};
 }
+pub(crate) use display_from_describe;
 
-impl Module for ConvTranspose2d {
+display_from_describe!(AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d);
+
+/// A shared module is a module: the same layer can sit in two places
+/// (weight sharing), or a model served from threads can be a part of
+/// another.
+impl<M: Module + ?Sized> Module for std::sync::Arc<M> {
     fn forward(&self, input: &Var) -> Result<Var> {
-        input.conv_transpose2d(&self.weight, self.bias.as_ref(), &self.params)
+        (**self).forward(input)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        (**self).children()
+    }
+    fn own_parameters(&self) -> Vec<(String, Var)> {
+        (**self).own_parameters()
+    }
+    fn own_buffers(&self) -> Vec<(String, Buffer)> {
+        (**self).own_buffers()
+    }
+    fn set_own_training(&self, training: bool) {
+        (**self).set_own_training(training)
     }
     fn named_parameters(&self) -> Vec<(String, Var)> {
-        weight_and_bias(&self.weight, &self.bias)
+        (**self).named_parameters()
+    }
+    fn named_buffers(&self) -> Vec<(String, Buffer)> {
+        (**self).named_buffers()
+    }
+}
+
+impl<M: Module + ?Sized> Module for Box<M> {
+    fn forward(&self, input: &Var) -> Result<Var> {
+        (**self).forward(input)
     }
     fn describe(&self) -> String {
-        let s = self.weight.shape();
-        format!(
-            "ConvTranspose2d({}, {}, kernel_size=({}, {}), stride={})",
-            self.in_channels,
-            self.out_channels,
-            s[2],
-            s[3],
-            pair_py(self.params.stride)
-        )
+        (**self).describe()
     }
-}
-
-/// `nn.Linear`: `y = x @ weight.T + bias`, weight `[out, in]`.
-pub struct Linear {
-    pub weight: Var,
-    pub bias: Option<Var>,
-}
-
-impl Linear {
-    /// `nn.Linear(in_features, out_features)`, initialised as PyTorch.
-    pub fn new(in_features: usize, out_features: usize, rng: &mut impl Rng) -> Result<Linear> {
-        Ok(Linear {
-            weight: Var::param(uniform_init(
-                &[out_features, in_features],
-                in_features,
-                rng,
-            )?),
-            bias: Some(Var::param(uniform_init(&[out_features], in_features, rng)?)),
-        })
+    fn children(&self) -> Vec<(String, &dyn Module)> {
+        (**self).children()
     }
-}
-
-impl Module for Linear {
-    fn forward(&self, input: &Var) -> Result<Var> {
-        input.linear(&self.weight, self.bias.as_ref())
+    fn own_parameters(&self) -> Vec<(String, Var)> {
+        (**self).own_parameters()
+    }
+    fn own_buffers(&self) -> Vec<(String, Buffer)> {
+        (**self).own_buffers()
+    }
+    fn set_own_training(&self, training: bool) {
+        (**self).set_own_training(training)
     }
     fn named_parameters(&self) -> Vec<(String, Var)> {
-        weight_and_bias(&self.weight, &self.bias)
+        (**self).named_parameters()
     }
-    fn describe(&self) -> String {
-        let s = self.weight.shape();
-        format!(
-            "Linear(in_features={}, out_features={}, bias={})",
-            s[1],
-            s[0],
-            if self.bias.is_some() { "True" } else { "False" }
-        )
-    }
-}
-
-/// `nn.ReLU`.
-pub struct ReLU;
-impl Module for ReLU {
-    fn forward(&self, input: &Var) -> Result<Var> {
-        input.relu()
-    }
-    fn describe(&self) -> String {
-        "ReLU()".into()
-    }
-}
-
-/// `nn.Sigmoid`.
-pub struct Sigmoid;
-impl Module for Sigmoid {
-    fn forward(&self, input: &Var) -> Result<Var> {
-        input.sigmoid()
-    }
-    fn describe(&self) -> String {
-        "Sigmoid()".into()
-    }
-}
-
-/// `nn.Tanh`.
-pub struct Tanh;
-impl Module for Tanh {
-    fn forward(&self, input: &Var) -> Result<Var> {
-        input.tanh()
-    }
-    fn describe(&self) -> String {
-        "Tanh()".into()
-    }
-}
-
-/// `nn.Flatten`: `[N, ...] -> [N, prod(...)]`.
-pub struct Flatten;
-impl Module for Flatten {
-    fn forward(&self, input: &Var) -> Result<Var> {
-        input.flatten()
-    }
-    fn describe(&self) -> String {
-        "Flatten(start_dim=1, end_dim=-1)".into()
-    }
-}
-
-/// `nn.Sequential`: children applied in order; parameters named
-/// `"{index}.{name}"` as in PyTorch's `state_dict`.
-#[derive(Default)]
-pub struct Sequential {
-    children: Vec<Box<dyn Module>>,
-}
-
-impl Sequential {
-    /// An empty sequence.
-    pub fn new() -> Sequential {
-        Sequential::default()
-    }
-    /// Append a child (builder style).
-    pub fn push(mut self, m: impl Module + 'static) -> Sequential {
-        self.children.push(Box::new(m));
-        self
-    }
-    /// Append a boxed child.
-    pub fn push_boxed(&mut self, m: Box<dyn Module>) {
-        self.children.push(m);
-    }
-    /// The children.
-    pub fn children(&self) -> &[Box<dyn Module>] {
-        &self.children
-    }
-    /// The number of children.
-    pub fn len(&self) -> usize {
-        self.children.len()
-    }
-    /// Whether there are no children.
-    pub fn is_empty(&self) -> bool {
-        self.children.is_empty()
-    }
-}
-
-impl Module for Sequential {
-    fn forward(&self, input: &Var) -> Result<Var> {
-        let mut x = input.clone();
-        for c in &self.children {
-            x = c.forward(&x)?;
-        }
-        Ok(x)
-    }
-    fn named_parameters(&self) -> Vec<(String, Var)> {
-        self.children
-            .iter()
-            .enumerate()
-            .flat_map(|(i, c)| {
-                c.named_parameters()
-                    .into_iter()
-                    .map(move |(n, v)| (format!("{i}.{n}"), v))
-            })
-            .collect()
-    }
-    fn describe(&self) -> String {
-        let mut s = String::from("Sequential(\n");
-        for (i, c) in self.children.iter().enumerate() {
-            s += &format!("  ({i}): {}\n", c.describe());
-        }
-        s + ")"
+    fn named_buffers(&self) -> Vec<(String, Buffer)> {
+        (**self).named_buffers()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seeded_rng;
 
     #[test]
-    fn conv_init_is_within_pytorch_bound() {
-        let mut rng = seeded_rng(1);
-        let c = Conv2d::new(Conv2dConfig::new(4, 8, 3).groups(2), &mut rng).unwrap();
-        let bound = 1.0 / ((2 * 3 * 3) as f32).sqrt();
-        let w = c.weight.tensor();
-        assert_eq!(w.shape(), &[8, 2, 3, 3]);
-        assert!(w.data().iter().all(|v| v.abs() <= bound));
-        // Spread over most of the interval, not a constant.
-        let max = w.data().iter().fold(0.0f32, |a, v| a.max(v.abs()));
-        assert!(max > 0.8 * bound);
-    }
-
-    #[test]
-    fn bad_groups_is_an_error() {
-        let mut rng = seeded_rng(1);
-        let e = Conv2d::new(Conv2dConfig::new(4, 6, 3).groups(4), &mut rng)
-            .err()
-            .unwrap();
-        assert!(e.to_string().contains("groups 4 must divide"), "{e}");
+    fn short_descriptions_cut_after_three_arguments() {
+        assert_eq!(
+            short_description("Conv2d(6, 16, kernel_size=(5, 5), stride=(1, 1))"),
+            "Conv2d(6, 16, kernel_size=(5, 5), ...)"
+        );
+        assert_eq!(
+            short_description("Linear(in_features=4, out_features=2, bias=True)"),
+            "Linear(in_features=4, out_features=2, bias=True)"
+        );
+        assert_eq!(
+            short_description("Sequential(\n  (0): ReLU()\n)"),
+            "Sequential(...)"
+        );
+        assert_eq!(short_description("ReLU()"), "ReLU()");
     }
 }

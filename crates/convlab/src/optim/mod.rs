@@ -1,33 +1,165 @@
-//! Optimizers with PyTorch's update rules: [`Sgd`] (momentum, dampening,
-//! Nesterov, weight decay) and [`Adam`].
+//! Optimizers with PyTorch's update rules — [`Sgd`] (momentum, dampening,
+//! Nesterov, weight decay), [`Adam`] and [`AdamW`] — and learning-rate
+//! schedules ([`StepLR`], [`CosineAnnealingLR`]).
+//!
+//! Hyperparameters are checked when they are set, as PyTorch checks them
+//! when an optimizer is built, with its messages: a NaN learning rate, a
+//! beta outside `[0, 1)`, Nesterov without momentum, an empty or repeated
+//! parameter list are errors, never a silently broken run.
+//!
+//! ```
+//! use convlab::{autograd::Var, optim::{Optimizer, Sgd}, Tensor};
+//! let w = Var::param(Tensor::ones(&[2])?);
+//! let opt = Sgd::new(vec![w.clone()], 0.1)?.momentum(0.9)?.nesterov(true)?;
+//! assert_eq!(opt.lr(), 0.1);
+//! let e = Sgd::new(vec![w], f64::NAN).err().unwrap();
+//! assert_eq!(e.to_string(), "SGD: lr invalid learning rate: nan");
+//! # Ok::<(), convlab::Error>(())
+//! ```
+
+mod adam;
+mod schedule;
+
+pub use adam::{Adam, AdamW};
+pub use schedule::{CosineAnnealingLR, LrScheduler, StepLR};
 
 use crate::autograd::Var;
-use crate::error::{Error, Result};
+use crate::error::{Dims, Error, Result};
 use crate::tensor::Tensor;
 
 /// One optimisation step over a fixed set of parameters.
-pub trait Optimizer {
+pub trait Optimizer: Send {
     /// Update every parameter that has a gradient.
     fn step(&mut self) -> Result<()>;
     /// Forget every parameter's gradient.
     fn zero_grad(&self);
     /// The learning rate.
-    fn lr(&self) -> f32;
-    /// Change the learning rate.
-    fn set_lr(&mut self, lr: f32);
-    /// The optimizer's per-parameter state (momentum buffers, moments),
-    /// by parameter index, for checkpoints.
+    fn lr(&self) -> f64;
+    /// Change the learning rate (schedules do).
+    ///
+    /// # Errors
+    /// [`Error::Param`] for a negative or non-finite rate; the rate is
+    /// unchanged then.
+    fn set_lr(&mut self, lr: f64) -> Result<()>;
+    /// The optimizer's state (momentum buffers, moments, step count) by
+    /// parameter index, for checkpoints.
     fn state(&self) -> Vec<(String, Tensor)>;
     /// Restore the state produced by [`Optimizer::state`].
+    ///
+    /// # Errors
+    /// [`Error::Param`] for an unknown entry, a non-finite value or a step
+    /// count that is not a non-negative integer; [`Error::Shape`] when a
+    /// buffer's shape differs from its parameter's. Nothing changes then.
     fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()>;
 }
 
-fn check_lr(op: &'static str, lr: f32) -> Result<()> {
+/// A float as Python prints it in PyTorch's messages: `2.0`, `nan`, `-inf`.
+pub(crate) fn py(v: f64) -> String {
+    if v.is_nan() {
+        "nan".to_string()
+    } else if v.is_infinite() {
+        if v > 0.0 { "inf" } else { "-inf" }.to_string()
+    } else if v == v.trunc() && v.abs() < 1e16 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// PyTorch's "Invalid learning rate" check, which also refuses NaN and
+/// infinity.
+pub(crate) fn check_lr(op: &'static str, lr: f64) -> Result<()> {
     if !(lr.is_finite() && lr >= 0.0) {
         return Err(Error::param(
             op,
             "lr",
-            format!("{lr} is invalid: must be finite and non-negative"),
+            format!("invalid learning rate: {}", py(lr)),
+        ));
+    }
+    Ok(())
+}
+
+/// A finite, non-negative hyperparameter (`momentum`, `weight_decay`,
+/// `eps`), with PyTorch's "Invalid ... value" message.
+pub(crate) fn check_non_negative(
+    op: &'static str,
+    param: &'static str,
+    what: &str,
+    v: f64,
+) -> Result<()> {
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(Error::param(
+            op,
+            param,
+            format!("invalid {what} value: {}", py(v)),
+        ));
+    }
+    Ok(())
+}
+
+/// PyTorch's "optimizer got an empty parameter list", and a parameter
+/// given twice (it would be updated twice per step).
+pub(crate) fn check_params(op: &'static str, params: &[Var]) -> Result<()> {
+    if params.is_empty() {
+        return Err(Error::param(
+            op,
+            "params",
+            "optimizer got an empty parameter list",
+        ));
+    }
+    let mut ids: Vec<(usize, usize)> = params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id(), i))
+        .collect();
+    ids.sort_unstable();
+    if let Some(w) = ids.windows(2).find(|w| w[0].0 == w[1].0) {
+        let (a, b) = (w[0].1.min(w[1].1), w[0].1.max(w[1].1));
+        return Err(Error::param(
+            op,
+            "params",
+            format!("parameters {a} and {b} are the same tensor: a parameter may appear only once"),
+        ));
+    }
+    Ok(())
+}
+
+/// `"{i}.{field}"` -> `i`, for a state entry of parameter `i` of `n`.
+pub(crate) fn parse_state_key(
+    op: &'static str,
+    name: &str,
+    field: &str,
+    n: usize,
+) -> Result<usize> {
+    name.strip_suffix(&format!(".{field}"))
+        .and_then(|i| i.parse::<usize>().ok())
+        .filter(|&i| i < n)
+        .ok_or_else(|| {
+            Error::param(
+                op,
+                "state",
+                format!("unexpected entry '{name}' for {n} parameters"),
+            )
+        })
+}
+
+/// A state buffer must have its parameter's shape and finite values.
+pub(crate) fn check_state_tensor(op: &'static str, name: &str, t: &Tensor, p: &Var) -> Result<()> {
+    if t.shape() != p.shape().as_slice() {
+        return Err(Error::shape(
+            op,
+            format!(
+                "state '{name}' has shape {} but its parameter has shape {}",
+                Dims(t.shape()),
+                Dims(&p.shape())
+            ),
+        ));
+    }
+    if t.data().iter().any(|v| !v.is_finite()) {
+        return Err(Error::param(
+            op,
+            "state",
+            format!("'{name}' holds a non-finite value"),
         ));
     }
     Ok(())
@@ -49,18 +181,24 @@ fn check_lr(op: &'static str, lr: f32) -> Result<()> {
 /// ```
 pub struct Sgd {
     params: Vec<Var>,
-    lr: f32,
-    momentum: f32,
-    dampening: f32,
-    weight_decay: f32,
+    lr: f64,
+    momentum: f64,
+    dampening: f64,
+    weight_decay: f64,
     nesterov: bool,
     buffers: Vec<Option<Tensor>>,
 }
 
 impl Sgd {
     /// Plain SGD with learning rate `lr`.
-    pub fn new(params: Vec<Var>, lr: f32) -> Result<Sgd> {
+    ///
+    /// # Errors
+    /// [`Error::Param`] for an invalid rate, an empty parameter list or a
+    /// parameter given twice.
+    pub fn new(params: Vec<Var>, lr: impl Into<f64>) -> Result<Sgd> {
+        let lr = lr.into();
         check_lr("SGD", lr)?;
+        check_params("SGD", &params)?;
         let n = params.len();
         Ok(Sgd {
             params,
@@ -73,37 +211,73 @@ impl Sgd {
         })
     }
     /// Set the momentum factor.
-    pub fn momentum(mut self, m: f32) -> Self {
-        self.momentum = m;
-        self
+    ///
+    /// # Errors
+    /// [`Error::Param`] when negative or not finite, or when Nesterov is on
+    /// and the momentum becomes 0.
+    pub fn momentum(mut self, m: impl Into<f64>) -> Result<Self> {
+        self.momentum = m.into();
+        check_non_negative("SGD", "momentum", "momentum", self.momentum)?;
+        self.check_nesterov()?;
+        Ok(self)
     }
     /// Set the dampening of the momentum.
-    pub fn dampening(mut self, d: f32) -> Self {
-        self.dampening = d;
-        self
+    ///
+    /// # Errors
+    /// [`Error::Param`] when not finite, or non-zero with Nesterov on.
+    pub fn dampening(mut self, d: impl Into<f64>) -> Result<Self> {
+        self.dampening = d.into();
+        if !self.dampening.is_finite() {
+            return Err(Error::param(
+                "SGD",
+                "dampening",
+                format!("invalid dampening value: {}", py(self.dampening)),
+            ));
+        }
+        self.check_nesterov()?;
+        Ok(self)
     }
-    /// Set the L2 weight decay.
-    pub fn weight_decay(mut self, wd: f32) -> Self {
-        self.weight_decay = wd;
-        self
+    /// Set the L2 weight decay (added to the gradient).
+    ///
+    /// # Errors
+    /// [`Error::Param`] when negative or not finite.
+    pub fn weight_decay(mut self, wd: impl Into<f64>) -> Result<Self> {
+        self.weight_decay = wd.into();
+        check_non_negative("SGD", "weight_decay", "weight_decay", self.weight_decay)?;
+        Ok(self)
     }
-    /// Use Nesterov momentum.
-    pub fn nesterov(mut self, on: bool) -> Self {
+    /// Use Nesterov momentum (set the momentum first).
+    ///
+    /// # Errors
+    /// [`Error::Param`] "Nesterov momentum requires a momentum and zero
+    /// dampening", as PyTorch.
+    pub fn nesterov(mut self, on: bool) -> Result<Self> {
         self.nesterov = on;
-        self
+        self.check_nesterov()?;
+        Ok(self)
+    }
+    fn check_nesterov(&self) -> Result<()> {
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(Error::param(
+                "SGD",
+                "nesterov",
+                "Nesterov momentum requires a momentum and zero dampening",
+            ));
+        }
+        Ok(())
     }
 }
 
 impl Optimizer for Sgd {
     fn step(&mut self) -> Result<()> {
+        let (m, damp) = (self.momentum as f32, self.dampening as f32);
+        let (wd, lr) = (self.weight_decay as f32, self.lr as f32);
         for (p, buf) in self.params.iter().zip(self.buffers.iter_mut()) {
             let Some(mut g) = p.grad() else { continue };
             if self.weight_decay != 0.0 {
-                let wd = self.weight_decay;
                 g = g.zip_broadcast("sgd", &p.value(), |g, w| g + wd * w)?;
             }
             if self.momentum != 0.0 {
-                let (m, damp) = (self.momentum, self.dampening);
                 let b = match buf.take() {
                     None => g.clone(),
                     Some(b) => b.zip_broadcast("sgd", &g, |b, g| m * b + (1.0 - damp) * g)?,
@@ -115,7 +289,6 @@ impl Optimizer for Sgd {
                 };
                 *buf = Some(b);
             }
-            let lr = self.lr;
             p.update(|w| {
                 w.data_mut()
                     .iter_mut()
@@ -128,11 +301,13 @@ impl Optimizer for Sgd {
     fn zero_grad(&self) {
         self.params.iter().for_each(Var::zero_grad);
     }
-    fn lr(&self) -> f32 {
+    fn lr(&self) -> f64 {
         self.lr
     }
-    fn set_lr(&mut self, lr: f32) {
+    fn set_lr(&mut self, lr: f64) -> Result<()> {
+        check_lr("SGD", lr)?;
         self.lr = lr;
+        Ok(())
     }
     fn state(&self) -> Vec<(String, Tensor)> {
         self.buffers
@@ -148,162 +323,16 @@ impl Optimizer for Sgd {
         let mut buffers = vec![None; self.params.len()];
         for (name, t) in state {
             let i = parse_state_key("SGD", name, "momentum_buffer", self.params.len())?;
-            check_state_shape("SGD", name, t, &self.params[i])?;
-            buffers[i] = Some(t.clone());
+            check_state_tensor("SGD", name, t, &self.params[i])?;
+            if buffers[i].replace(t.clone()).is_some() {
+                return Err(Error::param(
+                    "SGD",
+                    "state",
+                    format!("'{name}' is given twice"),
+                ));
+            }
         }
         self.buffers = buffers;
-        Ok(())
-    }
-}
-
-fn parse_state_key(op: &'static str, name: &str, field: &str, n: usize) -> Result<usize> {
-    name.strip_suffix(&format!(".{field}"))
-        .and_then(|i| i.parse::<usize>().ok())
-        .filter(|&i| i < n)
-        .ok_or_else(|| {
-            Error::param(
-                op,
-                "state",
-                format!("unexpected entry '{name}' for {n} parameters"),
-            )
-        })
-}
-
-fn check_state_shape(op: &'static str, name: &str, t: &Tensor, p: &Var) -> Result<()> {
-    if t.shape() != p.shape().as_slice() {
-        return Err(Error::shape(
-            op,
-            format!(
-                "state '{name}' has shape {} but its parameter has shape {}",
-                crate::error::Dims(t.shape()),
-                crate::error::Dims(&p.shape())
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Adam, `torch.optim.Adam` with its defaults (betas 0.9, 0.999, eps 1e-8,
-/// no weight decay), computed in the same order as PyTorch's
-/// single-tensor implementation.
-pub struct Adam {
-    params: Vec<Var>,
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    step: u64,
-    m: Vec<Option<Tensor>>,
-    v: Vec<Option<Tensor>>,
-}
-
-impl Adam {
-    /// Adam with learning rate `lr` (PyTorch's default is 1e-3).
-    pub fn new(params: Vec<Var>, lr: f32) -> Result<Adam> {
-        check_lr("Adam", lr)?;
-        let n = params.len();
-        Ok(Adam {
-            params,
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            step: 0,
-            m: vec![None; n],
-            v: vec![None; n],
-        })
-    }
-    /// Set the moment decay rates.
-    pub fn betas(mut self, b1: f32, b2: f32) -> Self {
-        self.beta1 = b1;
-        self.beta2 = b2;
-        self
-    }
-    /// Set the denominator's epsilon.
-    pub fn eps(mut self, eps: f32) -> Self {
-        self.eps = eps;
-        self
-    }
-    /// Set the L2 weight decay (added to the gradient, as `Adam`, not `AdamW`).
-    pub fn weight_decay(mut self, wd: f32) -> Self {
-        self.weight_decay = wd;
-        self
-    }
-}
-
-impl Optimizer for Adam {
-    fn step(&mut self) -> Result<()> {
-        self.step += 1;
-        let t = self.step as i32;
-        let (b1, b2, eps, lr, wd) = (self.beta1, self.beta2, self.eps, self.lr, self.weight_decay);
-        let bc1 = 1.0 - b1.powi(t);
-        let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
-        let step_size = lr / bc1;
-        for (i, p) in self.params.iter().enumerate() {
-            let Some(g) = p.grad() else { continue };
-            let w = p.tensor();
-            let n = w.numel();
-            let m = self.m[i].get_or_insert_with(|| {
-                Tensor::from_vec(vec![0.0; n], w.shape()).expect("same shape")
-            });
-            let v = self.v[i].get_or_insert_with(|| {
-                Tensor::from_vec(vec![0.0; n], w.shape()).expect("same shape")
-            });
-            let mut neww = w.clone();
-            for j in 0..n {
-                let gj = g.data()[j] + wd * w.data()[j];
-                let mj = &mut m.data_mut()[j];
-                *mj += (gj - *mj) * (1.0 - b1); // lerp, as torch's exp_avg.lerp_
-                let vj = &mut v.data_mut()[j];
-                *vj = *vj * b2 + (1.0 - b2) * gj * gj;
-                let denom = vj.sqrt() / bc2_sqrt + eps;
-                neww.data_mut()[j] -= step_size * (*mj / denom);
-            }
-            p.set_value(neww)?;
-        }
-        Ok(())
-    }
-    fn zero_grad(&self) {
-        self.params.iter().for_each(Var::zero_grad);
-    }
-    fn lr(&self) -> f32 {
-        self.lr
-    }
-    fn set_lr(&mut self, lr: f32) {
-        self.lr = lr;
-    }
-    fn state(&self) -> Vec<(String, Tensor)> {
-        let mut s = vec![("step".to_string(), Tensor::scalar(self.step as f32))];
-        for (i, (m, v)) in self.m.iter().zip(&self.v).enumerate() {
-            if let (Some(m), Some(v)) = (m, v) {
-                s.push((format!("{i}.exp_avg"), m.clone()));
-                s.push((format!("{i}.exp_avg_sq"), v.clone()));
-            }
-        }
-        s
-    }
-    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-        let n = self.params.len();
-        let (mut m, mut v) = (vec![None; n], vec![None; n]);
-        let mut step = 0;
-        for (name, t) in state {
-            if name == "step" {
-                step = t.item()? as u64;
-            } else if name.ends_with(".exp_avg") {
-                let i = parse_state_key("Adam", name, "exp_avg", n)?;
-                check_state_shape("Adam", name, t, &self.params[i])?;
-                m[i] = Some(t.clone());
-            } else {
-                let i = parse_state_key("Adam", name, "exp_avg_sq", n)?;
-                check_state_shape("Adam", name, t, &self.params[i])?;
-                v[i] = Some(t.clone());
-            }
-        }
-        self.step = step;
-        self.m = m;
-        self.v = v;
         Ok(())
     }
 }
@@ -312,12 +341,19 @@ impl Optimizer for Adam {
 mod tests {
     use super::*;
 
+    fn w() -> Var {
+        Var::param(Tensor::from_slice(&[1.0], &[1]).unwrap())
+    }
+
     #[test]
     fn sgd_momentum_matches_pytorch_rule() {
         // p=1, grad = 2p each step, lr .1, momentum .9:
         // step1: buf=2, p=0.8; step2: g=1.6, buf=.9*2+1.6=3.4, p=0.8-.34=0.46
-        let w = Var::param(Tensor::from_slice(&[1.0], &[1]).unwrap());
-        let mut opt = Sgd::new(vec![w.clone()], 0.1).unwrap().momentum(0.9);
+        let w = w();
+        let mut opt = Sgd::new(vec![w.clone()], 0.1)
+            .unwrap()
+            .momentum(0.9)
+            .unwrap();
         for _ in 0..2 {
             opt.zero_grad();
             w.square().unwrap().sum().unwrap().backward().unwrap();
@@ -327,19 +363,46 @@ mod tests {
     }
 
     #[test]
-    fn adam_first_step_moves_by_lr() {
-        // With bias correction the first Adam step is lr * sign(grad).
-        let w = Var::param(Tensor::from_slice(&[1.0, -2.0], &[2]).unwrap());
-        let mut opt = Adam::new(vec![w.clone()], 0.01).unwrap();
-        w.square().unwrap().sum().unwrap().backward().unwrap();
-        opt.step().unwrap();
-        let v = w.tensor();
-        assert!((v.data()[0] - 0.99).abs() < 1e-6 && (v.data()[1] + 1.99).abs() < 1e-6);
+    fn hyperparameters_are_checked_with_pytorchs_messages() {
+        let e = |r: Result<Sgd>| r.err().unwrap().to_string();
+        assert_eq!(
+            e(Sgd::new(vec![w()], -1.0)),
+            "SGD: lr invalid learning rate: -1.0"
+        );
+        assert_eq!(
+            e(Sgd::new(vec![], 0.1)),
+            "SGD: params optimizer got an empty parameter list"
+        );
+        let p = w();
+        assert!(
+            e(Sgd::new(vec![p.clone(), w(), p], 0.1)).contains("parameters 0 and 2 are the same")
+        );
+        assert_eq!(
+            e(Sgd::new(vec![w()], 0.1).unwrap().momentum(f64::NAN)),
+            "SGD: momentum invalid momentum value: nan"
+        );
+        assert_eq!(
+            e(Sgd::new(vec![w()], 0.1).unwrap().nesterov(true)),
+            "SGD: nesterov Nesterov momentum requires a momentum and zero dampening"
+        );
+        let e2 = Sgd::new(vec![w()], 0.1)
+            .unwrap()
+            .momentum(0.9)
+            .unwrap()
+            .nesterov(true)
+            .unwrap()
+            .dampening(0.1);
+        assert!(e2.is_err());
+        let mut opt = Sgd::new(vec![w()], 0.1).unwrap();
+        assert!(opt.set_lr(f64::NAN).is_err());
+        assert_eq!(opt.lr(), 0.1);
     }
 
     #[test]
-    fn negative_lr_is_an_error() {
-        assert!(Sgd::new(vec![], -1.0).is_err());
-        assert!(Adam::new(vec![], f32::NAN).is_err());
+    fn python_float_format() {
+        assert_eq!(py(2.0), "2.0");
+        assert_eq!(py(0.25), "0.25");
+        assert_eq!(py(f64::NAN), "nan");
+        assert_eq!(py(f64::NEG_INFINITY), "-inf");
     }
 }
