@@ -170,8 +170,8 @@ fn data_hash(d: &Digits) -> u64 {
 }
 
 /// FNV-1a over a checkpoint's contents: each tensor's name, shape and f32
-/// bytes in name order, then each metadata entry but the checksum in key
-/// order. Every step of FNV-1a is a bijection of its state, so any one
+/// bytes in name order, then each metadata entry but the checksum and the
+/// `format` entry the safetensors writer adds, in key order. Every step of FNV-1a is a bijection of its state, so any one
 /// changed byte changes the result.
 fn checkpoint_checksum(tensors: &[(&str, &Tensor)], meta: &[(&str, &str)]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -194,7 +194,10 @@ fn checkpoint_checksum(tensors: &[(&str, &Tensor)], meta: &[(&str, &str)]) -> u6
             eat(&v.to_le_bytes());
         }
     }
-    let mut meta: Vec<&(&str, &str)> = meta.iter().filter(|(k, _)| *k != "checksum").collect();
+    let mut meta: Vec<&(&str, &str)> = meta
+        .iter()
+        .filter(|(k, _)| *k != "checksum" && *k != "format")
+        .collect();
     meta.sort();
     for (k, v) in meta {
         eat(k.as_bytes());

@@ -256,7 +256,7 @@ impl Var {
         let d = resolve_dim(op, dim, &shape)?;
         let x = self.value();
         let (y, len) = match shape.get(d) {
-            None => (x.clone(), 1),
+            None => ((*x).clone(), 1),
             Some(&len) if mean => (x.mean_dim(d, keepdim)?, len),
             Some(&len) => (x.sum_dim(d, keepdim)?, len),
         };

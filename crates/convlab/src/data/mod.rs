@@ -26,8 +26,9 @@ use crate::error::{Error, Result};
 use rand::RngCore;
 
 /// Shuffles `order` in place: Fisher–Yates from the last position down,
-/// for `i` in `(1..n).rev()` swapping `i` with `j = (next_u64() * (i + 1))
-/// >> 64` (a 128-bit product; bias below 2^-50 for n < 2^14). Written out
+/// for `i` in `(1..n).rev()` swapping `i` with
+/// `j = (next_u64() * (i + 1)) >> 64` (a 128-bit product; bias below
+/// 2^-50 for n < 2^14). Written out
 /// so that another implementation can reproduce an order exactly.
 pub fn shuffle(order: &mut [usize], rng: &mut impl RngCore) {
     for i in (1..order.len()).rev() {

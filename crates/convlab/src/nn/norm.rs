@@ -121,6 +121,8 @@ pub enum BatchNorm2d {}
 
 impl BatchNorm1d {
     /// `nn.BatchNorm1d(num_features)` with PyTorch's defaults.
+    // A name to build by, as PyTorch spells it; the layer is one `BatchNorm` type.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(num_features: usize) -> BatchNorm {
         BatchNorm::build(BatchNormConfig::new(num_features), Rank::One)
     }
@@ -136,6 +138,8 @@ impl BatchNorm1d {
 
 impl BatchNorm2d {
     /// `nn.BatchNorm2d(num_features)` with PyTorch's defaults.
+    // A name to build by, as PyTorch spells it; the layer is one `BatchNorm` type.
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(num_features: usize) -> BatchNorm {
         BatchNorm::build(BatchNormConfig::new(num_features), Rank::Two)
     }
