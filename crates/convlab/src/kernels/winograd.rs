@@ -236,7 +236,7 @@ unsafe fn gg<S: Simd>(g: [S::V; 3]) -> [S::V; 6] {
 
 /// Where a convolution's weight element `(k, tap, m)` (reduction channel,
 /// tap `ky*3 + kx`, result channel) lies in a `[c_out, c_in, 3, 3]` weight.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WeightView {
     /// Floats between consecutive result channels.
     pub m_stride: usize,
