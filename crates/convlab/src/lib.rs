@@ -26,7 +26,7 @@ pub(crate) mod drivers;
 pub mod error;
 pub mod filters;
 pub mod io;
-pub mod kernels;
+pub(crate) mod kernels;
 pub mod learn;
 pub mod memory;
 pub mod nn;

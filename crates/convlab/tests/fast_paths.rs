@@ -13,41 +13,6 @@ use common::{forced, rand_tensor, rel_err, TOL};
 use convlab::ops::*;
 use convlab::{PaddingMode, Tensor};
 use proptest::prelude::*;
-use std::alloc::{GlobalAlloc, Layout, System};
-
-/// Blocks of 1 MiB and more on cache-line boundaries, as mimalloc (the
-/// CLI's allocator) returns them: the implicit GEMM streams large outputs
-/// around the caches only from such buffers, and the system allocator's
-/// large blocks sit 16 bytes past one.
-struct LineAligned;
-
-fn line_aligned(layout: Layout) -> Layout {
-    if layout.size() >= 1 << 20 {
-        layout.align_to(64).unwrap_or(layout)
-    } else {
-        layout
-    }
-}
-
-// SAFETY: every block is allocated and freed by `System` with the same
-// (adjusted) layout.
-unsafe impl GlobalAlloc for LineAligned {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded; the layout is valid and non-zero-sized.
-        unsafe { System.alloc(line_aligned(layout)) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as for alloc.
-        unsafe { System.alloc_zeroed(line_aligned(layout)) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` with this layout, adjusted alike.
-        unsafe { System.dealloc(ptr, line_aligned(layout)) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: LineAligned = LineAligned;
 
 /// Widths and heights that hit every block-size boundary of the kernels.
 fn side() -> impl Strategy<Value = usize> {
@@ -329,8 +294,9 @@ fn winograd_layers_match_reference(
 
 /// An output of 8 MiB or more written by the implicit GEMM's whole-vector
 /// rows is stored around the caches (a stem-like 7x7 stride-2 layer on a
-/// 512x512 image): against the reference loop, from the calling thread
-/// and from a pool worker with the rows split over two threads.
+/// 512x512 image), wherever the system allocator puts it: against the
+/// reference loop, from the calling thread and from a pool worker with the
+/// rows split over two threads.
 #[test]
 fn implicit_gemm_streamed_output_matches_reference() {
     let (x, wt, b) = (

@@ -1,6 +1,8 @@
 //! Checked, shaped functional ops. Each file holds one op family: its
-//! parameters and validation, the forward and backward passes side by side,
-//! and the plain reference loop every fast path is tested against.
+//! parameters and validation and the forward and backward passes side by
+//! side; convolutions hand their validated geometry to the drivers, which
+//! pick and run an algorithm per pass ([`ConvAlgo`]). The plain loops every
+//! fast path is tested against live in `convlab::testing`.
 //!
 //! Gradients follow one convention: `*_backward` returns the gradient of
 //! `sum(output * grad_output)` with respect to each input.

@@ -1,5 +1,5 @@
 //! Stride-2 forwards on Winograd over the input's four phases
-//! ([`crate::kernels::winograd_s2`]): F(3x3, 4x4) for ResNet's 7x7 stem,
+//! ([`crate::kernels::winograd::s2`]): F(3x3, 4x4) for ResNet's 7x7 stem,
 //! F(4x4, 2x2) for its 3x3 stride-2 layers. The filter is transformed once
 //! per call; blocks of whole tile rows run as rayon tasks, each
 //! transforming its block's input (every input channel's four phases, read
@@ -11,8 +11,8 @@ use super::ConvPass;
 use crate::error::Result;
 use crate::kernels::flat::tile_shape;
 use crate::kernels::ukernel::{self, Init, Tile};
-pub(super) use crate::kernels::winograd_s2::Tiling;
-use crate::kernels::winograd_s2::{
+pub(super) use crate::kernels::winograd::s2::Tiling;
+use crate::kernels::winograd::s2::{
     applies, filter, filter_xi_stride, input_block, input_scratch_len, output_block,
     output_scratch_len, phase_taps, tiles,
 };

@@ -28,7 +28,8 @@ pub(super) struct ForwardPlan {
     /// straight to the output by `gemm_rows`, tasks splitting rows; else
     /// blocks of `nv` vectors of flat columns, tasks splitting blocks.
     pub by_rows: bool,
-    /// The output is stored around the caches.
+    /// The output is stored around the caches (whatever its alignment:
+    /// see `gemm_rows`).
     pub stream: bool,
     /// Rows (by rows) or blocks per image and group.
     pub units: usize,
@@ -52,9 +53,7 @@ impl ForwardPlan {
         // the stem's 12.8 MB through them first read every line in
         // (`convlab bench` medians 4.40 -> 4.00 ms at two threads, 14
         // interleaved rounds; 7.01 -> 6.69 at one).
-        let stream = by_rows
-            && (g.n * g.c_out * plane_out).saturating_mul(4) >= STREAM_MIN_BYTES
-            && plane_out % lanes == 0;
+        let stream = by_rows && (g.n * g.c_out * plane_out).saturating_mul(4) >= STREAM_MIN_BYTES;
         let image_len = fg.image_len(g);
         let per_batch = if fg.in_place {
             g.n
@@ -95,6 +94,12 @@ impl ForwardPlan {
         (tasks, per_task)
     }
 
+    /// Floats of a task's result buffer: a block's results, or a flat
+    /// row's on their way to a misaligned streamed output.
+    fn scratch_len(&self, g: &ConvGeometry) -> usize {
+        g.cout_g() * self.nb().max(if self.by_rows { g.ow } else { 0 })
+    }
+
     /// Floats the pass holds at once: packed panels, packed images and
     /// each thread's result and tail buffers.
     pub fn workspace_len(&self, g: &ConvGeometry) -> usize {
@@ -109,7 +114,7 @@ impl ForwardPlan {
             0
         };
         let weight = g.c_out * self.fg.offs.len();
-        weight + packed + self.threads * (g.cout_g() * self.nb() + tail)
+        weight + packed + self.threads * (self.scratch_len(g) + tail)
     }
 }
 
@@ -143,8 +148,6 @@ pub(in super::super) fn forward(
         let slack = slack(plan.nb(), fg.wq);
         Some(packed_buffer(OP, plan.per_batch, plan.image_len, slack)?)
     };
-    let vec_bytes = 4 * ukernel::menu().lanes;
-    let stream = plan.stream && (out.as_ptr() as usize).is_multiple_of(vec_bytes);
     let out = Shared(out.as_mut_ptr() as *mut f32);
     let mut n0 = 0;
     while n0 < g.n {
@@ -164,13 +167,12 @@ pub(in super::super) fn forward(
             panels: &panels,
             bias,
             out,
-            stream,
         };
         let (tasks, per_task) = plan.tasks(g, (n0, n1));
         let tail_len = if fg.in_place { k * plan.nb() } else { 0 };
         let init = || {
             (
-                memory::Scratch::prechecked(cout_g * plan.nb()),
+                memory::Scratch::prechecked(plan.scratch_len(g)),
                 memory::Scratch::prechecked(tail_len),
             )
         };
@@ -192,7 +194,6 @@ struct Batch<'a> {
     panels: &'a [f32],
     bias: Option<&'a [f32]>,
     out: Shared<f32>,
-    stream: bool,
 }
 
 impl Batch<'_> {
@@ -223,8 +224,7 @@ impl Batch<'_> {
         let x = self.x;
         if plan.by_rows {
             // SAFETY: `x` holds the packed images; tasks write disjoint
-            // rows of `out`; streaming, `out` starts on a vector and its
-            // rows and planes are whole vectors.
+            // rows of `out`; `scratch` holds cout_g rows of ow floats.
             unsafe {
                 gemm_rows(
                     &fm,
@@ -234,7 +234,8 @@ impl Batch<'_> {
                     (plan.mr, plan.nv),
                     units,
                     dst,
-                    self.stream,
+                    plan.stream,
+                    scratch,
                 )
             };
             return;
@@ -256,5 +257,46 @@ impl Batch<'_> {
                 tail,
             )
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{conv2d::plan as conv_plan, Conv2dParams};
+
+    /// An output of 8 MiB (a stem-like 7x7 stride-2 layer on a 512x512
+    /// image) is streamed around the caches wherever it starts: on a cache
+    /// line (the tile kernel streams), or a few floats past one (rows go
+    /// through the scratch): the same bits either way.
+    #[test]
+    fn streamed_output_is_the_same_at_any_alignment() {
+        let p = Conv2dParams::new().stride(2).padding(3);
+        let g = conv_plan(&[1, 3, 512, 512], &[32, 3, 7, 7], None, &p)
+            .unwrap()
+            .geom;
+        let plan = ForwardPlan::new(&g, 1);
+        assert!(plan.by_rows && plan.stream, "{plan:?}");
+        let wave = |i: usize, k: f32| ((i as f32 * k).sin() * 8.0).round() / 8.0;
+        let x: Vec<f32> = (0..3 * 512 * 512).map(|i| wave(i, 0.37)).collect();
+        let w: Vec<f32> = (0..32 * 3 * 49).map(|i| wave(i, 1.3)).collect();
+        let b: Vec<f32> = (0..32).map(|i| wave(i, 0.7)).collect();
+        let len = 32 * 256 * 256;
+        let mut buf = vec![MaybeUninit::new(f32::NAN); len + 32];
+        let line = buf.as_ptr().align_offset(64);
+        let mut first: Option<Vec<u32>> = None;
+        for off in [0, 1, 4, 15] {
+            let out = &mut buf[line + off..][..len];
+            forward(&g, &x, &w, Some(&b), out).unwrap();
+            // SAFETY: forward writes every element.
+            let bits: Vec<u32> = out
+                .iter()
+                .map(|v| unsafe { v.assume_init() }.to_bits())
+                .collect();
+            match &first {
+                None => first = Some(bits),
+                Some(want) => assert!(bits == *want, "offset {off}"),
+            }
+        }
     }
 }
