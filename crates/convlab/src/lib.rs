@@ -13,9 +13,12 @@
 //! # Ok::<(), convlab::Error>(())
 //! ```
 //!
-//! The rooms, each depending only on those before it:
-//! [`kernels`] (raw slice loops) → [`ops`] (checked functional ops, forward
-//! and backward, with reference loops) → [`autograd`] → [`nn`] / [`optim`] → [`io`].
+//! The rooms, each depending only on those before it: kernels (raw slice
+//! loops, crate-private) → drivers (which algorithm runs each pass, and how
+//! it is split over threads; crate-private) → [`ops`] (checked functional
+//! ops, forward and backward) → [`autograd`] → [`nn`] / [`optim`] → [`io`].
+//! [`parallel`] holds the threading policy, `testing` the reference loops
+//! every algorithm is tested against.
 //!
 //! Coming from PyTorch: [`from_pytorch`] writes the book's LeNet both ways,
 //! loads a PyTorch checkpoint and serves a model from threads.
@@ -32,15 +35,17 @@
 
 pub mod autograd;
 pub mod data;
+pub(crate) mod drivers;
 pub mod error;
 pub mod filters;
 pub mod io;
-pub mod kernels;
+pub(crate) mod kernels;
 pub mod learn;
 pub mod memory;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod parallel;
 pub mod receptive_field;
 pub mod shape;
 pub mod tensor;

@@ -7,19 +7,22 @@
 //! `max|ours - ref| / max(1, max|ref|) <= 1e-4`, NaN only where the
 //! reference has NaN.
 //!
-//! [`run_case`] dispatches on the case's `op`. Convolution cases run once per
-//! algorithm in `ConvAlgo::ALL` (forced) and once as dispatched, so every
-//! path the dispatcher can pick is held to the same tolerance; every case
-//! of every op must run. `tests/fixtures/separable` adds cases whose
-//! filters are outer products, for the separable path.
+//! [`run_case`] dispatches on the case's `op`. Convolution cases run each
+//! pass under every algorithm in `ConvAlgo::ALL` (forced) and as
+//! dispatched: a forced algorithm either computes the pass (the recorder
+//! shows it ran, and nothing else) and meets the same tolerance, or the op
+//! says it cannot; every case of every op must run. `tests/fixtures/separable`
+//! adds cases whose filters are outer products, for the separable path.
 
 use convlab::ops::{
-    self, force_conv_algo, AvgPool2dParams, Conv2dParams, ConvAlgo, ConvTranspose2dParams,
-    MaxPool2dParams, UnfoldParams,
+    self, force_conv_algo, record_conv_algos, AvgPool2dParams, Conv2dParams, ConvAlgo, ConvPass,
+    ConvTranspose2dParams, MaxPool2dParams, UnfoldParams,
 };
+use convlab::Error;
 use convlab::{Padding, Pair, Tensor};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The README's tolerance on the normalized max abs error.
@@ -152,10 +155,130 @@ impl Case<'_> {
     }
 }
 
-/// Run a convolution case under `algo`: forward and every gradient.
-fn run_conv(case: &Case, algo: ConvAlgo) -> Result<(), String> {
+/// Which passes each forced algorithm computed, over a fixture run.
+type Coverage = BTreeMap<(&'static str, &'static str), usize>;
+
+/// `f`'s result under `algo`, when it computed its passes: the recorder
+/// saw exactly the passes `ran` (in any order: passes run side by side),
+/// each computed by `algo` when forced; `None` when a forced `algo`
+/// reported that it cannot compute a pass.
+fn ran<T>(
+    algo: ConvAlgo,
+    ran: &[(&'static str, ConvPass)],
+    f: impl FnOnce() -> convlab::Result<T>,
+) -> Result<Option<T>, String> {
     let _forced = force_conv_algo(algo);
+    let recorder = record_conv_algos();
+    match f() {
+        Ok(v) => {
+            let records = recorder.take();
+            let seen: Vec<_> = records.iter().map(|r| (r.op, r.pass)).collect();
+            if seen.len() != ran.len() || ran.iter().any(|r| !seen.contains(r)) {
+                return Err(format!(
+                    "[{}] ran {records:?}, expected {ran:?}",
+                    algo.name()
+                ));
+            }
+            if let Some(r) = records
+                .iter()
+                .find(|r| algo != ConvAlgo::Auto && r.algo != algo)
+            {
+                return Err(format!(
+                    "[{}] forced, but {} ran",
+                    algo.name(),
+                    r.algo.name()
+                ));
+            }
+            Ok(Some(v))
+        }
+        Err(Error::Param {
+            param: "algorithm",
+            msg,
+            ..
+        }) if algo != ConvAlgo::Auto => {
+            if !msg.contains(algo.name()) {
+                return Err(format!(
+                    "[{}] an error naming another algorithm: {msg}",
+                    algo.name()
+                ));
+            }
+            Ok(None)
+        }
+        Err(e) => Err(format!("[{}] {e}", algo.name())),
+    }
+}
+
+/// The padding of a conv2d case.
+fn conv2d_params(case: &Case, groups: usize) -> Result<Conv2dParams, String> {
     let e = |e: convlab::Error| e.to_string();
+    let padding: Padding = match case.param("padding")? {
+        Value::String(s) => s.parse().map_err(e)?,
+        _ => case.pair("padding")?.into(),
+    };
+    let mode = case
+        .param("padding_mode")?
+        .as_str()
+        .ok_or("params.padding_mode is not a string")?
+        .parse()
+        .map_err(e)?;
+    Ok(Conv2dParams::new()
+        .stride(case.pair("stride")?)
+        .padding(padding)
+        .dilation(case.pair("dilation")?)
+        .groups(groups)
+        .padding_mode(mode))
+}
+
+/// Run a conv2d case's every pass under `algo`, recording in `covered`
+/// which passes it computed.
+fn run_conv2d(case: &Case, algo: ConvAlgo, covered: &mut Coverage) -> Result<(), String> {
+    let (x, w, gy) = (
+        case.tensor("input")?,
+        case.tensor("weight")?,
+        case.tensor("grad_output")?,
+    );
+    let bias = if case.flag("bias")? {
+        Some(case.tensor("bias")?)
+    } else {
+        None
+    };
+    let groups = case
+        .param("groups")?
+        .as_u64()
+        .ok_or("params.groups is not a size")? as usize;
+    let p = conv2d_params(case, groups)?;
+    let mut results = Vec::new();
+    let mut count = |pass: &'static str| *covered.entry((algo.name(), pass)).or_default() += 1;
+    if let Some(y) = ran(algo, &[("conv2d", ConvPass::Forward)], || {
+        ops::conv2d(&x, &w, bias.as_ref(), &p)
+    })? {
+        count("forward");
+        results.push(check("output", &y, &case.tensor("output")?));
+    }
+    let backward = [("conv2d_backward", ConvPass::InputGrad)];
+    if let Some(gx) = ran(algo, &backward, || {
+        ops::conv2d_backward_input(x.shape(), &w, &gy, &p)
+    })? {
+        count("input gradient");
+        results.push(check("grad_input", &gx, &case.tensor("grad_input")?));
+    }
+    let backward = [("conv2d_backward", ConvPass::WeightGrad)];
+    if let Some(gw) = ran(algo, &backward, || {
+        ops::conv2d_backward_weight(&x, w.shape(), &gy, &p)
+    })? {
+        count("weight gradient");
+        results.push(check("grad_weight", &gw, &case.tensor("grad_weight")?));
+    }
+    if bias.is_some() {
+        let gb = ops::conv2d_backward_bias(&gy).map_err(|e| e.to_string())?;
+        results.push(check("grad_bias", &gb, &case.tensor("grad_bias")?));
+    }
+    errors_of(algo, results)
+}
+
+/// Run a conv_transpose2d case under `algo` (its forward alone, then both
+/// gradients together), recording in `covered` which passes it computed.
+fn run_conv_transpose2d(case: &Case, algo: ConvAlgo, covered: &mut Coverage) -> Result<(), String> {
     let (x, w, gy) = (
         case.tensor("input")?,
         case.tensor("weight")?,
@@ -171,64 +294,58 @@ fn run_conv(case: &Case, algo: ConvAlgo) -> Result<(), String> {
         .param("groups")?
         .as_u64()
         .ok_or("params.groups is not a size")? as usize;
-    let (y, grads) = if case.op() == "conv2d" {
-        let padding: Padding = match case.param("padding")? {
-            Value::String(s) => s.parse().map_err(e)?,
-            _ => case.pair("padding")?.into(),
-        };
-        let mode = case
-            .param("padding_mode")?
-            .as_str()
-            .ok_or("params.padding_mode is not a string")?
-            .parse()
-            .map_err(e)?;
-        let p = Conv2dParams::new()
-            .stride(case.pair("stride")?)
-            .padding(padding)
-            .dilation(case.pair("dilation")?)
-            .groups(groups)
-            .padding_mode(mode);
-        (
-            ops::conv2d(&x, &w, bias.as_ref(), &p).map_err(e)?,
-            ops::conv2d_backward(&x, &w, with_bias, &gy, &p).map_err(e)?,
-        )
-    } else {
-        let p = ConvTranspose2dParams::new()
-            .stride(case.pair("stride")?)
-            .padding(case.pair("padding")?)
-            .output_padding(case.pair("output_padding")?)
-            .dilation(case.pair("dilation")?)
-            .groups(groups);
-        (
-            ops::conv_transpose2d(&x, &w, bias.as_ref(), &p).map_err(e)?,
-            ops::conv_transpose2d_backward(&x, &w, with_bias, &gy, &p).map_err(e)?,
-        )
-    };
-    let mut results = vec![
-        check("output", &y, &case.tensor("output")?),
-        check("grad_input", &grads.grad_input, &case.tensor("grad_input")?),
-        check(
+    let p = ConvTranspose2dParams::new()
+        .stride(case.pair("stride")?)
+        .padding(case.pair("padding")?)
+        .output_padding(case.pair("output_padding")?)
+        .dilation(case.pair("dilation")?)
+        .groups(groups);
+    let mut results = Vec::new();
+    let mut count = |pass: &'static str| *covered.entry((algo.name(), pass)).or_default() += 1;
+    if let Some(y) = ran(algo, &[("conv_transpose2d", ConvPass::Forward)], || {
+        ops::conv_transpose2d(&x, &w, bias.as_ref(), &p)
+    })? {
+        count("transposed forward");
+        results.push(check("output", &y, &case.tensor("output")?));
+    }
+    let op = "conv_transpose2d_backward";
+    let passes = [(op, ConvPass::InputGrad), (op, ConvPass::WeightGrad)];
+    if let Some(grads) = ran(algo, &passes, || {
+        ops::conv_transpose2d_backward(&x, &w, with_bias, &gy, &p)
+    })? {
+        count("transposed gradients");
+        results.push(check(
+            "grad_input",
+            &grads.grad_input,
+            &case.tensor("grad_input")?,
+        ));
+        results.push(check(
             "grad_weight",
             &grads.grad_weight,
             &case.tensor("grad_weight")?,
-        ),
-    ];
-    match (&grads.grad_bias, with_bias) {
-        (Some(gb), true) => results.push(check("grad_bias", gb, &case.tensor("grad_bias")?)),
-        (None, false) => {}
-        _ => results.push(Err("grad_bias present/absent mismatch".into())),
+        ));
+        match (&grads.grad_bias, with_bias) {
+            (Some(gb), true) => results.push(check("grad_bias", gb, &case.tensor("grad_bias")?)),
+            (None, false) => {}
+            _ => results.push(Err("grad_bias present/absent mismatch".into())),
+        }
     }
+    errors_of(algo, results)
+}
+
+/// The mismatches of one algorithm's run, together.
+fn errors_of(algo: ConvAlgo, results: Vec<Result<(), String>>) -> Result<(), String> {
     let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(format!("[{algo:?}] {}", errors.join("; ")))
+        Err(format!("[{}] {}", algo.name(), errors.join("; ")))
     }
 }
 
 /// Run one case: forward `output` and every gradient from `grad_output`.
 /// All mismatches of the case are reported together.
-fn run_case(case: &Case) -> Result<(), String> {
+fn run_case(case: &Case, covered: &mut Coverage) -> Result<(), String> {
     let e = |e: convlab::Error| e.to_string();
     let x = || case.tensor("input");
     let gy = || case.tensor("grad_output");
@@ -288,10 +405,15 @@ fn run_case(case: &Case) -> Result<(), String> {
         }
         "conv2d" | "conv_transpose2d" => {
             // Every algorithm forced, then the dispatcher's own choice.
+            let run = if case.op() == "conv2d" {
+                run_conv2d
+            } else {
+                run_conv_transpose2d
+            };
             let errors: Vec<String> = ConvAlgo::ALL
                 .iter()
                 .chain(&[ConvAlgo::Auto])
-                .filter_map(|&algo| run_conv(case, algo).err())
+                .filter_map(|&algo| run(case, algo, covered).err())
                 .collect();
             return if errors.is_empty() {
                 Ok(())
@@ -316,8 +438,9 @@ fn run_case(case: &Case) -> Result<(), String> {
 }
 
 /// Run every case of `cases.json` in `dir`; panics listing the failures,
-/// and returns how many cases of each op ran.
-fn run_fixtures(dir: &std::path::Path) -> std::collections::BTreeMap<String, usize> {
+/// and returns how many cases of each op ran and which passes each forced
+/// algorithm computed.
+fn run_fixtures(dir: &std::path::Path) -> (BTreeMap<String, usize>, Coverage) {
     let read = |f: &str| {
         std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{}: {e}", dir.join(f).display()))
     };
@@ -328,11 +451,12 @@ fn run_fixtures(dir: &std::path::Path) -> std::collections::BTreeMap<String, usi
         .as_array()
         .expect("cases.json has a cases list");
 
-    let mut checked = std::collections::BTreeMap::<String, usize>::new();
+    let mut checked = BTreeMap::<String, usize>::new();
+    let mut covered = Coverage::new();
     let mut failures = Vec::new();
     for json in cases {
         let case = Case { json, st: &st };
-        match run_case(&case) {
+        match run_case(&case, &mut covered) {
             Ok(()) => *checked.entry(case.op().to_string()).or_default() += 1,
             Err(e) => failures.push(format!("{} ({}): {e}", case.name(), case.op())),
         }
@@ -349,12 +473,13 @@ fn run_fixtures(dir: &std::path::Path) -> std::collections::BTreeMap<String, usi
     let ran: usize = checked.values().sum();
     assert!(!cases.is_empty(), "no cases in {}", dir.display());
     assert_eq!(ran, cases.len(), "cases run vs present");
-    checked
+    println!("forced algorithms computed: {covered:?}");
+    (checked, covered)
 }
 
 #[test]
 fn pytorch_fixtures() {
-    let checked = run_fixtures(&fixture_dir());
+    let (checked, covered) = run_fixtures(&fixture_dir());
     // The bundled fixtures cover every op; another case file may cover fewer.
     let bundled = std::env::var_os("CONVLAB_FIXTURES").is_none();
     for op in OPS.iter().filter(|_| bundled) {
@@ -362,6 +487,19 @@ fn pytorch_fixtures() {
             checked.get(*op).copied().unwrap_or(0) > 0,
             "no {op} case ran"
         );
+    }
+    // Every algorithm computed some pass of the bundled fixtures (the
+    // lanes kernel needs a vector of images and separable filters outer
+    // products: the property tests and the separable fixtures cover them).
+    for algo in ConvAlgo::ALL.iter().filter(|_| bundled) {
+        let runs: usize = covered
+            .iter()
+            .filter(|((a, _), _)| *a == algo.name())
+            .map(|(_, n)| n)
+            .sum();
+        if ![ConvAlgo::ImplicitGemmLanes, ConvAlgo::Separable].contains(algo) {
+            assert!(runs > 0, "{} computed no fixture pass", algo.name());
+        }
     }
 }
 
@@ -371,7 +509,11 @@ fn pytorch_fixtures() {
 #[test]
 fn pytorch_separable_fixtures() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/separable");
-    let checked = run_fixtures(&dir);
+    let (checked, covered) = run_fixtures(&dir);
+    assert!(
+        covered.contains_key(&("separable", "forward")),
+        "{covered:?}"
+    );
     assert_eq!(checked.get("conv2d"), Some(&5));
     assert_eq!(checked.get("conv_transpose2d"), Some(&1));
 }

@@ -10,10 +10,6 @@ pub enum Layout {
     Transposed,
 }
 
-/// Below this many multiply-adds a single thread is faster than waking
-/// rayon (see `ops::conv2d::PARALLEL_MIN_MACS` for the measurement).
-const PARALLEL_MIN_FLOPS: usize = 1 << 22;
-
 /// A read-only matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
 pub struct MatRef<'a> {
@@ -108,8 +104,8 @@ pub fn sgemm_strided_par(
     debug_assert!(a.data.len() > (m - 1) * a.rs + (k - 1) * a.cs);
     debug_assert!(b.data.len() > (k - 1) * b.rs + (n - 1) * b.cs);
     let work = m.saturating_mul(n).saturating_mul(k);
-    let threads = rayon::current_num_threads();
-    let par = if allow_parallel && work >= PARALLEL_MIN_FLOPS && threads > 1 {
+    let threads = crate::parallel::threads();
+    let par = if allow_parallel && work >= crate::parallel::GEMM_SPLIT_MIN_FLOPS && threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None

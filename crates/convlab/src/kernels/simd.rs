@@ -125,6 +125,34 @@ pub(crate) trait Simd: Copy + 'static {
         }
     }
 
+    /// Copy `n` floats from `src` to `dst` (not overlapping) around the
+    /// caches: plain stores up to `dst`'s first cache line and past its
+    /// last whole one, streaming stores of whole lines between, so that no
+    /// line is written partly by each kind. Any alignment of either
+    /// pointer (the system allocator's large blocks start 16 bytes past a
+    /// line); the caller fences ([`stream_fence`]).
+    #[inline(always)]
+    unsafe fn stream_n(src: *const f32, dst: *mut f32, n: usize) {
+        const LINE: usize = 16;
+        let head = ((64 - (dst as usize) % 64) % 64 / 4).min(n);
+        // SAFETY: the caller guarantees n floats at src and dst; `dst +
+        // head` is on a cache line (f32 pointers are 4-byte aligned), so
+        // every streamed vector is aligned.
+        unsafe {
+            Self::copy_n(src, dst, head);
+            let mut j = head;
+            while j + LINE <= n {
+                let mut v = 0;
+                while v < LINE {
+                    Self::stream(dst.add(j + v), Self::load(src.add(j + v)));
+                    v += Self::LANES;
+                }
+                j += LINE;
+            }
+            Self::copy_n(src.add(j), dst.add(j), n - j);
+        }
+    }
+
     /// Transpose a `LANES x LANES` block: row `i` is the `LANES` floats at
     /// `rows[i]`; `dst[j * LANES + i] = rows[i][j]`.
     #[inline(always)]

@@ -7,10 +7,8 @@
 //! Layouts: input `[N, C_in, H, W]` (or `[C_in, H, W]`), weight
 //! `[C_in, C_out / groups, kh, kw]`, bias `[C_out]`.
 
-use super::conv2d::{
-    add_bias, backward_input_geom, backward_weight_geom, batched_dims, check_groups, check_weight,
-    conv2d_backward_bias, forward_geom, parallel, Conv2dGrads,
-};
+use super::conv2d::{batched_dims, check_groups, check_weight, conv2d_backward_bias, Conv2dGrads};
+use crate::drivers::conv::{self as driver, add_bias, Call, ConvPass};
 use crate::error::{numel_or_err, Dims, Error, Result};
 use crate::memory;
 use crate::shape::{conv_transpose_out_len, ConvGeometry, Pair};
@@ -187,24 +185,32 @@ pub fn conv_transpose2d(
     bias: Option<&Tensor>,
     p: &ConvTranspose2dParams,
 ) -> Result<Tensor> {
+    const OP: &str = "conv_transpose2d";
     let plan = plan(input.shape(), weight.shape(), bias.map(|b| b.shape()), p)?;
     let g = plan.geom;
-    let n_out = numel_or_err("conv_transpose2d", &[g.n, g.c_in, g.h, g.w])?;
-    let mut buf = memory::uninit_f32("conv_transpose2d", n_out)?;
-    backward_input_geom(&g, weight.data(), input.data(), &mut buf)?;
-    // SAFETY: backward_input_geom writes every element of `buf`.
-    let mut out = unsafe { memory::assume_written(buf) };
-    if let Some(b) = bias {
-        // Bias is per output channel of this op, i.e. per conv2d *input* channel.
-        let tg = ConvGeometry {
-            c_out: g.c_in,
-            oh: g.h,
-            ow: g.w,
-            ..g
+    driver::in_pool(|| {
+        let n_out = numel_or_err(OP, &[g.n, g.c_in, g.h, g.w])?;
+        let mut buf = memory::uninit_f32(OP, n_out)?;
+        let call = Call {
+            op: OP,
+            pass: ConvPass::Forward,
         };
-        add_bias(&tg, b.data(), &mut out);
-    }
-    Tensor::from_vec(out, &plan.output_shape())
+        driver::backward_input(call, &g, weight.data(), input.data(), &mut buf)?;
+        // SAFETY: the driver writes every element of `buf`.
+        let mut out = unsafe { memory::assume_written(buf) };
+        if let Some(b) = bias {
+            // Bias is per output channel of this op, i.e. per conv2d *input*
+            // channel.
+            let tg = ConvGeometry {
+                c_out: g.c_in,
+                oh: g.h,
+                ow: g.w,
+                ..g
+            };
+            add_bias(&tg, b.data(), &mut out);
+        }
+        Tensor::from_vec(out, &plan.output_shape())
+    })
 }
 
 /// All gradients of [`conv_transpose2d`] (`grad_bias` when `with_bias`).
@@ -215,11 +221,12 @@ pub fn conv_transpose2d_backward(
     grad_output: &Tensor,
     p: &ConvTranspose2dParams,
 ) -> Result<Conv2dGrads> {
+    const OP: &str = "conv_transpose2d_backward";
     let plan = plan(input.shape(), weight.shape(), None, p)?;
     let want = plan.output_shape();
     if grad_output.shape() != want.as_slice() {
         return Err(Error::shape(
-            "conv_transpose2d_backward",
+            OP,
             format!(
                 "grad_output has shape {} but the output has shape {}",
                 Dims(grad_output.shape()),
@@ -228,32 +235,43 @@ pub fn conv_transpose2d_backward(
         ));
     }
     let g = plan.geom;
-    let input_grad = || -> Result<Vec<f32>> {
-        let mut buf = memory::uninit_f32("conv_transpose2d_backward", input.numel())?;
-        forward_geom(&g, grad_output.data(), weight.data(), &mut buf)?;
-        // SAFETY: forward_geom writes every element of `buf`.
-        Ok(unsafe { memory::assume_written(buf) })
-    };
-    let weight_grad = || -> Result<Vec<f32>> {
-        let mut buf = memory::uninit_f32("conv_transpose2d_backward", weight.numel())?;
-        backward_weight_geom(&g, grad_output.data(), input.data(), &mut buf)?;
-        // SAFETY: backward_weight_geom writes every element of `buf`.
-        Ok(unsafe { memory::assume_written(buf) })
-    };
-    // Side by side when large, as in conv2d_backward.
-    let (gin, gw) = if parallel(&g) {
-        super::join_forced(input_grad, weight_grad)
-    } else {
-        (input_grad(), weight_grad())
-    };
-    Ok(Conv2dGrads {
-        grad_input: Tensor::from_vec(gin?, &plan.input_shape())?,
-        grad_weight: Tensor::from_vec(gw?, weight.shape())?,
-        grad_bias: if with_bias {
-            Some(conv2d_backward_bias(grad_output)?)
+    driver::in_pool(|| {
+        let input_grad = || -> Result<Vec<f32>> {
+            let mut buf = memory::uninit_f32(OP, input.numel())?;
+            let call = Call {
+                op: OP,
+                pass: ConvPass::InputGrad,
+            };
+            driver::forward(call, &g, grad_output.data(), weight.data(), None, &mut buf)?;
+            // SAFETY: the driver writes every element of `buf`.
+            Ok(unsafe { memory::assume_written(buf) })
+        };
+        let weight_grad = || -> Result<Vec<f32>> {
+            let mut buf = memory::uninit_f32(OP, weight.numel())?;
+            let call = Call {
+                op: OP,
+                pass: ConvPass::WeightGrad,
+            };
+            // This op's input plays the convolution's grad_output.
+            driver::backward_weight(call, &g, grad_output.data(), input.data(), &mut buf)?;
+            // SAFETY: the driver writes every element of `buf`.
+            Ok(unsafe { memory::assume_written(buf) })
+        };
+        // Side by side when large, as in conv2d_backward.
+        let (gin, gw) = if crate::parallel::threads_for(g.macs()) > 1 {
+            driver::join_passes(input_grad, weight_grad)
         } else {
-            None
-        },
+            (input_grad(), weight_grad())
+        };
+        Ok(Conv2dGrads {
+            grad_input: Tensor::from_vec(gin?, &plan.input_shape())?,
+            grad_weight: Tensor::from_vec(gw?, weight.shape())?,
+            grad_bias: if with_bias {
+                Some(conv2d_backward_bias(grad_output)?)
+            } else {
+                None
+            },
+        })
     })
 }
 

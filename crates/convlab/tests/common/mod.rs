@@ -89,3 +89,41 @@ pub fn check_gradient(
         );
     }
 }
+
+/// `f`'s result with `algo` forced, when `algo` computed every convolution
+/// pass `f` ran: the recorder saw at least one pass, each computed by
+/// `algo` (any algorithm for `ConvAlgo::Auto`). `None` when the op reported
+/// that a forced `algo` cannot compute a pass. Panics on any other error,
+/// and when another algorithm ran.
+pub fn forced<T>(
+    algo: convlab::ops::ConvAlgo,
+    f: impl FnOnce() -> convlab::Result<T>,
+) -> Option<T> {
+    use convlab::ops::{force_conv_algo, record_conv_algos, ConvAlgo};
+    let _forced = force_conv_algo(algo);
+    let recorder = record_conv_algos();
+    match f() {
+        Ok(v) => {
+            let records = recorder.take();
+            let others: Vec<_> = records
+                .iter()
+                .filter(|r| algo != ConvAlgo::Auto && r.algo != algo)
+                .collect();
+            assert!(
+                others.is_empty(),
+                "{} forced, but ran {others:?}",
+                algo.name()
+            );
+            Some(v)
+        }
+        Err(convlab::Error::Param {
+            param: "algorithm",
+            msg,
+            ..
+        }) if algo != ConvAlgo::Auto => {
+            assert!(msg.contains(algo.name()), "{msg}");
+            None
+        }
+        Err(e) => panic!("{}: {e}", algo.name()),
+    }
+}

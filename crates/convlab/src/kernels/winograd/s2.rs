@@ -8,7 +8,7 @@
 //! per axis in every phase, a 3x3 kernel at most two. The phase kernels run
 //! as one Winograd layer with four reduction channels per input channel
 //! ([`Tiling`]): F(3x3, 4x4) is the transpose of the F(4x4, 3x3) in
-//! [`super::winograd`] (same points, same input transform `B^T`), 36
+//! [`super`] (same points, same input transform `B^T`), 36
 //! products per 3x3 tile where the 7x7 kernel takes 49 multiplies per
 //! output; F(4x4, 2x2) takes 25 products per 4x4 tile where the 3x3 kernel
 //! takes 9 per output. The phases are read in place from the input, every
@@ -18,8 +18,9 @@
 //! `h` and phase patch `d`, summed over the reduction channels in the
 //! transformed domain: one GEMM per point of the tile.
 
-use super::simd::{dispatch_simd, Simd};
-use super::winograd::{bt, gt3, zero_span};
+use super::super::simd::{dispatch_simd, Simd};
+use super::weight_grad::gt3;
+use super::{bt, zero_span};
 use crate::shape::ConvGeometry;
 
 /// Most transformed-filter floats (64 MiB) for which [`applies`] holds: the
@@ -124,7 +125,7 @@ pub fn filter_xi_stride(g: &ConvGeometry) -> usize {
 }
 
 /// The transformed filter `G h G^T` of every phase kernel `h`, packed for
-/// [`super::ukernel`]: `u[xi * filter_xi_stride(g) + (4 c + ph) * c_out +
+/// [`super::super::ukernel`]: `u[xi * filter_xi_stride(g) + (4 c + ph) * c_out +
 /// m]` for product `xi`, input channel `c`, phase `ph = 2 * row phase +
 /// column phase` and output channel `m`, the A of product `xi` a dense
 /// `[4 c_in][c_out]` block. `weight` is `[c_out, c_in, kh, kw]`; `u` holds
@@ -526,15 +527,8 @@ unsafe fn output_tiled<S: Simd, const STEP: usize, const A: usize>(
                     tx += lanes;
                 }
                 let dst = out.add(oy * ow);
-                if stream && (dst as usize) % 64 == 0 {
-                    let mut q = 0;
-                    while q + lanes <= ow {
-                        S::stream(dst.add(q), S::load(row.as_ptr().add(q)));
-                        q += lanes;
-                    }
-                    if q < ow {
-                        S::store_n(dst.add(q), S::load(row.as_ptr().add(q)), ow - q);
-                    }
+                if stream {
+                    S::stream_n(row.as_ptr(), dst, ow);
                 } else {
                     S::copy_n(row.as_ptr(), dst, ow);
                 }
@@ -567,8 +561,8 @@ dispatch_simd! {
     /// r1)`: `m[xi * xi_stride + t]` are its transformed rows; the tiles,
     /// clipped at the plane's right and bottom edges, are written to
     /// `plane(img)`, the channel's dense `[oh, ow]` plane in image `img`.
-    /// With `stream`, rows that start on a cache line are stored around
-    /// the caches (the caller fences). `scratch` holds
+    /// With `stream`, rows are stored around the caches, their whole cache
+    /// lines streamed (the caller fences). `scratch` holds
     /// [`output_scratch_len`] floats.
     ///
     /// # Safety
@@ -606,7 +600,7 @@ mod tests {
     /// nothing written past the vectors (run under each ISA by CI).
     #[test]
     fn stride_three_windows_match_their_definition() {
-        let lanes = super::super::ukernel::menu().lanes;
+        let lanes = crate::kernels::ukernel::menu().lanes;
         let src: Vec<f32> = (0..3 * lanes + 3).map(|i| i as f32).collect();
         let mut cols = vec![f32::NAN; 6 * 16 + 16];
         let mut row = vec![f32::NAN; 48 + 16];

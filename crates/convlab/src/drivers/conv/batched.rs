@@ -4,10 +4,14 @@
 //! net's 4x4 planes (N = 16 columns per image) the per-call setup cost
 //! more than the arithmetic.
 
-use super::*;
+use super::ConvPass;
+use crate::error::{Error, Result};
 use crate::kernels::flat::{pack_panels, tile_shape};
 use crate::kernels::im2col::{col2im_batched, im2col_batched};
 use crate::kernels::ukernel::{self, Init, Tile};
+use crate::memory;
+use crate::parallel;
+use crate::shape::ConvGeometry;
 use rayon::prelude::*;
 
 /// Output planes at most this large are batched (above, one image's
@@ -17,22 +21,31 @@ const MAX_PLANE: usize = 256;
 /// Column floats of one batched pass at most (16 MiB).
 const MAX_COLS: usize = 4 << 20;
 
-/// Whether `g` runs batched: one group, several images of small planes,
-/// channels in and out, columns under the cap, and few enough taps per
-/// plane for a gather table.
-pub fn applies(g: &ConvGeometry) -> bool {
+/// Whether the batched passes compute pass `pass` of `g`: the forward or
+/// input gradient of one group over several images of small planes, with
+/// few enough taps per plane for a gather table and columns under the cap.
+pub(super) fn check(g: &ConvGeometry, pass: ConvPass) -> std::result::Result<(), &'static str> {
+    if pass == ConvPass::WeightGrad {
+        return Err("has no weight gradient");
+    }
     let k = g.c_in * g.kh * g.kw;
     let p = g.oh * g.ow;
-    // Empty channel counts leave a GEMM with empty operands (nothing to
-    // batch; the general path writes the zeros).
-    g.groups == 1
-        && g.n > 1
-        && g.c_in > 0
-        && g.c_out > 0
-        && p > 0
-        && p <= MAX_PLANE
-        && g.kh * g.kw * p <= 4096
-        && k.saturating_mul(p).saturating_mul(g.n) <= MAX_COLS
+    if g.groups != 1 || g.n < 2 {
+        return Err("needs one group and two or more images");
+    }
+    if p > MAX_PLANE || g.kh * g.kw * p > 4096 || g.h * g.w >= u32::MAX as usize {
+        return Err("needs output planes of at most 256 pixels and 4096 taps");
+    }
+    if k.saturating_mul(p).saturating_mul(g.n) > MAX_COLS {
+        return Err("needs columns under its 16 MiB cap");
+    }
+    Ok(())
+}
+
+/// The gather tables cover every geometry [`check`] accepts; a `false`
+/// from the kernels is a bug.
+fn table_missing() -> Error {
+    Error::param("conv2d", "algorithm", "im2col-batched: no gather table")
 }
 
 /// `C [m, np] = A [m, k] @ B [k, np]` on the tile kernel: `a` row-major,
@@ -98,33 +111,26 @@ fn row_len(np: usize) -> usize {
     np.next_multiple_of(ukernel::menu().lanes) + 16
 }
 
-/// Below this many multiply-adds a batched pass stays on the calling thread.
-/// Splitting the digits net's 360-image test pass over 2 threads: its
-/// second layer 0.84 -> 0.46 ms forward, 0.80 -> 0.41 ms input gradient.
-/// Its training steps (2.4 M) measured faster whole: at 2 M the 20-epoch run
-/// went from 0.52 to 0.84 s, the workers sleeping between the small calls.
-const PARALLEL_MIN_MACS: u128 = 1 << 24;
-
 /// Image ranges for the threads: one per thread when the pass is worth
 /// splitting, else the whole batch. Each image's results are computed by
 /// the same operations in the same order however the batch is split.
 fn image_parts(g: &ConvGeometry) -> usize {
-    let threads = rayon::current_num_threads();
-    if threads > 1 && g.macs() >= PARALLEL_MIN_MACS {
-        threads.min(g.n)
-    } else {
-        1
-    }
+    parallel::threads_above(g.macs(), parallel::BATCH_SPLIT_MIN_MACS).min(g.n)
 }
 
 /// `out` = conv(input, weight), split over threads by images when large
 /// enough (the digits net's test pass: 360 images).
-/// Returns `false` (nothing written) when the gather table does not apply.
-pub fn forward(g: &ConvGeometry, input: &[f32], weight: &[f32], out: &mut [f32]) -> Result<bool> {
+pub(super) fn forward(
+    g: &ConvGeometry,
+    input: &[f32],
+    weight: &[f32],
+    out: &mut [f32],
+) -> Result<()> {
     let (x_img, y_img) = (g.c_in * g.h * g.w, g.c_out * g.oh * g.ow);
-    over_images(g, (input, x_img), (out, y_img), |part, x, y| {
+    let done = over_images(g, (input, x_img), (out, y_img), |part, x, y| {
         forward_images(part, x, weight, y)
-    })
+    })?;
+    done.then_some(()).ok_or_else(table_missing)
 }
 
 /// Run `f` on the whole batch, or on one range of images per thread when
@@ -182,12 +188,12 @@ fn forward_images(
 
 /// `grad_input` (zeroed) += conv's input gradient: `dcols [K, n*p] = W^T @
 /// dY`, then the batched col2im.
-pub fn backward_input(
+pub(super) fn backward_input(
     g: &ConvGeometry,
     weight: &[f32],
     grad_output: &[f32],
     grad_input: &mut [f32],
-) -> Result<bool> {
+) -> Result<()> {
     let k = g.c_in * g.kh * g.kw;
     let mut wt = memory::Scratch::take("conv2d_backward", k * g.c_out)?;
     for co in 0..g.c_out {
@@ -197,12 +203,13 @@ pub fn backward_input(
     }
     let (x_img, y_img) = (g.c_in * g.h * g.w, g.c_out * g.oh * g.ow);
     let wt = &wt[..];
-    over_images(
+    let done = over_images(
         g,
         (grad_output, y_img),
         (grad_input, x_img),
         |part, gy, gx| backward_input_images(part, wt, gy, gx),
-    )
+    )?;
+    done.then_some(()).ok_or_else(table_missing)
 }
 
 /// [`backward_input`] on the calling thread, with the weight transposed

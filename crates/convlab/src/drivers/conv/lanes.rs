@@ -5,10 +5,14 @@
 //! computes `ow + (kw - 1) * dw` columns per output row instead: LeNet's
 //! second layer (5x5 on 14x14) 14 for 10.
 
-use super::*;
+use super::ConvPass;
+use crate::error::Result;
 use crate::kernels::flat::pack_panels;
 use crate::kernels::lanes::{lanes, pack_images, unpack_images};
 use crate::kernels::ukernel::{self, Init, Tile};
+use crate::memory;
+use crate::parallel::{self, Shared};
+use crate::shape::ConvGeometry;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -27,26 +31,37 @@ fn packed_lens(g: &ConvGeometry) -> (usize, usize) {
     (g.c_in * hp * wp * l, g.c_out * g.oh * g.ow * l)
 }
 
-/// Whether the forward of `g` takes this path: one group, stride 1, at
-/// least a full batch of lanes, planes of at most 256 pixels of which the
-/// flat layout would drop over 15 % of the columns, packed buffers under
-/// the cap.
-pub fn pays(g: &ConvGeometry) -> bool {
-    let kept = g.ow as f64 / (g.ow + (g.kw - 1) * g.dw) as f64;
+/// Whether the lanes kernel computes pass `pass` of `g`: the forward of a
+/// one-group, stride-1 layer of at least a vector of images, with packed
+/// buffers under the cap.
+pub(super) fn check(g: &ConvGeometry, pass: ConvPass) -> std::result::Result<(), &'static str> {
+    if pass != ConvPass::Forward {
+        return Err("computes the forward pass only");
+    }
+    if g.groups != 1 || (g.sh, g.sw) != (1, 1) {
+        return Err("needs one group and stride 1");
+    }
+    if g.n < lanes() {
+        return Err("needs at least a vector of images (16 with AVX-512, 8 otherwise)");
+    }
     let (i, o) = packed_lens(g);
-    g.groups == 1
-        && (g.sh, g.sw) == (1, 1)
-        && g.n >= lanes()
-        && g.c_in > 0
-        && g.c_out > 0
-        && g.oh * g.ow <= 256
-        && kept < 0.85
-        && (i + o).saturating_mul(g.n.div_ceil(lanes())) <= MAX_PACKED
+    if (i + o).saturating_mul(g.n.div_ceil(lanes())) > MAX_PACKED {
+        return Err("needs packed images under its 16 MiB cap");
+    }
+    Ok(())
+}
+
+/// Whether images in lanes should beat flat rows on `g`: planes of at most
+/// 256 pixels of which the flat layout would drop over 15 % of the
+/// columns (lenet_c2: 10 of 14 kept).
+pub(super) fn pays(g: &ConvGeometry) -> bool {
+    let kept = g.ow as f64 / (g.ow + (g.kw - 1) * g.dw) as f64;
+    g.oh * g.ow <= 256 && kept < 0.85
 }
 
 /// `out` (`[n, c_out, oh, ow]`, every element written) = conv(input,
-/// weight) + bias, for a geometry where [`pays`] holds.
-pub fn forward(
+/// weight) + bias, for a geometry [`check`] accepts.
+pub(super) fn forward(
     g: &ConvGeometry,
     input: &[f32],
     weight: &[f32],
@@ -78,7 +93,7 @@ pub fn forward(
         })
         .map(|pixel| pixel * l)
         .collect();
-    let parallel = super::parallel(g);
+    let split = parallel::threads_for(g.macs()) > 1;
 
     let pack = |(b, dst): (usize, &mut [f32])| {
         // SAFETY: `input` holds n images of c_in * h * w floats; b * l < n;
@@ -93,7 +108,7 @@ pub fn forward(
             )
         }
     };
-    if parallel {
+    if split {
         packed_in.par_chunks_mut(in_len).enumerate().for_each(pack);
     } else {
         packed_in.chunks_mut(in_len).enumerate().for_each(pack);
@@ -143,7 +158,7 @@ pub fn forward(
     let rows: Vec<(usize, usize)> = (0..batches)
         .flat_map(|b| (0..g.oh).map(move |y| (b, y)))
         .collect();
-    if parallel {
+    if split {
         rows.par_iter().for_each(row);
     } else {
         rows.iter().for_each(row);
@@ -156,7 +171,7 @@ pub fn forward(
         unsafe { unpack_images(src, (g.n, g.c_out, plane_out), b * l, out_ptr.get()) }
     };
     let packed_out: &[f32] = packed_out;
-    if parallel {
+    if split {
         packed_out.par_chunks(out_len).enumerate().for_each(unpack);
     } else {
         packed_out.chunks(out_len).enumerate().for_each(unpack);

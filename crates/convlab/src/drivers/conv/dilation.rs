@@ -4,11 +4,11 @@
 //! kernel packed tight, with the padding divided by the dilation. Seen as
 //! extra images of the batch, the phases let a dilated layer run on the
 //! undilated fast paths (Winograd for dilated 3x3 layers), which read and
-//! write the phases in place ([`super::winograd_path::Phases`]): splitting
-//! the tensors into phase tensors and merging them back cost 10-12 % of
+//! write the phases in place ([`super::winograd::Phases`]): splitting the
+//! tensors into phase tensors and merging them back cost 10-12 % of
 //! dilated_3x3_d2's forward each.
 
-use super::*;
+use crate::shape::ConvGeometry;
 
 /// The undilated geometry on phase images, when `g` splits evenly: stride
 /// 1, and every extent and padding a multiple of the dilation.
@@ -46,7 +46,8 @@ pub(crate) fn split(g: &ConvGeometry) -> Option<ConvGeometry> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::{force_conv_algo, ConvAlgo};
+    use crate::ops::{conv2d, conv2d_backward, force_conv_algo, Conv2dParams, ConvAlgo};
+    use crate::Tensor;
 
     /// A dilated layer through its phases (forced Winograd) against the
     /// reference loops, all three passes, with channel counts that Winograd

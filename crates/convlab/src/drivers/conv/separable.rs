@@ -1,18 +1,23 @@
 //! Separable filters ([`crate::kernels::separable`]): layers where every
 //! output plane reads one input plane (single-channel images, depthwise)
 //! and every filter is an outer product `col * row^T` run as two 1-D
-//! passes. The one choice the dispatcher makes on the weight's values,
-//! not only its shape: a filter that is not rank one (within float
-//! rounding) goes to the shape's usual path.
+//! passes. The one algorithm that applies by the weight's values, not only
+//! its shape: a filter that is not rank one (within float rounding) cannot
+//! take it.
 //!
 //! The forward pass and, at stride 1, the input gradient (the forward of
 //! the flipped filters over grad_output, themselves separable). The
 //! weight gradient of a separable filter is a general `kh x kw` matrix
-//! and takes the usual path.
+//! and takes another algorithm.
 
-use super::*;
+use super::ConvPass;
+use crate::error::{Error, Result};
 use crate::kernels::separable::{col_pass, input_rows, line_len, row_pass};
+use crate::memory;
+use crate::parallel;
+use crate::shape::ConvGeometry;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Largest deviation from the outer product, relative to the filter's
 /// largest tap, that still counts as rank one: a few float roundings, so
@@ -26,7 +31,7 @@ const BAND_FLOATS: usize = 1 << 16;
 
 /// Each output channel's filter as `col` (`kh` taps) times `row` (`kw`).
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Factors {
+struct Factors {
     /// `[c_out][kh]`.
     pub col: Vec<f32>,
     /// `[c_out][kw]`.
@@ -50,7 +55,7 @@ impl Factors {
 
 /// The factors of one `kh x kw` filter, or `None` when it is not rank one
 /// or holds a non-finite tap.
-pub(crate) fn rank_one(w: &[f32], kh: usize, kw: usize) -> Option<(Vec<f32>, Vec<f32>)> {
+fn rank_one(w: &[f32], kh: usize, kw: usize) -> Option<(Vec<f32>, Vec<f32>)> {
     debug_assert_eq!(w.len(), kh * kw);
     if w.iter().any(|v| !v.is_finite()) {
         return None;
@@ -75,39 +80,36 @@ pub(crate) fn rank_one(w: &[f32], kh: usize, kw: usize) -> Option<(Vec<f32>, Vec
     fits.then_some((col, row))
 }
 
-/// Whether `g` has the separable path's shape: one input and one output
-/// plane per group, a kernel of more than one tap each way.
-pub(crate) fn applies(g: &ConvGeometry) -> bool {
-    g.cin_g() == 1
-        && g.cout_g() == 1
-        && g.kh > 1
-        && g.kw > 1
-        && g.h > 0
-        && g.w > 0
-        && g.oh > 0
-        && g.ow > 0
-}
-
-/// Whether the dispatcher prefers two 1-D passes for a separable filter
-/// of shape `g`: when the direct sum has twice their multiply-adds. On a
-/// 1080p plane (2 threads) 3x3 ran 0.51-0.59 ms in two passes against
-/// 0.46-0.49 direct; 5x5 0.62-0.74 against 2.0 (`bench/separable.json`).
-fn pays(g: &ConvGeometry) -> bool {
-    g.kh * g.kw >= 2 * (g.kh + g.kw)
-}
-
-/// The factors of `weight` when pass `pass` of `g` should run separably:
-/// forced ([`ConvAlgo::Separable`]), or chosen by the dispatcher, and every
-/// filter rank one.
-pub(crate) fn factors(g: &ConvGeometry, weight: &[f32], pass: Pass) -> Option<Factors> {
-    let wanted = match super::super::forced_algo() {
-        ConvAlgo::Separable => true,
-        ConvAlgo::Auto => pays(g),
-        _ => false,
-    };
-    if !wanted || !applies(g) || (pass == Pass::InputGrad && super::transposed(g).is_none()) {
-        return None;
+/// Whether the separable passes compute pass `pass` of `g` with this
+/// weight: one input and one output plane per group, a kernel of more than
+/// one tap each way, every filter rank one; the input gradient at stride 1
+/// with padding within the dilated kernel.
+pub(super) fn check(
+    g: &ConvGeometry,
+    pass: ConvPass,
+    weight: Option<&[f32]>,
+) -> std::result::Result<(), &'static str> {
+    if pass == ConvPass::WeightGrad {
+        return Err("has no weight gradient");
     }
+    if g.cin_g() != 1 || g.cout_g() != 1 {
+        return Err("needs one input and one output channel per group");
+    }
+    if g.kh < 2 || g.kw < 2 {
+        return Err("needs a kernel of two or more taps each way");
+    }
+    if pass == ConvPass::InputGrad && super::transposed(g).is_none() {
+        return Err("needs stride 1 and padding within the dilated kernel for the input gradient");
+    }
+    match weight {
+        Some(w) if factors(g, w).is_some() => Ok(()),
+        _ => Err("needs every filter to be an outer product (rank one)"),
+    }
+}
+
+/// The factors of every filter of `weight`, or `None` when one is not
+/// rank one.
+fn factors(g: &ConvGeometry, weight: &[f32]) -> Option<Factors> {
     let taps = g.kh * g.kw;
     let mut f = Factors {
         col: Vec::with_capacity(g.c_out * g.kh),
@@ -121,10 +123,40 @@ pub(crate) fn factors(g: &ConvGeometry, weight: &[f32], pass: Pass) -> Option<Fa
     Some(f)
 }
 
+/// [`factors`] for a weight the dispatcher found separable.
+fn factors_of(g: &ConvGeometry, weight: &[f32]) -> Result<Factors> {
+    factors(g, weight)
+        .ok_or_else(|| Error::param("conv2d", "algorithm", "separable: a filter is not rank one"))
+}
+
+/// `out` (every element written) = the convolution `g` of `input` with
+/// `weight`, every filter of which is rank one.
+pub(super) fn forward(
+    g: &ConvGeometry,
+    input: &[f32],
+    weight: &[f32],
+    out: &mut [MaybeUninit<f32>],
+) -> Result<()> {
+    passes(g, input, &factors_of(g, weight)?, out)
+}
+
+/// `grad_input` (every element written) = the input gradient of `g`: the
+/// forward of its transposed convolution `t` with the flipped factors.
+pub(super) fn backward_input(
+    g: &ConvGeometry,
+    t: &ConvGeometry,
+    weight: &[f32],
+    grad_output: &[f32],
+    grad_input: &mut [MaybeUninit<f32>],
+) -> Result<()> {
+    let f = factors_of(g, weight)?.flipped(g.kh, g.kw);
+    passes(t, grad_output, &f, grad_input)
+}
+
 /// `out` (`[n, c_out, oh, ow]`, every element written) = conv(input,
 /// weight) for a weight of factors `f`, over tasks of (plane, band of
 /// output rows).
-pub(crate) fn forward(
+fn passes(
     g: &ConvGeometry,
     input: &[f32],
     f: &Factors,
@@ -140,11 +172,7 @@ pub(crate) fn forward(
     let band = fits.max(4 * (span - 1) / g.sh).clamp(1, g.oh);
     let t_len = ((band - 1) * g.sh + span).saturating_mul(g.ow);
     let l_len = line_len(g);
-    let threads = if super::parallel(g) {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
+    let threads = parallel::threads_for(g.macs());
     memory::check_f32(OP, (t_len + l_len).saturating_mul(threads))?;
     let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
     let bands = g.oh.div_ceil(band);
@@ -189,8 +217,15 @@ pub(crate) fn forward(
 
 #[cfg(test)]
 mod tests {
+    use super::super::dispatch::{check as algo_check, choose, ConvAlgo, Values};
     use super::*;
-    use crate::ops::{force_conv_algo, Conv2dParams};
+    use crate::ops::Conv2dParams;
+
+    fn geometry(input: [usize; 4], weight: [usize; 4], p: &Conv2dParams) -> ConvGeometry {
+        crate::ops::conv2d::plan(&input, &weight, None, p)
+            .unwrap()
+            .geom
+    }
 
     /// The two passes against the reference loops, forward and stride-1
     /// input gradient, on shapes with padding beyond the kernel, strides,
@@ -198,7 +233,6 @@ mod tests {
     /// threads (6.8 M multiply-adds).
     #[test]
     fn both_passes_equal_the_reference() {
-        let _f = force_conv_algo(ConvAlgo::Separable);
         // (n, c, h, w, kh, kw, stride, dilation, padding)
         let cases: [[usize; 9]; 6] = [
             [1, 1, 5, 7, 3, 3, 1, 1, 1],
@@ -214,20 +248,18 @@ mod tests {
                 .dilation(d)
                 .padding(p)
                 .groups(c);
-            let g = plan(&[n, c, h, w], &[c, 1, kh, kw], None, &params)
-                .unwrap()
-                .geom;
+            let g = geometry([n, c, h, w], [c, 1, kh, kw], &params);
             let wave = |i: usize, k: f32| ((i as f32 * k).sin() * 1.5).round() / 2.0 + 0.25;
             let weight: Vec<f32> = (0..c * kh * kw)
                 .map(|i| wave(i / kw + 1, 0.7) * wave(i % kw + i / (kh * kw) * kw, 1.3))
                 .collect();
             let x: Vec<f32> = (0..n * c * h * w).map(|i| wave(i, 0.37)).collect();
-            let f = factors(&g, &weight, Pass::Forward).expect("outer products are rank one");
+            assert_eq!(check(&g, ConvPass::Forward, Some(&weight)), Ok(()));
             let numel = n * c * g.oh * g.ow;
             let mut out = vec![MaybeUninit::new(f32::NAN); numel];
-            forward(&g, &x, &f, &mut out).unwrap();
+            forward(&g, &x, &weight, &mut out).unwrap();
             let mut want = vec![0.0; numel];
-            reference::forward(&g, &x, &weight, &mut want);
+            crate::testing::conv::forward(&g, &x, &weight, &mut want);
             for (i, (o, r)) in out.iter().zip(&want).enumerate() {
                 // SAFETY: initialised above (and written by forward).
                 let o = unsafe { o.assume_init() };
@@ -237,16 +269,15 @@ mod tests {
                     (n, c, h, w, kh, kw, s, d, p)
                 );
             }
-            let gin = factors(&g, &weight, Pass::InputGrad);
             // Stride 1 and padding within the dilated kernel: a forward.
-            assert_eq!(gin.is_some(), transposed(&g).is_some());
-            assert_eq!(gin.is_some(), s == 1 && p <= d * (kh.min(kw) - 1));
-            if let (Some(f), Some(t)) = (gin, transposed(&g)) {
+            let gin = check(&g, ConvPass::InputGrad, Some(&weight)).is_ok();
+            assert_eq!(gin, s == 1 && p <= d * (kh.min(kw) - 1));
+            if let (true, Some(t)) = (gin, super::super::transposed(&g)) {
                 let gy: Vec<f32> = (0..numel).map(|i| wave(i, 0.91)).collect();
                 let mut gx = vec![MaybeUninit::new(f32::NAN); n * c * h * w];
-                forward(&t, &gy, &f.flipped(kh, kw), &mut gx).unwrap();
+                backward_input(&g, &t, &weight, &gy, &mut gx).unwrap();
                 let mut want = vec![0.0; n * c * h * w];
-                reference::backward_input(&g, &weight, &gy, &mut want);
+                crate::testing::conv::backward_input(&g, &weight, &gy, &mut want);
                 for (i, (o, r)) in gx.iter().zip(&want).enumerate() {
                     // SAFETY: initialised above.
                     let o = unsafe { o.assume_init() };
@@ -259,15 +290,16 @@ mod tests {
         }
     }
 
-    /// Forced, or by default from 5x5 up (3x3 runs faster direct), and
-    /// only when every filter is rank one.
+    /// Chosen from 5x5 up (3x3 runs faster direct), only when every filter
+    /// is rank one; applicable (forced) to any rank-one filters.
     #[test]
-    fn other_filters_and_algorithms_take_their_usual_path() {
+    fn chosen_from_5x5_and_only_for_rank_one_filters() {
         let geom = |k: usize| {
-            let params = Conv2dParams::new().padding(k / 2).groups(2);
-            plan(&[1, 2, 8, 8], &[2, 1, k, k], None, &params)
-                .unwrap()
-                .geom
+            geometry(
+                [1, 2, 8, 8],
+                [2, 1, k, k],
+                &Conv2dParams::new().padding(k / 2).groups(2),
+            )
         };
         let outer = |v: &[f32]| -> Vec<f32> {
             let one: Vec<f32> = v
@@ -277,17 +309,25 @@ mod tests {
             one.iter().chain(&one).copied().collect()
         };
         let (sobel, binomial) = (outer(&[1.0, 0.0, -1.0]), outer(&[1.0, 4.0, 6.0, 4.0, 1.0]));
-        assert!(factors(&geom(5), &binomial, Pass::Forward).is_some());
-        assert!(factors(&geom(3), &sobel, Pass::Forward).is_none());
         let mut laplace = sobel.clone();
         laplace[13] = -4.0;
-        {
-            let _f = force_conv_algo(ConvAlgo::Separable);
-            assert!(factors(&geom(3), &sobel, Pass::Forward).is_some());
-            assert!(factors(&geom(3), &laplace, Pass::Forward).is_none());
-        }
-        let _f = force_conv_algo(ConvAlgo::Direct);
-        assert!(factors(&geom(5), &binomial, Pass::Forward).is_none());
+        let pick =
+            |k: usize, w: &[f32]| choose(&geom(k), ConvPass::Forward, &Values { weight: Some(w) });
+        assert_eq!(pick(5, &binomial), ConvAlgo::Separable);
+        assert_eq!(pick(3, &sobel), ConvAlgo::Direct);
+        assert_eq!(pick(3, &laplace), ConvAlgo::Direct);
+        let forced = |k: usize, w: &[f32], pass| {
+            algo_check(
+                ConvAlgo::Separable,
+                &geom(k),
+                pass,
+                &Values { weight: Some(w) },
+            )
+        };
+        assert_eq!(forced(3, &sobel, ConvPass::Forward), Ok(()));
+        assert_eq!(forced(3, &sobel, ConvPass::InputGrad), Ok(()));
+        assert!(forced(3, &laplace, ConvPass::Forward).is_err());
+        assert!(forced(3, &sobel, ConvPass::WeightGrad).is_err());
     }
 
     #[test]
