@@ -18,6 +18,7 @@
 //! ```
 
 mod ops;
+mod pool;
 
 use crate::error::{Dims, Error, Result};
 use crate::tensor::Tensor;

@@ -18,7 +18,13 @@
 
 mod pool;
 
-pub use pool::{AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d};
+pub use pool::{
+    AdaptiveAvgPool, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool,
+    AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool, AvgPool1d, AvgPool2d,
+    AvgPool3d, FractionalMaxPool, FractionalMaxPool2d, FractionalMaxPool3d, LPPool, LPPool1d,
+    LPPool2d, LPPool3d, MaxPool, MaxPool1d, MaxPool2d, MaxPool3d, MaxUnpool, MaxUnpool1d,
+    MaxUnpool2d, MaxUnpool3d,
+};
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};

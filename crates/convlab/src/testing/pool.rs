@@ -256,3 +256,129 @@ pub fn adaptive_max_pool_reference(
 ) {
     max_windows(&Windows::adaptive(g), input, output, indices);
 }
+
+/// Power-average pooling by PyTorch's definition, in f64:
+/// `(sign(a) * |a| * k)^(1/p)` with `a` the `count_include_pad` average of
+/// `x^p` (`g` has no padding); `p = ±inf` the max / min of `|x|`.
+pub fn lp_pool_reference(g: &PoolGeometry, norm_type: f64, input: &[f32], output: &mut [f32]) {
+    let wins = Windows::of(g);
+    let (plane, out_plane) = (wins.plane_len(), wins.out_plane_len());
+    let taps: f64 = g.axes.iter().map(|a| a.kernel as f64).product();
+    for (x, out) in input
+        .chunks_exact(plane)
+        .zip(output.chunks_exact_mut(out_plane))
+    {
+        wins.each(|o, w, taps_of| {
+            let values = taps_of.map(|at| (x[at] as f64).abs());
+            out[o] = if norm_type == f64::INFINITY {
+                values.fold(
+                    f64::NEG_INFINITY,
+                    |m, v| if v > m || v.is_nan() { v } else { m },
+                ) as f32
+            } else if norm_type == f64::NEG_INFINITY {
+                values.fold(
+                    f64::INFINITY,
+                    |m, v| if v < m || v.is_nan() { v } else { m },
+                ) as f32
+            } else {
+                let p = norm_type;
+                let sum: f64 = wins_signed(x, w, &wins).map(|v| v.powf(p)).sum();
+                let a = sum / avg_divisor(AvgDivisor::IncludePad, w);
+                (a.signum() * a.abs() * taps).powf(1.0 / p) as f32
+            };
+        });
+    }
+}
+
+/// The signed input values of a window, in scan order.
+fn wins_signed<'a>(
+    x: &'a [f32],
+    w: [&AxisWindow; 3],
+    wins: &Windows,
+) -> impl Iterator<Item = f64> + 'a {
+    let [_, h, wd] = wins.len;
+    let [dz, dy, dx] = wins.dilation;
+    let [dep, row, col] = w.map(|a| *a);
+    (0..dep.count).flat_map(move |a| {
+        (0..row.count).flat_map(move |b| {
+            let line = ((dep.start + a * dz) * h + row.start + b * dy) * wd;
+            (0..col.count).map(move |c| x[line + col.start + c * dx] as f64)
+        })
+    })
+}
+
+/// Max unpooling: each input plane's values written at `indices` (each
+/// `< out_plane`, the later of a repeated index winning) into a zeroed
+/// output plane.
+pub fn max_unpool_reference(
+    plane: usize,
+    out_plane: usize,
+    indices: &[usize],
+    input: &[f32],
+    output: &mut [f32],
+) {
+    output.fill(0.0);
+    if plane == 0 || out_plane == 0 {
+        return;
+    }
+    let ins = indices.chunks_exact(plane).zip(input.chunks_exact(plane));
+    for ((idx, x), y) in ins.zip(output.chunks_exact_mut(out_plane)) {
+        for (&i, &v) in idx.iter().zip(x) {
+            y[i] = v;
+        }
+    }
+}
+
+/// PyTorch's fractional interval starts along one axis, in f32 as PyTorch
+/// computes them (`generate_intervals`).
+pub fn fractional_starts(sample: f32, len: usize, out: usize, pool: usize) -> Vec<i64> {
+    let mut seq = vec![0i64; out];
+    if out > 1 {
+        let alpha = (len as f32 - pool as f32) / (out as f32 - 1.0);
+        for (i, s) in seq.iter_mut().enumerate().take(out - 1) {
+            *s = ((i as f32 + sample) * alpha) as i64 - (sample * alpha) as i64;
+        }
+    }
+    if out > 0 {
+        seq[out - 1] = len as i64 - pool as i64;
+    }
+    seq
+}
+
+/// Fractional max pooling of `planes` planes of `len` (depth, height,
+/// width; leading 1s below rank 3) with `pool` windows to `out` outputs,
+/// `samples` holding `rank` values per plane (2-D: width's first).
+#[allow(clippy::too_many_arguments)]
+pub fn fractional_max_pool_reference(
+    rank: usize,
+    len: [usize; 3],
+    out: [usize; 3],
+    pool: [usize; 3],
+    samples: &[f32],
+    input: &[f32],
+    output: &mut [f32],
+    indices: &mut [usize],
+) {
+    let (plane, out_plane) = (len.iter().product::<usize>(), out.iter().product::<usize>());
+    if out_plane == 0 {
+        return;
+    }
+    for (p, x) in input.chunks_exact(plane).enumerate() {
+        let u = &samples[p * rank..][..rank];
+        let mut wins: [Vec<AxisWindow>; 3] = [vec![AxisWindow::span(0, 1)], vec![], vec![]];
+        for a in 3 - rank..3 {
+            let sample = if rank == 2 { u[2 - a] } else { u[a] };
+            wins[a] = fractional_starts(sample, len[a], out[a], pool[a])
+                .into_iter()
+                .map(|s| AxisWindow::span(s as usize, pool[a]))
+                .collect();
+        }
+        let w = Windows {
+            len,
+            dilation: [1; 3],
+            wins,
+        };
+        let o = p * out_plane..(p + 1) * out_plane;
+        max_windows(&w, x, &mut output[o.clone()], &mut indices[o]);
+    }
+}

@@ -1,6 +1,7 @@
-//! Adaptive pooling (PyTorch's `F.adaptive_avg_pool2d` and
-//! `F.adaptive_max_pool2d`): the caller fixes the output size and the
-//! windows follow from it, as in NiN's and ResNet's global average pooling.
+//! Adaptive pooling over one, two or three spatial axes (PyTorch's
+//! `F.adaptive_avg_pool1d/2d/3d` and `F.adaptive_max_pool1d/2d/3d`): the
+//! caller fixes the output size and the windows follow from it, as in
+//! NiN's and ResNet's global average pooling.
 //!
 //! Output row `i` of `oh` pools input rows `floor(i*H/oh) .. ceil((i+1)*H/oh)`
 //! ([`crate::shape::adaptive_window`]), so bins may overlap by one row when
@@ -14,13 +15,14 @@
 //! # Ok::<(), convlab::Error>(())
 //! ```
 
-use super::avg::{avg_backward, avg_forward, AvgDivisor, AvgScales};
+use super::avg::{avg_backward, avg_forward, AvgScales};
 use super::max::{max_indexed, scatter_max_grad};
+use super::params::{AvgDivisor, OutputSize};
 use super::{drive, split_input, PlaneWindows};
 use crate::error::{numel_or_err, Dims, Error, Result};
 use crate::kernels::pool as k;
 use crate::memory::{assume_written, uninit_f32};
-use crate::shape::{adaptive_window, AxisWindow, Pair};
+use crate::shape::{adaptive_window, AxisWindow};
 use crate::tensor::Tensor;
 
 /// The validated geometry of an adaptive pooling over `rank` spatial axes:
@@ -103,15 +105,241 @@ impl AdaptiveGeometry {
     }
 }
 
-/// PyTorch's `F.adaptive_avg_pool2d`: the mean of each of `output_size` bins.
+/// Op names by spatial rank, for errors.
+const AVG: [&str; 3] = [
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+];
+const AVG_BACKWARD: [&str; 3] = [
+    "adaptive_avg_pool1d_backward",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_avg_pool3d_backward",
+];
+const MAX: [&str; 3] = [
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool3d",
+];
+const MAX_BACKWARD: [&str; 3] = [
+    "adaptive_max_pool1d_backward",
+    "adaptive_max_pool2d_backward",
+    "adaptive_max_pool3d_backward",
+];
+
+/// The geometry of an adaptive pooling of `input_shape` to `output_size`.
+fn geometry<const N: usize>(
+    op: &'static str,
+    input_shape: &[usize],
+    output_size: OutputSize<N>,
+) -> Result<AdaptiveGeometry> {
+    let (_, _, _, len) = split_input(op, "input", input_shape, N)?;
+    let out = output_size.resolve(op, &len[3 - N..])?;
+    AdaptiveGeometry::new(op, input_shape, N, &out)
+}
+
+/// Adaptive average pooling over the last `N` axes of `(N, C, *spatial)`
+/// or `(C, *spatial)`: the mean of each of `output_size` bins (PyTorch's
+/// `F.adaptive_avg_pool1d/2d/3d`).
+///
+/// ```
+/// use convlab::{ops::pool::adaptive_avg_pool, Tensor};
+/// let x = Tensor::arange(16.0)?.reshape(&[1, 1, 4, 4])?;
+/// let y = adaptive_avg_pool::<2>(&x, [None, Some(1)])?;
+/// assert_eq!(y.shape(), &[1, 1, 4, 1]);
+/// assert_eq!(y.data(), &[1.5, 5.5, 9.5, 13.5]);
+/// # Ok::<(), convlab::Error>(())
+/// ```
 ///
 /// # Errors
-/// See [`AdaptiveGeometry::new`].
-pub fn adaptive_avg_pool2d(input: &Tensor, output_size: impl Into<Pair>) -> Result<Tensor> {
-    const OP: &str = "adaptive_avg_pool2d";
-    let Pair(oh, ow) = output_size.into();
-    let g = AdaptiveGeometry::new(OP, input.shape(), 2, &[oh, ow])?;
-    adaptive_avg_forward(OP, &g, input)
+/// See [`AdaptiveGeometry::new`]; a negative output length.
+pub fn adaptive_avg_pool<const N: usize>(
+    input: &Tensor,
+    output_size: impl Into<OutputSize<N>>,
+) -> Result<Tensor> {
+    let op = AVG[N - 1];
+    let g = geometry(op, input.shape(), output_size.into())?;
+    adaptive_avg_forward(op, &g, input)
+}
+
+/// Gradient of [`adaptive_avg_pool`]; the output size is read from
+/// `grad_output`'s spatial axes.
+///
+/// # Errors
+/// `input_shape` invalid, or `grad_output` of another rank, batch or
+/// channels.
+pub fn adaptive_avg_pool_backward<const N: usize>(
+    input_shape: &[usize],
+    grad_output: &Tensor,
+) -> Result<Tensor> {
+    let op = AVG_BACKWARD[N - 1];
+    let g = geometry_from_grad(op, N, input_shape, grad_output)?;
+    adaptive_avg_backward(op, &g, input_shape, grad_output)
+}
+
+/// Adaptive max pooling (PyTorch's `F.adaptive_max_pool1d/2d/3d(...,
+/// return_indices=True)`): the maximum of each bin and its flat index in
+/// the input plane. NaN wins and the first maximum wins ties, as in
+/// [`super::max_pool`].
+///
+/// ```
+/// use convlab::{ops::pool::adaptive_max_pool, Tensor};
+/// let x = Tensor::arange(9.0)?.reshape(&[1, 3, 3])?;
+/// let (y, idx) = adaptive_max_pool::<2>(&x, 2)?;
+/// assert_eq!(y.data(), &[4.0, 5.0, 7.0, 8.0]);
+/// assert_eq!(idx, vec![4, 5, 7, 8]);
+/// # Ok::<(), convlab::Error>(())
+/// ```
+///
+/// # Errors
+/// See [`AdaptiveGeometry::new`]; a negative output length. An output
+/// length of 0 gives an empty output.
+pub fn adaptive_max_pool<const N: usize>(
+    input: &Tensor,
+    output_size: impl Into<OutputSize<N>>,
+) -> Result<(Tensor, Vec<usize>)> {
+    let op = MAX[N - 1];
+    let g = geometry(op, input.shape(), output_size.into())?;
+    max_indexed(op, &g.plane_windows(), &g.out_shape(), input)
+}
+
+/// Gradient of [`adaptive_max_pool`]: the scatter-add through `indices`
+/// of [`super::max_pool_backward`].
+///
+/// # Errors
+/// As [`super::max_pool_backward`].
+pub fn adaptive_max_pool_backward<const N: usize>(
+    input_shape: &[usize],
+    indices: &[usize],
+    grad_output: &Tensor,
+) -> Result<Tensor> {
+    scatter_max_grad(MAX_BACKWARD[N - 1], N, input_shape, indices, grad_output)
+}
+
+/// PyTorch's `F.adaptive_avg_pool1d`: [`adaptive_avg_pool`].
+///
+/// # Errors
+/// See [`adaptive_avg_pool`].
+pub fn adaptive_avg_pool1d(
+    input: &Tensor,
+    output_size: impl Into<OutputSize<1>>,
+) -> Result<Tensor> {
+    adaptive_avg_pool(input, output_size)
+}
+/// PyTorch's `F.adaptive_avg_pool2d`: [`adaptive_avg_pool`].
+///
+/// ```
+/// use convlab::{ops::pool::adaptive_avg_pool2d, Tensor};
+/// let x = Tensor::arange(16.0)?.reshape(&[1, 1, 4, 4])?;
+/// let y = adaptive_avg_pool2d(&x, 1)?;
+/// assert_eq!((y.shape(), y.data()), (&[1, 1, 1, 1][..], &[7.5][..]));
+/// # Ok::<(), convlab::Error>(())
+/// ```
+///
+/// # Errors
+/// See [`adaptive_avg_pool`].
+pub fn adaptive_avg_pool2d(
+    input: &Tensor,
+    output_size: impl Into<OutputSize<2>>,
+) -> Result<Tensor> {
+    adaptive_avg_pool(input, output_size)
+}
+/// PyTorch's `F.adaptive_avg_pool3d`: [`adaptive_avg_pool`].
+///
+/// # Errors
+/// See [`adaptive_avg_pool`].
+pub fn adaptive_avg_pool3d(
+    input: &Tensor,
+    output_size: impl Into<OutputSize<3>>,
+) -> Result<Tensor> {
+    adaptive_avg_pool(input, output_size)
+}
+/// Gradient of [`adaptive_avg_pool1d`]: [`adaptive_avg_pool_backward`].
+///
+/// # Errors
+/// See [`adaptive_avg_pool_backward`].
+pub fn adaptive_avg_pool1d_backward(input_shape: &[usize], grad_output: &Tensor) -> Result<Tensor> {
+    adaptive_avg_pool_backward::<1>(input_shape, grad_output)
+}
+/// Gradient of [`adaptive_avg_pool2d`]: [`adaptive_avg_pool_backward`].
+///
+/// # Errors
+/// See [`adaptive_avg_pool_backward`].
+pub fn adaptive_avg_pool2d_backward(input_shape: &[usize], grad_output: &Tensor) -> Result<Tensor> {
+    adaptive_avg_pool_backward::<2>(input_shape, grad_output)
+}
+/// Gradient of [`adaptive_avg_pool3d`]: [`adaptive_avg_pool_backward`].
+///
+/// # Errors
+/// See [`adaptive_avg_pool_backward`].
+pub fn adaptive_avg_pool3d_backward(input_shape: &[usize], grad_output: &Tensor) -> Result<Tensor> {
+    adaptive_avg_pool_backward::<3>(input_shape, grad_output)
+}
+/// PyTorch's `F.adaptive_max_pool1d(..., return_indices=True)`:
+/// [`adaptive_max_pool`].
+///
+/// # Errors
+/// See [`adaptive_max_pool`].
+pub fn adaptive_max_pool1d(
+    input: &Tensor,
+    output_size: impl Into<OutputSize<1>>,
+) -> Result<(Tensor, Vec<usize>)> {
+    adaptive_max_pool(input, output_size)
+}
+/// PyTorch's `F.adaptive_max_pool2d(..., return_indices=True)`:
+/// [`adaptive_max_pool`].
+///
+/// # Errors
+/// See [`adaptive_max_pool`].
+pub fn adaptive_max_pool2d(
+    input: &Tensor,
+    output_size: impl Into<OutputSize<2>>,
+) -> Result<(Tensor, Vec<usize>)> {
+    adaptive_max_pool(input, output_size)
+}
+/// PyTorch's `F.adaptive_max_pool3d(..., return_indices=True)`:
+/// [`adaptive_max_pool`].
+///
+/// # Errors
+/// See [`adaptive_max_pool`].
+pub fn adaptive_max_pool3d(
+    input: &Tensor,
+    output_size: impl Into<OutputSize<3>>,
+) -> Result<(Tensor, Vec<usize>)> {
+    adaptive_max_pool(input, output_size)
+}
+/// Gradient of [`adaptive_max_pool1d`]: [`adaptive_max_pool_backward`].
+///
+/// # Errors
+/// See [`adaptive_max_pool_backward`].
+pub fn adaptive_max_pool1d_backward(
+    input_shape: &[usize],
+    indices: &[usize],
+    grad_output: &Tensor,
+) -> Result<Tensor> {
+    adaptive_max_pool_backward::<1>(input_shape, indices, grad_output)
+}
+/// Gradient of [`adaptive_max_pool2d`]: [`adaptive_max_pool_backward`].
+///
+/// # Errors
+/// See [`adaptive_max_pool_backward`].
+pub fn adaptive_max_pool2d_backward(
+    input_shape: &[usize],
+    indices: &[usize],
+    grad_output: &Tensor,
+) -> Result<Tensor> {
+    adaptive_max_pool_backward::<2>(input_shape, indices, grad_output)
+}
+/// Gradient of [`adaptive_max_pool3d`]: [`adaptive_max_pool_backward`].
+///
+/// # Errors
+/// See [`adaptive_max_pool_backward`].
+pub fn adaptive_max_pool3d_backward(
+    input_shape: &[usize],
+    indices: &[usize],
+    grad_output: &Tensor,
+) -> Result<Tensor> {
+    adaptive_max_pool_backward::<3>(input_shape, indices, grad_output)
 }
 
 /// Adaptive average pooling of any rank: one mean per plane on the global
@@ -143,17 +371,6 @@ pub(crate) fn adaptive_avg_forward(
     Tensor::from_vec(unsafe { assume_written(out) }, &shape)
 }
 
-/// Gradient of [`adaptive_avg_pool2d`] with respect to its input; the output
-/// size is read from `grad_output`'s last two dimensions.
-///
-/// # Errors
-/// `input_shape` invalid, or `grad_output` of another rank, batch or channels.
-pub fn adaptive_avg_pool2d_backward(input_shape: &[usize], grad_output: &Tensor) -> Result<Tensor> {
-    const OP: &str = "adaptive_avg_pool2d_backward";
-    let g = geometry_from_grad(OP, 2, input_shape, grad_output)?;
-    adaptive_avg_backward(OP, &g, input_shape, grad_output)
-}
-
 /// The gradient of adaptive average pooling of any rank.
 pub(crate) fn adaptive_avg_backward(
     op: &'static str,
@@ -175,50 +392,6 @@ pub(crate) fn adaptive_avg_backward(
     // SAFETY: the global kernel writes all `plane` values of each plane
     // (grad_output has one value per plane); `avg_backward` every element.
     Tensor::from_vec(unsafe { assume_written(buf) }, input_shape)
-}
-
-/// PyTorch's `F.adaptive_max_pool2d(..., return_indices=True)`: the maximum
-/// of each bin and its flat index `h * W + w` in the input plane. NaN wins
-/// and the first maximum wins ties, as in [`super::max_pool2d`].
-///
-/// ```
-/// use convlab::{ops::pool::adaptive_max_pool2d, Tensor};
-/// let x = Tensor::arange(9.0)?.reshape(&[1, 3, 3])?;
-/// let (y, idx) = adaptive_max_pool2d(&x, 2)?;
-/// assert_eq!(y.data(), &[4.0, 5.0, 7.0, 8.0]);
-/// assert_eq!(idx, vec![4, 5, 7, 8]);
-/// # Ok::<(), convlab::Error>(())
-/// ```
-///
-/// # Errors
-/// See [`AdaptiveGeometry::new`]; an output size of 0 gives an empty output.
-pub fn adaptive_max_pool2d(
-    input: &Tensor,
-    output_size: impl Into<Pair>,
-) -> Result<(Tensor, Vec<usize>)> {
-    const OP: &str = "adaptive_max_pool2d";
-    let Pair(oh, ow) = output_size.into();
-    let g = AdaptiveGeometry::new(OP, input.shape(), 2, &[oh, ow])?;
-    max_indexed(OP, &g.plane_windows(), &g.out_shape(), input)
-}
-
-/// Gradient of [`adaptive_max_pool2d`]: the same scatter-add through
-/// `indices` as [`super::max_pool2d_backward`].
-///
-/// # Errors
-/// As [`super::max_pool2d_backward`].
-pub fn adaptive_max_pool2d_backward(
-    input_shape: &[usize],
-    indices: &[usize],
-    grad_output: &Tensor,
-) -> Result<Tensor> {
-    scatter_max_grad(
-        "adaptive_max_pool2d_backward",
-        2,
-        input_shape,
-        indices,
-        grad_output,
-    )
 }
 
 /// The geometry whose output is `grad_output`'s spatial shape.

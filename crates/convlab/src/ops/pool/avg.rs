@@ -1,128 +1,22 @@
-//! Average pooling: `F.avg_pool2d` and its backward.
+//! Average pooling over one, two or three spatial axes
+//! (`F.avg_pool1d/2d/3d`) and its backward.
 
-use super::{check_grad_output, drive, pool_geometry, PlaneWindows};
-use crate::error::{numel_or_err, Error, Result};
+use super::params::{AvgDivisor, AvgPool1dParams, AvgPool2dParams, AvgPool3dParams, AvgPoolParams};
+use super::{check_grad_output, drive, PlaneWindows};
+use crate::error::{numel_or_err, Result};
 use crate::kernels::pool as k;
 use crate::memory::{self, assume_written, uninit_f32};
-use crate::shape::{AxisWindow, Pair, PoolAxis, PoolGeometry};
+use crate::shape::{AxisWindow, PoolAxis, PoolGeometry};
 use crate::tensor::Tensor;
 use std::mem::MaybeUninit;
 
-/// How [`avg_pool2d`] divides a window's sum.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AvgDivisor {
-    /// Always this number (`divisor_override`).
-    Override(usize),
-    /// The window size, counting padding but clipped to `input + padding` on
-    /// the far side (`count_include_pad=True`, PyTorch's CPU rule).
-    IncludePad,
-    /// The number of input elements in the window (`count_include_pad=False`).
-    ExcludePad,
-}
-
-/// Parameters of [`avg_pool2d`], PyTorch's `nn.AvgPool2d` arguments.
-///
-/// ```
-/// use convlab::ops::pool::AvgPool2dParams;
-/// let p = AvgPool2dParams::new(3).padding(1).count_include_pad(false).divisor_override(4);
-/// assert_eq!(p.divisor_override, Some(4));
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AvgPool2dParams {
-    /// Window size `(kh, kw)`.
-    pub kernel_size: Pair,
-    /// Step between windows; `None` means `kernel_size` (PyTorch's default).
-    pub stride: Option<Pair>,
-    /// Implicit zero padding on both sides; at most half the kernel size.
-    pub padding: Pair,
-    /// Round the output size up instead of down.
-    pub ceil_mode: bool,
-    /// Count padded zeros in the divisor (default `true`).
-    pub count_include_pad: bool,
-    /// Divide every window by this instead (must be at least 1).
-    pub divisor_override: Option<usize>,
-}
-
-impl AvgPool2dParams {
-    /// A `kernel_size` window with PyTorch's defaults: stride = kernel,
-    /// padding 0, floor mode, `count_include_pad=true`, no divisor override.
-    pub fn new(kernel_size: impl Into<Pair>) -> Self {
-        AvgPool2dParams {
-            kernel_size: kernel_size.into(),
-            stride: None,
-            padding: Pair(0, 0),
-            ceil_mode: false,
-            count_include_pad: true,
-            divisor_override: None,
-        }
-    }
-    /// Set the stride.
-    pub fn stride(mut self, stride: impl Into<Pair>) -> Self {
-        self.stride = Some(stride.into());
-        self
-    }
-    /// Set the padding.
-    pub fn padding(mut self, padding: impl Into<Pair>) -> Self {
-        self.padding = padding.into();
-        self
-    }
-    /// Set `ceil_mode`.
-    pub fn ceil_mode(mut self, ceil_mode: bool) -> Self {
-        self.ceil_mode = ceil_mode;
-        self
-    }
-    /// Set `count_include_pad`.
-    pub fn count_include_pad(mut self, count_include_pad: bool) -> Self {
-        self.count_include_pad = count_include_pad;
-        self
-    }
-    /// Set (`3`, `Some(3)`) or clear (`None`) `divisor_override`.
-    pub fn divisor_override(mut self, divisor: impl Into<Option<usize>>) -> Self {
-        self.divisor_override = divisor.into();
-        self
-    }
-
-    /// The divisor rule these parameters select.
-    pub fn divisor(&self) -> AvgDivisor {
-        match (self.divisor_override, self.count_include_pad) {
-            (Some(d), _) => AvgDivisor::Override(d),
-            (None, true) => AvgDivisor::IncludePad,
-            (None, false) => AvgDivisor::ExcludePad,
-        }
-    }
-
-    /// The validated geometry for an input of `input_shape`, with op name
-    /// `op` in any error.
-    ///
-    /// # Errors
-    /// As [`super::MaxPool2dParams::geometry`], and a `divisor_override` of 0.
-    pub fn geometry(&self, op: &'static str, input_shape: &[usize]) -> Result<PoolGeometry> {
-        if self.divisor_override == Some(0) {
-            return Err(Error::param(
-                op,
-                "divisor_override",
-                "0 is invalid: must be at least 1",
-            ));
-        }
-        let three = |p: Pair| [1, p.0, p.1];
-        let stride = self.stride.unwrap_or(self.kernel_size);
-        pool_geometry(
-            op,
-            input_shape,
-            2,
-            three(self.kernel_size),
-            three(stride),
-            [0, self.padding.0, self.padding.1],
-            [1; 3],
-            self.ceil_mode,
-        )
-    }
-
-    /// The output shape for an input of `input_shape`.
-    pub fn out_dims(&self, input_shape: &[usize]) -> Result<Vec<usize>> {
-        Ok(self.geometry("avg_pool2d", input_shape)?.out_shape())
-    }
-}
+/// Op names by spatial rank, for errors.
+pub(crate) const NAMES: [&str; 3] = ["avg_pool1d", "avg_pool2d", "avg_pool3d"];
+const BACKWARD: [&str; 3] = [
+    "avg_pool1d_backward",
+    "avg_pool2d_backward",
+    "avg_pool3d_backward",
+];
 
 /// Reciprocal divisors per output depth slice, row and column: every rule
 /// is a product of one factor per axis (an override goes on the depth
@@ -162,8 +56,52 @@ impl AvgScales {
     }
 }
 
-/// PyTorch's `F.avg_pool2d`: the mean of each window, divided as
-/// [`AvgPool2dParams::divisor`] says.
+/// Average pooling over the last `N` axes of `(N, C, *spatial)` or `(C,
+/// *spatial)`: the mean of each window, divided as
+/// [`AvgPoolParams::divisor`] says (PyTorch's `F.avg_pool1d/2d/3d`, which
+/// [`avg_pool1d`], [`avg_pool2d`] and [`avg_pool3d`] name).
+///
+/// ```
+/// use convlab::{ops::pool::{avg_pool, AvgPool2dParams}, Tensor};
+/// let x = Tensor::arange(9.0)?.reshape(&[1, 1, 3, 3])?;
+/// let y = avg_pool(&x, &AvgPool2dParams::new(2).stride(1))?;
+/// assert_eq!(y.data(), &[2.0, 3.0, 5.0, 6.0]);
+/// # Ok::<(), convlab::Error>(())
+/// ```
+///
+/// # Errors
+/// See [`AvgPoolParams::geometry`].
+pub fn avg_pool<const N: usize>(input: &Tensor, p: &AvgPoolParams<N>) -> Result<Tensor> {
+    let op = NAMES[N - 1];
+    let g = p.geometry(op, input.shape())?;
+    avg_pool_forward(op, &g, p.divisor(), input)
+}
+
+/// Gradient of [`avg_pool`] with respect to its input: each `grad_output`
+/// value, divided by its window's divisor, is added to every input element
+/// of the window.
+///
+/// # Errors
+/// Those of [`avg_pool`] for `input_shape`, and a `grad_output` whose
+/// shape is not the forward output shape.
+pub fn avg_pool_backward<const N: usize>(
+    input_shape: &[usize],
+    grad_output: &Tensor,
+    p: &AvgPoolParams<N>,
+) -> Result<Tensor> {
+    let op = BACKWARD[N - 1];
+    let g = p.geometry(op, input_shape)?;
+    avg_pool_grad(op, &g, p.divisor(), grad_output)
+}
+
+/// PyTorch's `F.avg_pool1d` on `(N, C, L)` or `(C, L)`: [`avg_pool`].
+///
+/// # Errors
+/// See [`avg_pool`].
+pub fn avg_pool1d(input: &Tensor, p: &AvgPool1dParams) -> Result<Tensor> {
+    avg_pool(input, p)
+}
+/// PyTorch's `F.avg_pool2d` on `(N, C, H, W)` or `(C, H, W)`: [`avg_pool`].
 ///
 /// ```
 /// use convlab::{ops::pool::{avg_pool2d, AvgPool2dParams}, Tensor};
@@ -174,11 +112,50 @@ impl AvgScales {
 /// ```
 ///
 /// # Errors
-/// See [`AvgPool2dParams::geometry`].
+/// See [`avg_pool`].
 pub fn avg_pool2d(input: &Tensor, p: &AvgPool2dParams) -> Result<Tensor> {
-    const OP: &str = "avg_pool2d";
-    let g = p.geometry(OP, input.shape())?;
-    avg_pool_forward(OP, &g, p.divisor(), input)
+    avg_pool(input, p)
+}
+/// PyTorch's `F.avg_pool3d` on `(N, C, D, H, W)` or `(C, D, H, W)`:
+/// [`avg_pool`].
+///
+/// # Errors
+/// See [`avg_pool`].
+pub fn avg_pool3d(input: &Tensor, p: &AvgPool3dParams) -> Result<Tensor> {
+    avg_pool(input, p)
+}
+/// Gradient of [`avg_pool1d`]: [`avg_pool_backward`].
+///
+/// # Errors
+/// See [`avg_pool_backward`].
+pub fn avg_pool1d_backward(
+    input_shape: &[usize],
+    grad_output: &Tensor,
+    p: &AvgPool1dParams,
+) -> Result<Tensor> {
+    avg_pool_backward(input_shape, grad_output, p)
+}
+/// Gradient of [`avg_pool2d`]: [`avg_pool_backward`].
+///
+/// # Errors
+/// See [`avg_pool_backward`].
+pub fn avg_pool2d_backward(
+    input_shape: &[usize],
+    grad_output: &Tensor,
+    p: &AvgPool2dParams,
+) -> Result<Tensor> {
+    avg_pool_backward(input_shape, grad_output, p)
+}
+/// Gradient of [`avg_pool3d`]: [`avg_pool_backward`].
+///
+/// # Errors
+/// See [`avg_pool_backward`].
+pub fn avg_pool3d_backward(
+    input_shape: &[usize],
+    grad_output: &Tensor,
+    p: &AvgPool3dParams,
+) -> Result<Tensor> {
+    avg_pool_backward(input_shape, grad_output, p)
 }
 
 /// Average pooling of any rank: `AvgPool2d(2)`'s own kernel where it
@@ -277,25 +254,8 @@ fn avg_2x2s2(
     true
 }
 
-/// Gradient of [`avg_pool2d`] with respect to its input: each
-/// `grad_output` value, divided by its window's divisor, is added to every
-/// input element of the window.
-///
-/// # Errors
-/// Those of [`avg_pool2d`] for `input_shape`, and a `grad_output` whose
-/// shape is not the forward output shape.
-pub fn avg_pool2d_backward(
-    input_shape: &[usize],
-    grad_output: &Tensor,
-    p: &AvgPool2dParams,
-) -> Result<Tensor> {
-    const OP: &str = "avg_pool2d_backward";
-    let g = p.geometry(OP, input_shape)?;
-    avg_pool_backward(OP, &g, p.divisor(), grad_output)
-}
-
 /// The gradient of average pooling of any rank.
-pub(crate) fn avg_pool_backward(
+pub(crate) fn avg_pool_grad(
     op: &'static str,
     g: &PoolGeometry,
     rule: AvgDivisor,

@@ -67,7 +67,8 @@ pub(super) fn for_plane_chunks<O: Send>(
         .for_each(|(x, y)| kernel(x, y));
 }
 
-/// [`for_planes`] with two outputs per plane (values and indices).
+/// [`for_planes`] with two outputs per plane (values and indices); the
+/// kernel also gets the plane's number.
 pub(super) fn for_planes_indexed(
     input: &[f32],
     in_len: usize,
@@ -75,7 +76,7 @@ pub(super) fn for_planes_indexed(
     indices: &mut [usize],
     out_len: usize,
     scratch_len: usize,
-    kernel: impl Fn(&[f32], &mut [f32], &mut [usize], &mut [f32]) + Sync,
+    kernel: impl Fn(usize, &[f32], &mut [f32], &mut [usize], &mut [f32]) + Sync,
 ) {
     debug_assert!(in_len > 0 && out_len > 0);
     if !split(input.len()) {
@@ -83,8 +84,8 @@ pub(super) fn for_planes_indexed(
         let outs = values
             .chunks_exact_mut(out_len)
             .zip(indices.chunks_exact_mut(out_len));
-        for (x, (y, i)) in input.chunks_exact(in_len).zip(outs) {
-            kernel(x, y, i, &mut scratch);
+        for (p, (x, (y, i))) in input.chunks_exact(in_len).zip(outs).enumerate() {
+            kernel(p, x, y, i, &mut scratch);
         }
         return;
     }
@@ -92,34 +93,35 @@ pub(super) fn for_planes_indexed(
         .par_chunks_exact(in_len)
         .zip(values.par_chunks_exact_mut(out_len))
         .zip(indices.par_chunks_exact_mut(out_len))
+        .enumerate()
         .for_each_init(
             || vec![0.0; scratch_len],
-            |scratch, ((x, y), i)| kernel(x, y, i, scratch),
+            |scratch, (p, ((x, y), i))| kernel(p, x, y, i, scratch),
         );
 }
 
-/// `all(kernel(grad_input_planes, index_planes, grad_output_planes))`
-/// over groups of whole planes (`plane` values of `grad_input`,
-/// `out_plane` indices and grads each), several groups per thread for
-/// balance: the max-pooling scatter, `false` for an index outside its plane.
+/// `all(kernel(out_planes, index_planes, value_planes))` over groups of
+/// whole planes (`out_plane` values of `out`, `in_plane` indices and
+/// values each), several groups per thread for balance: the scatters of
+/// the max-pooling backward and of unpooling, `false` for an index
+/// outside its plane.
 pub(super) fn all_plane_groups(
-    grad_input: &mut [MaybeUninit<f32>],
-    plane: usize,
-    indices: &[usize],
-    grad_output: &[f32],
+    out: &mut [MaybeUninit<f32>],
     out_plane: usize,
+    indices: &[usize],
+    values: &[f32],
+    in_plane: usize,
     kernel: impl Fn(&mut [MaybeUninit<f32>], &[usize], &[f32]) -> bool + Sync,
 ) -> bool {
-    let planes = grad_input.len() / plane.max(1);
-    if planes < 2 || !split(grad_input.len()) {
-        return kernel(grad_input, indices, grad_output);
+    let planes = out.len() / out_plane.max(1);
+    if planes < 2 || !split(out.len()) {
+        return kernel(out, indices, values);
     }
     let per = planes.div_ceil(rayon::current_num_threads() * 4).max(1);
-    grad_input
-        .par_chunks_mut(per * plane)
-        .zip(indices.par_chunks(per * out_plane))
-        .zip(grad_output.par_chunks(per * out_plane))
-        .map(|((gx, i), gy)| kernel(gx, i, gy))
+    out.par_chunks_mut(per * out_plane)
+        .zip(indices.par_chunks(per * in_plane))
+        .zip(values.par_chunks(per * in_plane))
+        .map(|((y, i), v)| kernel(y, i, v))
         .reduce(|| true, |a, b| a & b)
 }
 

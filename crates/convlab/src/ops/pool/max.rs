@@ -1,97 +1,23 @@
-//! Max pooling: `F.max_pool2d` (with `return_indices`) and its backward,
-//! a scatter-add through the indices.
+//! Max pooling over one, two or three spatial axes (`F.max_pool1d/2d/3d`,
+//! with `return_indices`) and its backward, a scatter-add through the
+//! indices.
 
-use super::{drive, pool_geometry, split_input, zeros_index, PlaneWindows};
+use super::params::{MaxPool1dParams, MaxPool2dParams, MaxPool3dParams, MaxPoolParams};
+use super::{drive, split_input, zeros_index, PlaneWindows};
 use crate::error::{numel_or_err, Dims, Error, Result};
 use crate::kernels::pool as k;
 use crate::memory::{self, assume_written, uninit_f32};
-use crate::shape::{Pair, PoolAxis, PoolGeometry};
+use crate::shape::{PoolAxis, PoolGeometry};
 use crate::tensor::Tensor;
 use std::mem::MaybeUninit;
 
-/// Parameters of [`max_pool2d`], PyTorch's `nn.MaxPool2d` arguments.
-///
-/// ```
-/// use convlab::ops::pool::MaxPool2dParams;
-/// let p = MaxPool2dParams::new((2, 3)).stride((2, 3)).padding((0, 1));
-/// assert_eq!(p.stride, Some(convlab::Pair(2, 3)));
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MaxPool2dParams {
-    /// Window size `(kh, kw)`.
-    pub kernel_size: Pair,
-    /// Step between windows; `None` means `kernel_size` (PyTorch's default).
-    pub stride: Option<Pair>,
-    /// Implicit `-inf` padding on both sides; at most half the kernel size.
-    pub padding: Pair,
-    /// Spacing between the taps of a window.
-    pub dilation: Pair,
-    /// Round the output size up instead of down.
-    pub ceil_mode: bool,
-}
-
-impl MaxPool2dParams {
-    /// A `kernel_size` window with PyTorch's defaults: stride = kernel,
-    /// padding 0, dilation 1, floor mode.
-    pub fn new(kernel_size: impl Into<Pair>) -> Self {
-        MaxPool2dParams {
-            kernel_size: kernel_size.into(),
-            stride: None,
-            padding: Pair(0, 0),
-            dilation: Pair(1, 1),
-            ceil_mode: false,
-        }
-    }
-    /// Set the stride.
-    pub fn stride(mut self, stride: impl Into<Pair>) -> Self {
-        self.stride = Some(stride.into());
-        self
-    }
-    /// Set the padding.
-    pub fn padding(mut self, padding: impl Into<Pair>) -> Self {
-        self.padding = padding.into();
-        self
-    }
-    /// Set the dilation.
-    pub fn dilation(mut self, dilation: impl Into<Pair>) -> Self {
-        self.dilation = dilation.into();
-        self
-    }
-    /// Set `ceil_mode`.
-    pub fn ceil_mode(mut self, ceil_mode: bool) -> Self {
-        self.ceil_mode = ceil_mode;
-        self
-    }
-
-    /// The validated geometry for an input of `input_shape` (`[N, C, H, W]`
-    /// or `[C, H, W]`), with op name `op` in any error.
-    ///
-    /// # Errors
-    /// Zero kernel, stride or dilation; padding above half the kernel; an
-    /// input that is not 3-D/4-D; an empty output; a window that holds no
-    /// input element (see [`max_pool2d`]); sizes that overflow.
-    pub fn geometry(&self, op: &'static str, input_shape: &[usize]) -> Result<PoolGeometry> {
-        let three = |p: Pair| [1, p.0, p.1];
-        let stride = self.stride.unwrap_or(self.kernel_size);
-        let g = pool_geometry(
-            op,
-            input_shape,
-            2,
-            three(self.kernel_size),
-            three(stride),
-            [0, self.padding.0, self.padding.1],
-            three(self.dilation),
-            self.ceil_mode,
-        )?;
-        check_windows_hold_input(op, &g)?;
-        Ok(g)
-    }
-
-    /// The output shape for an input of `input_shape`.
-    pub fn out_dims(&self, input_shape: &[usize]) -> Result<Vec<usize>> {
-        Ok(self.geometry("max_pool2d", input_shape)?.out_shape())
-    }
-}
+/// Op names by spatial rank, for errors.
+pub(crate) const NAMES: [&str; 3] = ["max_pool1d", "max_pool2d", "max_pool3d"];
+const BACKWARD: [&str; 3] = [
+    "max_pool1d_backward",
+    "max_pool2d_backward",
+    "max_pool3d_backward",
+];
 
 /// PyTorch returns -inf and an index outside the input for a window whose
 /// dilated taps all fall in the padding or past the end (e.g. length 2,
@@ -122,20 +48,164 @@ pub(crate) fn check_windows_hold_input(op: &'static str, g: &PoolGeometry) -> Re
     Ok(())
 }
 
-/// PyTorch's `F.max_pool2d`: the largest value of each window.
+/// Max pooling over the last `N` axes of `(N, C, *spatial)` or `(C,
+/// *spatial)`: the largest value of each window (PyTorch's
+/// `F.max_pool1d/2d/3d`, which [`max_pool1d`], [`max_pool2d`] and
+/// [`max_pool3d`] name). The output has the input's rank.
 ///
 /// A NaN in a window wins (the last NaN, as PyTorch's
 /// `if (val > maxval) || isnan(val)`); among equal maxima the first wins.
-/// Input `[N, C, H, W]` or `[C, H, W]`; the output has the same rank.
+///
+/// ```
+/// use convlab::{ops::pool::{max_pool, MaxPool2dParams}, Tensor};
+/// let x = Tensor::arange(16.0)?.reshape(&[1, 1, 4, 4])?;
+/// let y = max_pool(&x, &MaxPool2dParams::new(3).padding(1).stride(2))?;
+/// assert_eq!(y.data(), &[5.0, 7.0, 13.0, 15.0]);
+/// # Ok::<(), convlab::Error>(())
+/// ```
 ///
 /// # Errors
-/// See [`MaxPool2dParams::geometry`]. Unlike PyTorch, a window that holds no
+/// See [`MaxPoolParams::geometry`]. Unlike PyTorch, a window that holds no
 /// input element at all (only possible with dilation larger than the input)
 /// is an error rather than `-inf` with an out-of-range index.
+pub fn max_pool<const N: usize>(input: &Tensor, p: &MaxPoolParams<N>) -> Result<Tensor> {
+    let op = NAMES[N - 1];
+    let g = p.geometry(op, input.shape())?;
+    max_pool_values(op, &g, input)
+}
+
+/// [`max_pool`] and, for each output element, the flat index of its
+/// maximum in the input plane (`(d * H + h) * W + w`), PyTorch's
+/// `return_indices=True`.
+///
+/// ```
+/// use convlab::{ops::pool::{max_pool_with_indices, MaxPool2dParams}, Tensor};
+/// let x = Tensor::arange(9.0)?.reshape(&[1, 3, 3])?;
+/// let (y, idx) = max_pool_with_indices(&x, &MaxPool2dParams::new(2).stride(1))?;
+/// assert_eq!(y.data(), &[4.0, 5.0, 7.0, 8.0]);
+/// assert_eq!(idx, vec![4, 5, 7, 8]);
+/// # Ok::<(), convlab::Error>(())
+/// ```
+///
+/// # Errors
+/// See [`max_pool`].
+pub fn max_pool_with_indices<const N: usize>(
+    input: &Tensor,
+    p: &MaxPoolParams<N>,
+) -> Result<(Tensor, Vec<usize>)> {
+    let op = NAMES[N - 1];
+    let g = p.geometry(op, input.shape())?;
+    max_pool_indexed(op, &g, input)
+}
+
+/// Gradient of [`max_pool`] with respect to its input: each `grad_output`
+/// value is added at its window's maximum (`indices` from
+/// [`max_pool_with_indices`]); overlapping windows accumulate.
+///
+/// # Errors
+/// `input_shape` not of rank `N + 1` or `N + 2`; `grad_output` of another
+/// rank, batch or channel count; `indices` of the wrong length or pointing
+/// outside a plane.
+pub fn max_pool_backward<const N: usize>(
+    input_shape: &[usize],
+    indices: &[usize],
+    grad_output: &Tensor,
+) -> Result<Tensor> {
+    scatter_max_grad(BACKWARD[N - 1], N, input_shape, indices, grad_output)
+}
+
+/// PyTorch's `F.max_pool1d` on `(N, C, L)` or `(C, L)`: [`max_pool`].
+///
+/// # Errors
+/// See [`max_pool`].
+pub fn max_pool1d(input: &Tensor, p: &MaxPool1dParams) -> Result<Tensor> {
+    max_pool(input, p)
+}
+/// PyTorch's `F.max_pool2d` on `(N, C, H, W)` or `(C, H, W)`: [`max_pool`].
+///
+/// ```
+/// use convlab::{ops::pool::{max_pool2d, MaxPool2dParams}, Tensor};
+/// let x = Tensor::arange(16.0)?.reshape(&[1, 1, 4, 4])?;
+/// let y = max_pool2d(&x, &MaxPool2dParams::new(3).padding(1).stride(2))?;
+/// assert_eq!(y.data(), &[5.0, 7.0, 13.0, 15.0]);
+/// # Ok::<(), convlab::Error>(())
+/// ```
+///
+/// # Errors
+/// See [`max_pool`].
 pub fn max_pool2d(input: &Tensor, p: &MaxPool2dParams) -> Result<Tensor> {
-    const OP: &str = "max_pool2d";
-    let g = p.geometry(OP, input.shape())?;
-    max_pool_values(OP, &g, input)
+    max_pool(input, p)
+}
+/// PyTorch's `F.max_pool3d` on `(N, C, D, H, W)` or `(C, D, H, W)`:
+/// [`max_pool`].
+///
+/// # Errors
+/// See [`max_pool`].
+pub fn max_pool3d(input: &Tensor, p: &MaxPool3dParams) -> Result<Tensor> {
+    max_pool(input, p)
+}
+/// `F.max_pool1d(..., return_indices=True)`: [`max_pool_with_indices`].
+///
+/// # Errors
+/// See [`max_pool`].
+pub fn max_pool1d_with_indices(
+    input: &Tensor,
+    p: &MaxPool1dParams,
+) -> Result<(Tensor, Vec<usize>)> {
+    max_pool_with_indices(input, p)
+}
+/// `F.max_pool2d(..., return_indices=True)`: [`max_pool_with_indices`].
+///
+/// # Errors
+/// See [`max_pool`].
+pub fn max_pool2d_with_indices(
+    input: &Tensor,
+    p: &MaxPool2dParams,
+) -> Result<(Tensor, Vec<usize>)> {
+    max_pool_with_indices(input, p)
+}
+/// `F.max_pool3d(..., return_indices=True)`: [`max_pool_with_indices`].
+///
+/// # Errors
+/// See [`max_pool`].
+pub fn max_pool3d_with_indices(
+    input: &Tensor,
+    p: &MaxPool3dParams,
+) -> Result<(Tensor, Vec<usize>)> {
+    max_pool_with_indices(input, p)
+}
+/// Gradient of [`max_pool1d`]: [`max_pool_backward`].
+///
+/// # Errors
+/// See [`max_pool_backward`].
+pub fn max_pool1d_backward(
+    input_shape: &[usize],
+    indices: &[usize],
+    grad_output: &Tensor,
+) -> Result<Tensor> {
+    max_pool_backward::<1>(input_shape, indices, grad_output)
+}
+/// Gradient of [`max_pool2d`]: [`max_pool_backward`].
+///
+/// # Errors
+/// See [`max_pool_backward`].
+pub fn max_pool2d_backward(
+    input_shape: &[usize],
+    indices: &[usize],
+    grad_output: &Tensor,
+) -> Result<Tensor> {
+    max_pool_backward::<2>(input_shape, indices, grad_output)
+}
+/// Gradient of [`max_pool3d`]: [`max_pool_backward`].
+///
+/// # Errors
+/// See [`max_pool_backward`].
+pub fn max_pool3d_backward(
+    input_shape: &[usize],
+    indices: &[usize],
+    grad_output: &Tensor,
+) -> Result<Tensor> {
+    max_pool_backward::<3>(input_shape, indices, grad_output)
 }
 
 /// Max pooling without indices (forward only: maxpool_3x3_s2_p1 took 22 ms
@@ -193,29 +263,6 @@ pub(crate) fn max_values(
     Tensor::from_vec(unsafe { assume_written(out) }, shape)
 }
 
-/// [`max_pool2d`] and, for each output element, the flat index `h * W + w`
-/// of its maximum in the input plane (PyTorch's `return_indices=True`).
-///
-/// ```
-/// use convlab::{ops::pool::{max_pool2d_with_indices, MaxPool2dParams}, Tensor};
-/// let x = Tensor::arange(9.0)?.reshape(&[1, 3, 3])?;
-/// let (y, idx) = max_pool2d_with_indices(&x, &MaxPool2dParams::new(2).stride(1))?;
-/// assert_eq!(y.data(), &[4.0, 5.0, 7.0, 8.0]);
-/// assert_eq!(idx, vec![4, 5, 7, 8]);
-/// # Ok::<(), convlab::Error>(())
-/// ```
-///
-/// # Errors
-/// See [`max_pool2d`].
-pub fn max_pool2d_with_indices(
-    input: &Tensor,
-    p: &MaxPool2dParams,
-) -> Result<(Tensor, Vec<usize>)> {
-    const OP: &str = "max_pool2d";
-    let g = p.geometry(OP, input.shape())?;
-    max_pool_indexed(OP, &g, input)
-}
-
 /// Max pooling with indices: plain block reads for 2-D windows wholly
 /// inside the input, else the indexed kernel on each plane.
 pub(crate) fn max_pool_indexed(
@@ -263,25 +310,10 @@ pub(crate) fn max_indexed(
             &mut indices,
             pw.out_plane_len(),
             0,
-            |x, y, i, _| k::max_pool_indexed_plane(pw.len, pw.dilation, wins, x, y, i),
+            |_, x, y, i, _| k::max_pool_indexed_plane(pw.len, pw.dilation, wins, x, y, i),
         );
     }
     Ok((Tensor::from_vec(out, shape)?, indices))
-}
-
-/// Gradient of [`max_pool2d`] with respect to its input: each
-/// `grad_output` value is added at its window's maximum (`indices` from
-/// [`max_pool2d_with_indices`]); overlapping windows accumulate.
-///
-/// # Errors
-/// `input_shape` not 3-D/4-D; `grad_output` of another rank, batch or
-/// channel count; `indices` of the wrong length or pointing outside a plane.
-pub fn max_pool2d_backward(
-    input_shape: &[usize],
-    indices: &[usize],
-    grad_output: &Tensor,
-) -> Result<Tensor> {
-    scatter_max_grad("max_pool2d_backward", 2, input_shape, indices, grad_output)
 }
 
 /// The max-pooling backward shared by every rank and by adaptive and

@@ -1,37 +1,78 @@
-//! Pooling (D2L 6.5), exact to PyTorch's CPU kernels: max pooling (with
-//! `return_indices`), average pooling and adaptive pooling, forward and
-//! backward side by side.
+//! Pooling (D2L 6.5) over one, two or three spatial axes, exact to
+//! PyTorch's CPU kernels: max pooling (with `return_indices`), average,
+//! power-average (Lp) and adaptive pooling, max unpooling and fractional
+//! max pooling, each forward and backward side by side.
 //!
 //! ```
-//! use convlab::{ops::pool::{max_pool2d, MaxPool2dParams}, Tensor};
+//! use convlab::{ops::pool::{max_pool2d, max_pool3d, MaxPool2dParams, MaxPool3dParams}, Tensor};
 //! let x = Tensor::arange(16.0)?.reshape(&[1, 1, 4, 4])?;
 //! let y = max_pool2d(&x, &MaxPool2dParams::new(3).padding(1).stride(2))?;
 //! assert_eq!(y.data(), &[5.0, 7.0, 13.0, 15.0]);
+//! let v = Tensor::arange(64.0)?.reshape(&[1, 4, 4, 4])?; // (C, D, H, W)
+//! let y = max_pool3d(&v, &MaxPool3dParams::new(2))?;
+//! assert_eq!(y.data(), &[21.0, 23.0, 29.0, 31.0, 53.0, 55.0, 61.0, 63.0]);
 //! # Ok::<(), convlab::Error>(())
 //! ```
 //!
-//! Every op validates its parameters and input shape once, into a
-//! [`PoolGeometry`] (any spatial rank: a 2-D pooling is the 3-D one with a
-//! unit depth) or an [`AdaptiveGeometry`]; the drivers and kernels below
-//! trust it. The definitions every fast path is tested against are the
-//! plain loops of `convlab::testing::pool`.
+//! Each op has a generic form over the rank (`max_pool::<N>`, taking
+//! [`MaxPoolParams<N>`]) and PyTorch's names (`max_pool1d`, `max_pool2d`,
+//! `max_pool3d`). Parameters are signed ([`Spatial`], [`OutputSize`]) and
+//! validated once, into a [`PoolGeometry`] (a 2-D pooling is the 3-D one
+//! with a unit depth) or an [`AdaptiveGeometry`]; the drivers and kernels
+//! below trust it. The definitions every fast path is tested against are
+//! the plain loops of `convlab::testing::pool`.
 //!
-//! - [`max`]: max pooling, with indices, and its backward (a scatter);
-//! - [`avg`]: average pooling and its backward;
-//! - [`adaptive`]: adaptive average and max pooling;
+//! - [`params`]: the parameter types and their validation;
+//! - [`max`], [`avg`], [`lp`], [`adaptive`], [`unpool`], [`fractional`]:
+//!   the ops;
 //! - `drive`: how planes are split over threads (the one place that does).
 
 pub mod adaptive;
 pub mod avg;
 mod drive;
+pub mod fractional;
+pub mod lp;
 pub mod max;
+pub mod params;
+pub mod unpool;
 
 pub use adaptive::{
-    adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,
-    adaptive_max_pool2d_backward, AdaptiveGeometry,
+    adaptive_avg_pool, adaptive_avg_pool1d, adaptive_avg_pool1d_backward, adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward, adaptive_avg_pool3d, adaptive_avg_pool3d_backward,
+    adaptive_avg_pool_backward, adaptive_max_pool, adaptive_max_pool1d,
+    adaptive_max_pool1d_backward, adaptive_max_pool2d, adaptive_max_pool2d_backward,
+    adaptive_max_pool3d, adaptive_max_pool3d_backward, adaptive_max_pool_backward,
+    AdaptiveGeometry,
 };
-pub use avg::{avg_pool2d, avg_pool2d_backward, AvgDivisor, AvgPool2dParams};
-pub use max::{max_pool2d, max_pool2d_backward, max_pool2d_with_indices, MaxPool2dParams};
+pub use avg::{
+    avg_pool, avg_pool1d, avg_pool1d_backward, avg_pool2d, avg_pool2d_backward, avg_pool3d,
+    avg_pool3d_backward, avg_pool_backward,
+};
+pub use fractional::{
+    fractional_max_pool, fractional_max_pool2d, fractional_max_pool2d_backward,
+    fractional_max_pool3d, fractional_max_pool3d_backward, fractional_max_pool_backward,
+    fractional_random_samples, FractionalMaxPool2dParams, FractionalMaxPool3dParams,
+    FractionalMaxPoolParams, FractionalOutput,
+};
+pub use lp::{
+    lp_pool, lp_pool1d, lp_pool1d_backward, lp_pool2d, lp_pool2d_backward, lp_pool3d,
+    lp_pool3d_backward, lp_pool_backward, LpPool1dParams, LpPool2dParams, LpPool3dParams,
+    LpPoolParams,
+};
+pub use max::{
+    max_pool, max_pool1d, max_pool1d_backward, max_pool1d_with_indices, max_pool2d,
+    max_pool2d_backward, max_pool2d_with_indices, max_pool3d, max_pool3d_backward,
+    max_pool3d_with_indices, max_pool_backward, max_pool_with_indices,
+};
+pub use params::{
+    AvgDivisor, AvgPool1dParams, AvgPool2dParams, AvgPool3dParams, AvgPoolParams, IntoDivisor,
+    MaxPool1dParams, MaxPool2dParams, MaxPool3dParams, MaxPoolParams, OutputSize, PoolInt, Spatial,
+};
+pub use unpool::{
+    max_unpool, max_unpool1d, max_unpool1d_backward, max_unpool2d, max_unpool2d_backward,
+    max_unpool3d, max_unpool3d_backward, max_unpool_backward, MaxUnpool1dParams, MaxUnpool2dParams,
+    MaxUnpool3dParams, MaxUnpoolParams,
+};
 
 pub use crate::shape::{AxisWindow, PoolAxis, PoolGeometry};
 
@@ -93,9 +134,10 @@ pub(crate) fn batch_shape(batched: bool, n: usize, c: usize, h: usize, w: usize)
 
 /// The validated geometry of a pooling over the last `rank` axes of
 /// `input_shape`; `k, s, p, d` hold one value per spatial axis (the last
-/// `rank` of three are used). PyTorch's `pool2d_shape_check` compares the
-/// padding with the raw kernel (`k/2`), not the dilated one, so the same
-/// padding is accepted or refused here.
+/// `rank` of three are used), kernel, stride and dilation at least 1.
+/// PyTorch's `pool2d_shape_check` compares the padding with the raw kernel
+/// (`k/2`), not the dilated one, so the same padding is accepted or
+/// refused here.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pool_geometry(
     op: &'static str,
@@ -108,15 +150,6 @@ pub(crate) fn pool_geometry(
     ceil_mode: bool,
 ) -> Result<PoolGeometry> {
     let axes = 3 - rank..3;
-    for (param, v) in [("kernel_size", k), ("stride", s), ("dilation", d)] {
-        if v[axes.clone()].contains(&0) {
-            return Err(Error::param(
-                op,
-                param,
-                format!("{} is invalid: must be at least 1", show(&v[axes.clone()])),
-            ));
-        }
-    }
     if axes.clone().any(|a| p[a] > k[a] / 2) {
         return Err(Error::param(
             op,
