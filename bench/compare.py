@@ -102,9 +102,12 @@ def time_torch(suite, name_filter):
     for c in suite.get("pool", []):
         if name_filter and name_filter not in c["name"]:
             continue
-        x = torch.randn(c["n"], c["c"], c["h"], c["w"], requires_grad=True)
+        dims = [c["n"], c["c"]] + ([c["d"]] if "d" in c else []) + [c["h"], c["w"]]
+        x = torch.randn(*dims, requires_grad=True)
         if c["op"] == "max_pool2d":
             f = lambda t: F.max_pool2d(t, c["k"], c["stride"], c["padding"])
+        elif c["op"] == "max_pool3d":
+            f = lambda t: F.max_pool3d(t, c["k"], c["stride"], c["padding"])
         elif c["op"] == "avg_pool2d":
             f = lambda t: F.avg_pool2d(t, c["k"], c["stride"], c["padding"])
         else:

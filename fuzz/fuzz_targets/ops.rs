@@ -5,7 +5,7 @@
 //! accepted one must give the reference's numbers. Any panic is a bug.
 #![no_main]
 use arbitrary::Arbitrary;
-use convlab::ops::pool::reference::{avg_pool2d_reference, max_pool2d_reference};
+use convlab::testing::pool::{avg_pool_reference, max_pool_reference};
 use convlab::ops::*;
 use convlab::{seeded_rng, PaddingMode, Tensor};
 use libfuzzer_sys::fuzz_target;
@@ -120,7 +120,7 @@ fuzz_target!(|c: Case| {
         let g = mp.geometry("max_pool2d", x.shape()).expect("accepted geometry");
         let mut out = vec![0.0; y.numel()];
         let mut idx = vec![0usize; y.numel()];
-        max_pool2d_reference(&g, x.data(), &mut out, &mut idx);
+        max_pool_reference(&g, x.data(), &mut out, &mut idx);
         let same = out
             .iter()
             .zip(y.data())
@@ -138,7 +138,7 @@ fuzz_target!(|c: Case| {
     if let Ok(y) = avg_pool2d(&x, &ap) {
         let g = ap.geometry("avg_pool2d", x.shape()).expect("accepted geometry");
         let mut out = vec![0.0; y.numel()];
-        avg_pool2d_reference(&g, ap.divisor(), x.data(), &mut out);
+        avg_pool_reference(&g, ap.divisor(), x.data(), &mut out);
         let r = Tensor::from_vec(out, y.shape()).unwrap();
         assert!(close(&y, &r), "avg_pool2d differs from reference: {ap:?}");
         avg_pool2d_backward(x.shape(), &y, &ap).unwrap();

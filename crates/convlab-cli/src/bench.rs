@@ -8,7 +8,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use convlab::ops::{
     adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward, conv2d,
     conv2d_backward, force_conv_algo, max_pool2d, max_pool2d_backward, max_pool2d_with_indices,
-    AvgPool2dParams, Conv2dParams, ConvAlgo, MaxPool2dParams,
+    max_pool3d, max_pool3d_backward, max_pool3d_with_indices, AvgPool2dParams, Conv2dParams,
+    ConvAlgo, MaxPool2dParams, MaxPool3dParams,
 };
 use convlab::{seeded_rng, Tensor};
 use serde_json::Value;
@@ -227,12 +228,12 @@ fn conv_case(case: &Value, rng: &mut convlab::Rng64) -> Result<Vec<Timing>> {
 
 fn pool_case(case: &Value, rng: &mut convlab::Rng64) -> Result<Vec<Timing>> {
     let name = case["name"].as_str().unwrap_or("?").to_string();
-    let shape = [
-        usize_of(case, "n")?,
-        usize_of(case, "c")?,
-        usize_of(case, "h")?,
-        usize_of(case, "w")?,
-    ];
+    // Volumes (3-D pools) have a depth "d" before the height.
+    let mut shape = vec![usize_of(case, "n")?, usize_of(case, "c")?];
+    if case.get("d").is_some() {
+        shape.push(usize_of(case, "d")?);
+    }
+    shape.extend([usize_of(case, "h")?, usize_of(case, "w")?]);
     let x = Tensor::randn(&shape, rng)?;
     let (fwd, bwd) = match case["op"].as_str() {
         Some("max_pool2d") => {
@@ -248,6 +249,23 @@ fn pool_case(case: &Value, rng: &mut convlab::Rng64) -> Result<Vec<Timing>> {
                 })?,
                 median_ms("bwd", || {
                     std::hint::black_box(max_pool2d_backward(&shape, &idx, &go)?);
+                    Ok(())
+                })?,
+            )
+        }
+        Some("max_pool3d") => {
+            let p = MaxPool3dParams::new(usize_of(case, "k")?)
+                .stride(usize_of(case, "stride")?)
+                .padding(usize_of(case, "padding")?);
+            let (y, idx) = max_pool3d_with_indices(&x, &p)?;
+            let go = Tensor::randn(y.shape(), rng)?;
+            (
+                median_ms("fwd", || {
+                    std::hint::black_box(max_pool3d(&x, &p)?);
+                    Ok(())
+                })?,
+                median_ms("bwd", || {
+                    std::hint::black_box(max_pool3d_backward(&shape, &idx, &go)?);
                     Ok(())
                 })?,
             )

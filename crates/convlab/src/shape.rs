@@ -370,6 +370,200 @@ impl ConvGeometry {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Pooling windows, for one, two or three spatial axes. A pooling of rank
+// `r < 3` is the 3-D pooling whose leading `3 - r` axes are
+// [`PoolAxis::UNIT`], so one geometry, one set of drivers and one set of
+// reference loops serve every rank.
+
+/// The taps of one pooling window along one axis that land in the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AxisWindow {
+    /// The first in-bounds input position (0 when `count == 0`).
+    pub start: usize,
+    /// How many taps `start, start + dilation, ...` are in bounds.
+    pub count: usize,
+    /// The window length PyTorch's `count_include_pad` divides by:
+    /// `min(i0 + k, len + p) - i0` with `i0 = o*s - p`, i.e. padding
+    /// counts but a ceil-mode window hanging past the right padding is
+    /// clipped (dilation 1 only, as for average pooling).
+    pub padded_count: usize,
+}
+
+impl AxisWindow {
+    /// A window of `count` consecutive positions from `start`, all inside
+    /// the input (adaptive and fractional pooling).
+    pub fn span(start: usize, count: usize) -> AxisWindow {
+        AxisWindow {
+            start,
+            count,
+            padded_count: count,
+        }
+    }
+}
+
+/// One spatial axis of a pooling, validated: input length `len >= 1`,
+/// output length `out`, and the window's `kernel`, `stride`, `padding`
+/// (on both sides, at most half the kernel) and `dilation`, all `>= 1`
+/// but the padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolAxis {
+    pub len: usize,
+    pub out: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub dilation: usize,
+}
+
+impl PoolAxis {
+    /// The axis a lower-rank pooling does not have: one element, one
+    /// output, a window of one tap.
+    pub const UNIT: PoolAxis = PoolAxis {
+        len: 1,
+        out: 1,
+        kernel: 1,
+        stride: 1,
+        padding: 0,
+        dilation: 1,
+    };
+
+    /// Window `o` of this axis. Computed in u128 so no product of
+    /// user-given sizes can overflow.
+    pub fn window(&self, o: usize) -> AxisWindow {
+        let w = |v: usize| v as u128;
+        let (o, len, k, s, p, d) = (
+            w(o),
+            w(self.len),
+            w(self.kernel),
+            w(self.stride),
+            w(self.padding),
+            w(self.dilation),
+        );
+        // Positions are in padded coordinates: tap j sits at origin + j*d,
+        // and the input occupies [p, p + len).
+        let origin = o * s;
+        let j_first = if origin >= p {
+            0
+        } else {
+            (p - origin).div_ceil(d)
+        };
+        let j_end = if origin >= p + len {
+            0
+        } else {
+            k.min((p + len - origin).div_ceil(d))
+        };
+        let count = j_end.saturating_sub(j_first);
+        let start = if count > 0 {
+            origin + j_first * d - p
+        } else {
+            0
+        };
+        let padded_count = (origin + k).min(len + 2 * p).saturating_sub(origin);
+        // All three are at most `len` or `k`, both usize.
+        AxisWindow {
+            start: start as usize,
+            count: count as usize,
+            padded_count: padded_count as usize,
+        }
+    }
+
+    /// Every window of this axis, in output order.
+    pub fn windows(&self) -> Vec<AxisWindow> {
+        (0..self.out).map(|o| self.window(o)).collect()
+    }
+
+    /// Whether every window is `kernel` consecutive taps inside the input:
+    /// no padding, dilation 1, no ceil-mode overhang.
+    pub fn windows_inside(&self) -> bool {
+        self.padding == 0
+            && self.dilation == 1
+            && (self.out == 0 || (self.out - 1) * self.stride + self.kernel <= self.len)
+    }
+}
+
+/// The input range pooled by output `i` of `out` along an axis of length
+/// `len` in adaptive pooling: PyTorch's `start_index = floor(i*len/out)`
+/// and `end_index = ceil((i+1)*len/out)`, in u128 so `i * len` cannot
+/// overflow. Bins overlap by one element when `out` does not divide `len`.
+pub fn adaptive_window(i: usize, out: usize, len: usize) -> AxisWindow {
+    let (i, out, len) = (i as u128, out as u128, len as u128);
+    let start = i * len / out;
+    let end = ((i + 1) * len).div_ceil(out);
+    // Both are at most `len`.
+    AxisWindow::span(start as usize, (end - start) as usize)
+}
+
+/// The spatial axes' names for error messages, by rank.
+pub fn spatial_axis_names(rank: usize) -> &'static [&'static str] {
+    match rank {
+        1 => &["length"],
+        2 => &["height", "width"],
+        _ => &["depth", "height", "width"],
+    }
+}
+
+/// The validated geometry of one pooling over `rank` (1, 2 or 3) spatial
+/// axes. Kernels and drivers take it and trust it: `c >= 1`, every input
+/// length `>= 1`, and every size product fits in `usize`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGeometry {
+    /// `false` for an input without the batch axis (then `n == 1`).
+    pub batched: bool,
+    pub n: usize,
+    pub c: usize,
+    /// The number of spatial axes of the input, 1 to 3.
+    pub rank: usize,
+    /// Depth, height and width. A 2-D pooling has [`PoolAxis::UNIT`]
+    /// depth; a 1-D pooling unit depth and height (its axis is the width).
+    pub axes: [PoolAxis; 3],
+}
+
+impl PoolGeometry {
+    /// The depth axis (unit below rank 3).
+    pub fn depth(&self) -> &PoolAxis {
+        &self.axes[0]
+    }
+    /// The height axis (unit below rank 2).
+    pub fn height(&self) -> &PoolAxis {
+        &self.axes[1]
+    }
+    /// The width axis (the only axis of a 1-D pooling).
+    pub fn width(&self) -> &PoolAxis {
+        &self.axes[2]
+    }
+    /// Number of planes (`n * c`); each plane holds the spatial axes.
+    pub fn planes(&self) -> usize {
+        self.n * self.c
+    }
+    /// Input elements per plane.
+    pub fn plane_len(&self) -> usize {
+        self.axes.iter().map(|a| a.len).product()
+    }
+    /// Output elements per plane.
+    pub fn out_plane_len(&self) -> usize {
+        self.axes.iter().map(|a| a.out).product()
+    }
+    /// The input shape, with or without the batch axis as given.
+    pub fn in_shape(&self) -> Vec<usize> {
+        self.shape_of(self.axes.map(|a| a.len))
+    }
+    /// The output shape, of the same rank as the input.
+    pub fn out_shape(&self) -> Vec<usize> {
+        self.shape_of(self.axes.map(|a| a.out))
+    }
+    /// `[n, c, spatial..]` (or `[c, spatial..]` unbatched) with the last
+    /// `rank` of `spatial`.
+    pub fn shape_of(&self, spatial: [usize; 3]) -> Vec<usize> {
+        let batch = if self.batched { Some(self.n) } else { None };
+        batch
+            .into_iter()
+            .chain([self.c])
+            .chain(spatial[3 - self.rank..].iter().copied())
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

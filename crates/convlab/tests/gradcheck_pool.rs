@@ -1,4 +1,5 @@
-//! Finite-difference gradient checks for every pooling / unfold backward.
+//! Finite-difference gradient checks for every pooling / unfold backward,
+//! over one, two and three spatial axes.
 //!
 //! For a random `g`, `L(x) = sum(f(x) * g)` has gradient `backward(g)`. Each
 //! input element is nudged by `±eps` and `(L(x+) - L(x-)) / (x+ - x-)` (in
@@ -13,6 +14,7 @@
 //! Max pooling uses a shuffled ramp with spacing 0.1 so that `eps = 1e-2`
 //! never changes which element wins a window.
 
+use convlab::ops::pool::*;
 use convlab::ops::{self, AvgPool2dParams, MaxPool2dParams, UnfoldParams};
 use convlab::{seeded_rng, Rng64, Tensor};
 use rand::seq::SliceRandom;
@@ -241,6 +243,180 @@ fn fold_backward_matches_finite_differences() {
         let gc = ops::fold_backward(&g, &p).unwrap();
         Some(gradcheck(&format!("fold {p:?}"), &cols, &g, &gc, |c| {
             ops::fold(c, size, &p).unwrap()
+        }))
+    });
+}
+
+/// `[n, c, *spatial]` with `rank` random spatial lengths in `1..=max_len`,
+/// or, one time in four, unbatched.
+fn random_nd_shape(rng: &mut Rng64, rank: usize, max_len: usize) -> Vec<usize> {
+    let mut shape = random_shape(rng, 1);
+    shape.truncate(shape.len() - 2);
+    shape.extend((0..rank).map(|_| rng.gen_range(1..=max_len)));
+    shape
+}
+
+fn spatial<const N: usize>(rng: &mut Rng64, lo: i64, hi: i64) -> [i64; N] {
+    std::array::from_fn(|_| rng.gen_range(lo..=hi))
+}
+
+fn max_avg_lp_nd<const N: usize>(seed: u64, max_len: usize) {
+    run_trials(seed, 40, 15, |rng| {
+        let shape = random_nd_shape(rng, N, max_len);
+        let k: [i64; N] = spatial(rng, 1, 3);
+        let p = MaxPoolParams::<N>::new(k)
+            .stride(spatial::<N>(rng, 1, 2))
+            .padding(k.map(|k| rng.gen_range(0..=k / 2)))
+            .dilation(spatial::<N>(rng, 1, 2))
+            .ceil_mode(rng.gen_bool(0.5));
+        let x = separated(&shape, rng);
+        let (y, idx) = max_pool_with_indices(&x, &p).ok()?;
+        let g = Tensor::randn(y.shape(), rng).unwrap();
+        let gx = max_pool_backward::<N>(x.shape(), &idx, &g).unwrap();
+        Some(gradcheck(&format!("max_pool {p:?}"), &x, &g, &gx, |x| {
+            max_pool(x, &p).unwrap()
+        }))
+    });
+    run_trials(seed + 100, 40, 15, |rng| {
+        let shape = random_nd_shape(rng, N, max_len);
+        let k: [i64; N] = spatial(rng, 1, 3);
+        let divisor = rng.gen_bool(0.25).then(|| rng.gen_range(1..=5i64));
+        let p = AvgPoolParams::<N>::new(k)
+            .stride(spatial::<N>(rng, 1, 2))
+            .padding(k.map(|k| rng.gen_range(0..=k / 2)))
+            .ceil_mode(rng.gen_bool(0.5))
+            .count_include_pad(rng.gen_bool(0.5))
+            .divisor_override(divisor);
+        let x = Tensor::randn(&shape, rng).unwrap();
+        let y = avg_pool(&x, &p).ok()?;
+        let g = Tensor::randn(y.shape(), rng).unwrap();
+        let gx = avg_pool_backward(x.shape(), &g, &p).unwrap();
+        Some(gradcheck(&format!("avg_pool {p:?}"), &x, &g, &gx, |x| {
+            avg_pool(x, &p).unwrap()
+        }))
+    });
+    // Power-average: smooth for inputs away from 0 (shifted to [0.5, 1.5]);
+    // p = inf is the max of |x| (separated values keep the winner).
+    run_trials(seed + 200, 40, 15, |rng| {
+        let shape = random_nd_shape(rng, N, max_len);
+        let norm = [1.0, 2.0, 3.0, 1.5, f64::INFINITY][rng.gen_range(0..5)];
+        let p = LpPoolParams::<N>::new(norm, spatial::<N>(rng, 1, 3))
+            .stride(spatial::<N>(rng, 1, 2))
+            .ceil_mode(rng.gen_bool(0.5));
+        let x = if norm.is_infinite() {
+            // Positive, so that no two |x| tie.
+            separated(&shape, rng).map(|v| v + 1000.0)
+        } else {
+            Tensor::rand(&shape, rng).unwrap().map(|v| v + 0.5)
+        };
+        let y = lp_pool(&x, &p).ok()?;
+        let g = Tensor::randn(y.shape(), rng).unwrap();
+        let gx = lp_pool_backward(&x, &g, &p).unwrap();
+        Some(gradcheck(&format!("lp_pool {p:?}"), &x, &g, &gx, |x| {
+            lp_pool(x, &p).unwrap()
+        }))
+    });
+}
+
+#[test]
+fn pools_1d_backward_match_finite_differences() {
+    max_avg_lp_nd::<1>(11, 12);
+}
+
+#[test]
+fn pools_3d_backward_match_finite_differences() {
+    max_avg_lp_nd::<3>(12, 4);
+}
+
+#[test]
+fn adaptive_1d_3d_backward_match_finite_differences() {
+    run_trials(13, 30, 30, |rng| {
+        let shape = random_nd_shape(rng, 1, 9);
+        let out = [rng.gen_range(1..=10usize)];
+        let x = separated(&shape, rng);
+        let (y, idx) = adaptive_max_pool::<1>(&x, out).ok()?;
+        let g = Tensor::randn(y.shape(), rng).unwrap();
+        let gx = adaptive_max_pool_backward::<1>(x.shape(), &idx, &g).unwrap();
+        let ga = adaptive_avg_pool_backward::<1>(x.shape(), &g).unwrap();
+        let r = gradcheck("adaptive_max_pool1d", &x, &g, &gx, |x| {
+            adaptive_max_pool::<1>(x, out).unwrap().0
+        });
+        Some(r.and(gradcheck("adaptive_avg_pool1d", &x, &g, &ga, |x| {
+            adaptive_avg_pool::<1>(x, out).unwrap()
+        })))
+    });
+    run_trials(14, 20, 20, |rng| {
+        let shape = random_nd_shape(rng, 3, 4);
+        let out: [usize; 3] = std::array::from_fn(|_| rng.gen_range(1..=5));
+        let x = separated(&shape, rng);
+        let (y, idx) = adaptive_max_pool::<3>(&x, out).ok()?;
+        let g = Tensor::randn(y.shape(), rng).unwrap();
+        let gx = adaptive_max_pool_backward::<3>(x.shape(), &idx, &g).unwrap();
+        let ga = adaptive_avg_pool_backward::<3>(x.shape(), &g).unwrap();
+        let r = gradcheck("adaptive_max_pool3d", &x, &g, &gx, |x| {
+            adaptive_max_pool::<3>(x, out).unwrap().0
+        });
+        Some(r.and(gradcheck("adaptive_avg_pool3d", &x, &g, &ga, |x| {
+            adaptive_avg_pool::<3>(x, out).unwrap()
+        })))
+    });
+}
+
+#[test]
+fn unpool_and_fractional_backward_match_finite_differences() {
+    run_trials(15, 30, 20, |rng| {
+        let shape = random_nd_shape(rng, 2, 8);
+        let k = rng.gen_range(1..=3i64);
+        let x = separated(&shape, rng);
+        let (y, idx) = max_pool_with_indices(&x, &MaxPool2dParams::new(k)).ok()?;
+        let up = MaxUnpool2dParams::new(k);
+        // The indices refer to the pooled input's planes: its size.
+        let size: Vec<i64> = shape[shape.len() - 2..].iter().map(|&v| v as i64).collect();
+        let out = max_unpool(&y, &idx, &up, Some(&size)).unwrap();
+        let g = Tensor::randn(out.shape(), rng).unwrap();
+        let gy = max_unpool_backward::<2>(y.shape(), &idx, &g).unwrap();
+        Some(gradcheck("max_unpool2d", &y, &g, &gy, |y| {
+            max_unpool(y, &idx, &up, Some(&size)).unwrap()
+        }))
+    });
+    run_trials(16, 60, 20, |rng| {
+        let rank3 = rng.gen_bool(0.5);
+        let shape = random_nd_shape(rng, if rank3 { 3 } else { 2 }, 7);
+        let x = separated(&shape, rng);
+        let n = if shape.len() == if rank3 { 5 } else { 4 } {
+            shape[0]
+        } else {
+            1
+        };
+        let c = shape[shape.len() - if rank3 { 4 } else { 3 }];
+        let pool = rng.gen_range(1..=2i64);
+        let out = rng.gen_range(1..=3i64);
+        let u = Tensor::rand(&[n, c, if rank3 { 3 } else { 2 }], rng).unwrap();
+        let f = |x: &Tensor| -> convlab::Result<(Tensor, Vec<usize>)> {
+            if rank3 {
+                fractional_max_pool(
+                    x,
+                    &FractionalMaxPool3dParams::with_output_size(pool, out),
+                    &u,
+                )
+            } else {
+                fractional_max_pool(
+                    x,
+                    &FractionalMaxPool2dParams::with_output_size(pool, out),
+                    &u,
+                )
+            }
+        };
+        let (y, idx) = f(&x).ok()?;
+        let g = Tensor::randn(y.shape(), rng).unwrap();
+        let gx = if rank3 {
+            fractional_max_pool_backward::<3>(x.shape(), &idx, &g)
+        } else {
+            fractional_max_pool_backward::<2>(x.shape(), &idx, &g)
+        }
+        .unwrap();
+        Some(gradcheck("fractional_max_pool", &x, &g, &gx, |x| {
+            f(x).unwrap().0
         }))
     });
 }

@@ -19,6 +19,7 @@
 
 mod norm;
 mod ops;
+mod pool;
 mod tensor_ops;
 
 pub use norm::BatchStats;

@@ -3,6 +3,7 @@
 
 use super::Var;
 use crate::error::{Dims, Error, Result};
+use crate::ops::pool::OutputSize;
 use crate::ops::{
     self, AvgPool2dParams, Conv2dParams, ConvTranspose2dParams, MaxPool2dParams, UnfoldParams,
 };
@@ -410,7 +411,7 @@ impl Var {
     }
 
     /// Adaptive average pooling to `output_size`.
-    pub fn adaptive_avg_pool2d(&self, output_size: impl Into<Pair>) -> Result<Var> {
+    pub fn adaptive_avg_pool2d(&self, output_size: impl Into<OutputSize<2>>) -> Result<Var> {
         let shape = self.shape();
         let y = ops::adaptive_avg_pool2d(&self.value(), output_size)?;
         Ok(Var::from_op(y, "AdaptiveAvgPool2D", &[self], move |g| {
@@ -419,7 +420,7 @@ impl Var {
     }
 
     /// Adaptive max pooling to `output_size`.
-    pub fn adaptive_max_pool2d(&self, output_size: impl Into<Pair>) -> Result<Var> {
+    pub fn adaptive_max_pool2d(&self, output_size: impl Into<OutputSize<2>>) -> Result<Var> {
         let shape = self.shape();
         let (y, idx) = ops::adaptive_max_pool2d(&self.value(), output_size)?;
         Ok(Var::from_op(y, "AdaptiveMaxPool2D", &[self], move |g| {

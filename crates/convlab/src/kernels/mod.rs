@@ -14,7 +14,7 @@ pub mod gemm;
 pub mod im2col;
 pub mod isa;
 pub mod lanes;
-pub mod pool;
+pub(crate) mod pool;
 pub mod separable;
 pub(crate) mod simd;
 pub(crate) mod ukernel;

@@ -79,7 +79,13 @@ pub use layers::{
     Conv2d, Conv2dConfig, ConvTranspose2d, Flatten, Identity, Linear, ReLU, Sigmoid, Tanh,
 };
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, BatchNormConfig};
-pub use pool::{AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d};
+pub use pool::{
+    AdaptiveAvgPool, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, AdaptiveMaxPool,
+    AdaptiveMaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool3d, AvgPool, AvgPool1d, AvgPool2d,
+    AvgPool3d, FractionalMaxPool, FractionalMaxPool2d, FractionalMaxPool3d, LPPool, LPPool1d,
+    LPPool2d, LPPool3d, MaxPool, MaxPool1d, MaxPool2d, MaxPool3d, MaxUnpool, MaxUnpool1d,
+    MaxUnpool2d, MaxUnpool3d,
+};
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};

@@ -7,7 +7,6 @@
 //! Gradients follow one convention: `*_backward` returns the gradient of
 //! `sum(output * grad_output)` with respect to each input.
 
-pub mod adaptive_pool;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod corr2d;
@@ -15,11 +14,6 @@ pub mod linear;
 pub mod pad;
 pub mod pool;
 pub mod unfold;
-
-pub use adaptive_pool::{
-    adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,
-    adaptive_max_pool2d_backward,
-};
 
 pub use conv2d::{
     conv2d, conv2d_backward, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
@@ -30,8 +24,20 @@ pub use corr2d::{convolve2d, corr2d, corr2d_backward};
 pub use linear::{linear, linear_backward};
 pub use pad::{pad2d, pad2d_backward};
 pub use pool::{
-    avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward, max_pool2d_with_indices,
-    AvgDivisor, AvgPool2dParams, MaxPool2dParams, PoolGeometry,
+    adaptive_avg_pool1d, adaptive_avg_pool1d_backward, adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward, adaptive_avg_pool3d, adaptive_avg_pool3d_backward,
+    adaptive_max_pool1d, adaptive_max_pool1d_backward, adaptive_max_pool2d,
+    adaptive_max_pool2d_backward, adaptive_max_pool3d, adaptive_max_pool3d_backward, avg_pool1d,
+    avg_pool1d_backward, avg_pool2d, avg_pool2d_backward, avg_pool3d, avg_pool3d_backward,
+    fractional_max_pool2d, fractional_max_pool2d_backward, fractional_max_pool3d,
+    fractional_max_pool3d_backward, lp_pool1d, lp_pool1d_backward, lp_pool2d, lp_pool2d_backward,
+    lp_pool3d, lp_pool3d_backward, max_pool1d, max_pool1d_backward, max_pool1d_with_indices,
+    max_pool2d, max_pool2d_backward, max_pool2d_with_indices, max_pool3d, max_pool3d_backward,
+    max_pool3d_with_indices, max_unpool1d, max_unpool1d_backward, max_unpool2d,
+    max_unpool2d_backward, max_unpool3d, max_unpool3d_backward, AvgDivisor, AvgPool1dParams,
+    AvgPool2dParams, AvgPool3dParams, FractionalMaxPool2dParams, FractionalMaxPool3dParams,
+    LpPool1dParams, LpPool2dParams, LpPool3dParams, MaxPool1dParams, MaxPool2dParams,
+    MaxPool3dParams, MaxUnpool1dParams, MaxUnpool2dParams, MaxUnpool3dParams, PoolGeometry,
 };
 pub use unfold::{fold, fold_backward, unfold, unfold_backward, UnfoldParams};
 

@@ -78,7 +78,7 @@ impl UnfoldParams {
         check_positive(op, "kernel_size", self.kernel_size)?;
         check_positive(op, "stride", self.stride)?;
         check_positive(op, "dilation", self.dilation)?;
-        let (batched, n, c, h, w) = split_input(op, "input", image_shape)?;
+        let (batched, n, c, [_, h, w]) = split_input(op, "input", image_shape, 2)?;
         let (k, s, p, d) = (self.kernel_size, self.stride, self.padding, self.dilation);
         let oh = conv_out_len(op, "height", h, k.0, s.0, p.0, p.0, d.0)?;
         let ow = conv_out_len(op, "width", w, k.1, s.1, p.1, p.1, d.1)?;

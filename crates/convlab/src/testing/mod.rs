@@ -5,3 +5,4 @@
 //! slow and assume validated shapes).
 
 pub mod conv;
+pub mod pool;
