@@ -6,7 +6,7 @@
 # Usage: fuzz/prune_corpus.sh   (budgets in bytes below)
 set -euo pipefail
 cd "$(dirname "$0")"
-declare -A budget=([ops]=50000 [npy]=50000 [safetensors]=80000 [image]=80000 [kernel_spec]=30000 [rf_spec]=30000)
+declare -A budget=([ops]=50000 [npy]=50000 [safetensors]=80000 [image]=80000 [kernel_spec]=30000 [rf_spec]=30000 [pth]=80000)
 for t in "${!budget[@]}"; do
     total=0
     # Smallest first; the file that would cross the budget and all larger ones go.

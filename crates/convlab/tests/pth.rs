@@ -219,6 +219,13 @@ fn refused_formats_say_what_they_are() {
         ],
     );
     expect_err(
+        load_pth(&pth("whole_model.pt")),
+        &[
+            "refers to 'torch.nn.modules.linear.Linear'",
+            "save model.state_dict() instead",
+        ],
+    );
+    expect_err(
         pth_from_bytes(b"PK\x05\x06"),
         &["pth: malformed zip container"],
     );

@@ -693,9 +693,15 @@ fn resolve(module: &str, name: &str) -> Result<Global> {
         _ => None,
     };
     g.ok_or_else(|| {
+        // torch.save(model) pickles the module classes themselves.
+        let hint = if module == "__main__" || module.starts_with("torch.nn.") {
+            "; the file holds a whole model: save model.state_dict() instead"
+        } else {
+            ""
+        };
         bad(format!(
             "data.pkl refers to {}, which is not one of the globals a state dict of \
-             float, integer or bool tensors uses (nothing in the file is run)",
+             float, integer or bool tensors uses (nothing in the file is run){hint}",
             quoted(&format!("{module}.{name}"))
         ))
     })
