@@ -29,6 +29,8 @@
 //! ([`crate::memory::max_bytes`]) before they are allocated.
 
 mod archive;
+mod globals;
+mod opcodes;
 mod pickle;
 mod tensor;
 

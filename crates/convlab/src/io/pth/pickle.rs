@@ -16,9 +16,10 @@
 //! pickle's length.
 
 use super::bad;
+use super::globals::{global_name, resolve, Global};
+use super::opcodes::{self as op, opcode_name};
 use crate::error::Result;
 use crate::io::dtype::Elem;
-use crate::io::quoted;
 use std::collections::HashMap;
 
 /// The index of a value in the arena.
@@ -41,17 +42,6 @@ pub(super) enum Value {
     Global(Global),
     Storage(Storage),
     Tensor(TensorView),
-}
-
-/// The globals a state dict needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Global {
-    OrderedDict,
-    RebuildTensorV2,
-    RebuildParameter,
-    RebuildParameterWithState,
-    /// A typed storage class such as `torch.FloatStorage`.
-    Storage(Elem),
 }
 
 /// A storage as `torch.save`'s persistent id names it: the record
@@ -125,234 +115,217 @@ struct Machine<'a> {
     memo: HashMap<u32, Id>,
 }
 
-mod op {
-    pub const MARK: u8 = b'(';
-    pub const STOP: u8 = b'.';
-    pub const POP: u8 = b'0';
-    pub const POP_MARK: u8 = b'1';
-    pub const DUP: u8 = b'2';
-    pub const BININT: u8 = b'J';
-    pub const BININT1: u8 = b'K';
-    pub const BININT2: u8 = b'M';
-    pub const NONE: u8 = b'N';
-    pub const BINPERSID: u8 = b'Q';
-    pub const REDUCE: u8 = b'R';
-    pub const BINUNICODE: u8 = b'X';
-    pub const APPEND: u8 = b'a';
-    pub const BUILD: u8 = b'b';
-    pub const GLOBAL: u8 = b'c';
-    pub const DICT: u8 = b'd';
-    pub const EMPTY_DICT: u8 = b'}';
-    pub const APPENDS: u8 = b'e';
-    pub const BINGET: u8 = b'h';
-    pub const LONG_BINGET: u8 = b'j';
-    pub const LIST: u8 = b'l';
-    pub const EMPTY_LIST: u8 = b']';
-    pub const BINPUT: u8 = b'q';
-    pub const LONG_BINPUT: u8 = b'r';
-    pub const SETITEM: u8 = b's';
-    pub const TUPLE: u8 = b't';
-    pub const EMPTY_TUPLE: u8 = b')';
-    pub const SETITEMS: u8 = b'u';
-    pub const BINFLOAT: u8 = b'G';
-    pub const PROTO: u8 = 0x80;
-    pub const TUPLE1: u8 = 0x85;
-    pub const TUPLE2: u8 = 0x86;
-    pub const TUPLE3: u8 = 0x87;
-    pub const NEWTRUE: u8 = 0x88;
-    pub const NEWFALSE: u8 = 0x89;
-    pub const LONG1: u8 = 0x8a;
-    pub const SHORT_BINUNICODE: u8 = 0x8c;
-    pub const BINUNICODE8: u8 = 0x8d;
-    pub const STACK_GLOBAL: u8 = 0x93;
-    pub const MEMOIZE: u8 = 0x94;
-    pub const FRAME: u8 = 0x95;
-}
-
 impl<'a> Machine<'a> {
     fn run(&mut self) -> Result<Id> {
         loop {
             let at = self.pos;
             let code = self.byte(at)?;
-            match code {
-                op::PROTO => {
-                    let v = self.byte(at)?;
-                    if v > 5 {
-                        return Err(bad(format!(
-                            "data.pkl uses pickle protocol {v}; convlab reads protocols 2 to 5"
-                        )));
-                    }
-                }
-                // Frames only help a streaming reader; every byte is in memory.
-                op::FRAME => {
-                    self.take(8, at)?;
-                }
-                op::STOP => return self.pop(at),
-                op::MARK => self.marks.push(self.stack.len()),
-                op::POP => {
-                    if self.stack.len() > self.mark_floor() {
-                        self.stack.pop();
-                    } else {
-                        self.pop_mark(at)?;
-                    }
-                }
-                op::POP_MARK => {
-                    self.pop_mark(at)?;
-                }
-                op::DUP => {
-                    let top = self.top(at)?;
-                    self.stack.push(top);
-                }
-                op::NONE => self.push(Value::None),
-                op::NEWTRUE => self.push(Value::Bool),
-                op::NEWFALSE => self.push(Value::Bool),
-                op::BININT => {
-                    let b = self.array::<4>(at)?;
-                    self.push(Value::Int(i64::from(i32::from_le_bytes(b))));
-                }
-                op::BININT1 => {
-                    let b = self.byte(at)?;
-                    self.push(Value::Int(i64::from(b)));
-                }
-                op::BININT2 => {
-                    let b = self.array::<2>(at)?;
-                    self.push(Value::Int(i64::from(u16::from_le_bytes(b))));
-                }
-                op::LONG1 => {
-                    let v = self.long1(at)?;
-                    self.push(Value::Int(v));
-                }
-                op::BINFLOAT => {
-                    self.take(8, at)?;
-                    self.push(Value::Float);
-                }
-                op::SHORT_BINUNICODE => {
-                    let n = usize::from(self.byte(at)?);
-                    self.string(n, at)?;
-                }
-                op::BINUNICODE => {
-                    let n = u32::from_le_bytes(self.array::<4>(at)?);
-                    self.string(usize::try_from(n).unwrap_or(usize::MAX), at)?;
-                }
-                op::BINUNICODE8 => {
-                    let n = u64::from_le_bytes(self.array::<8>(at)?);
-                    self.string(usize::try_from(n).unwrap_or(usize::MAX), at)?;
-                }
-                op::EMPTY_TUPLE => self.push(Value::Tuple(Vec::new())),
-                op::TUPLE => {
-                    let items = self.pop_mark(at)?;
-                    self.push(Value::Tuple(items));
-                }
-                op::TUPLE1 | op::TUPLE2 | op::TUPLE3 => {
-                    let n = usize::from(code - op::TUPLE1 + 1);
-                    let items = self.pop_n(n, at)?;
-                    self.push(Value::Tuple(items));
-                }
-                op::EMPTY_LIST => self.push(Value::List(Vec::new())),
-                op::LIST => {
-                    let items = self.pop_mark(at)?;
-                    self.push(Value::List(items));
-                }
-                op::APPEND | op::APPENDS => {
-                    let items = if code == op::APPEND {
-                        vec![self.pop(at)?]
-                    } else {
-                        self.pop_mark(at)?
-                    };
-                    let list = self.top(at)?;
-                    match &mut self.values[list] {
-                        Value::List(l) => l.extend(items),
-                        _ => return Err(self.misuse(at, "appends to", list)),
-                    }
-                }
-                op::EMPTY_DICT => self.push(Value::Dict(Vec::new())),
-                op::DICT => {
-                    let items = self.pop_mark(at)?;
-                    let pairs = pairs(items, at)?;
-                    self.push(Value::Dict(pairs));
-                }
-                op::SETITEM | op::SETITEMS => {
-                    let items = if code == op::SETITEM {
-                        self.pop_n(2, at)?
-                    } else {
-                        self.pop_mark(at)?
-                    };
-                    let pairs = pairs(items, at)?;
-                    let dict = self.top(at)?;
-                    match &mut self.values[dict] {
-                        Value::Dict(d) => d.extend(pairs),
-                        _ => return Err(self.misuse(at, "sets items of", dict)),
-                    }
-                }
-                op::GLOBAL => {
-                    let module = self.line(at)?;
-                    let name = self.line(at)?;
-                    let g = resolve(module, name)?;
-                    self.push(Value::Global(g));
-                }
-                op::STACK_GLOBAL => {
-                    let ids = self.pop_n(2, at)?;
-                    let (module, name) = (ids[0], ids[1]);
-                    let (Value::Str(module), Value::Str(name)) =
-                        (&self.values[module], &self.values[name])
-                    else {
-                        return Err(bad(format!(
-                            "data.pkl: STACK_GLOBAL at byte {at} needs two strings"
-                        )));
-                    };
-                    let g = resolve(module, name)?;
-                    self.push(Value::Global(g));
-                }
-                op::REDUCE => {
-                    let args = self.pop(at)?;
-                    let callable = self.pop(at)?;
-                    let v = self.reduce(callable, args, at)?;
-                    self.stack.push(v);
-                }
-                op::BUILD => {
-                    // BUILD sets an object's attributes from a state. The one
-                    // a state dict has is OrderedDict's `_metadata` (module
-                    // versions), which convlab does not need.
-                    let _state = self.pop(at)?;
-                    let obj = self.top(at)?;
-                    if !matches!(self.values[obj], Value::Dict(_)) {
-                        return Err(self.misuse(at, "sets the state of", obj));
-                    }
-                }
-                op::BINPERSID => {
-                    let pid = self.pop(at)?;
-                    let s = self.storage(pid, at)?;
-                    self.push(Value::Storage(s));
-                }
-                op::BINPUT => {
-                    let i = self.byte(at)?;
-                    self.memo_put(u32::from(i), at)?;
-                }
-                op::LONG_BINPUT => {
-                    let i = u32::from_le_bytes(self.array::<4>(at)?);
-                    self.memo_put(i, at)?;
-                }
-                op::MEMOIZE => {
-                    let i = u32::try_from(self.memo.len())
-                        .map_err(|_| bad("data.pkl: memo is full"))?;
-                    self.memo_put(i, at)?;
-                }
-                op::BINGET => {
-                    let i = self.byte(at)?;
-                    self.memo_get(u32::from(i), at)?;
-                }
-                op::LONG_BINGET => {
-                    let i = u32::from_le_bytes(self.array::<4>(at)?);
-                    self.memo_get(i, at)?;
-                }
-                other => {
-                    return Err(bad(format!(
-                        "data.pkl: opcode {} at byte {at} is not one a state dict uses",
-                        opcode_name(other)
-                    )))
-                }
+            if code == op::STOP {
+                return self.pop(at);
+            }
+            let known = self.value_op(code, at)?
+                || self.container_op(code, at)?
+                || self.object_op(code, at)?;
+            if !known {
+                return Err(bad(format!(
+                    "data.pkl: opcode {} at byte {at} is not one a state dict uses",
+                    opcode_name(code)
+                )));
             }
         }
+    }
+
+    /// Framing, marks, stack moves and plain values; false when `code` is
+    /// none of them.
+    fn value_op(&mut self, code: u8, at: usize) -> Result<bool> {
+        match code {
+            op::PROTO => {
+                let v = self.byte(at)?;
+                if v > 5 {
+                    return Err(bad(format!(
+                        "data.pkl uses pickle protocol {v}; convlab reads protocols 2 to 5"
+                    )));
+                }
+            }
+            // Frames only help a streaming reader; every byte is in memory.
+            op::FRAME => {
+                self.take(8, at)?;
+            }
+            op::MARK => self.marks.push(self.stack.len()),
+            op::POP => {
+                if self.stack.len() > self.mark_floor() {
+                    self.stack.pop();
+                } else {
+                    self.pop_mark(at)?;
+                }
+            }
+            op::POP_MARK => {
+                self.pop_mark(at)?;
+            }
+            op::DUP => {
+                let top = self.top(at)?;
+                self.stack.push(top);
+            }
+            op::NONE => self.push(Value::None),
+            op::NEWTRUE | op::NEWFALSE => self.push(Value::Bool),
+            op::BININT => {
+                let b = self.array::<4>(at)?;
+                self.push(Value::Int(i64::from(i32::from_le_bytes(b))));
+            }
+            op::BININT1 => {
+                let b = self.byte(at)?;
+                self.push(Value::Int(i64::from(b)));
+            }
+            op::BININT2 => {
+                let b = self.array::<2>(at)?;
+                self.push(Value::Int(i64::from(u16::from_le_bytes(b))));
+            }
+            op::LONG1 => {
+                let v = self.long1(at)?;
+                self.push(Value::Int(v));
+            }
+            op::BINFLOAT => {
+                self.take(8, at)?;
+                self.push(Value::Float);
+            }
+            op::SHORT_BINUNICODE => {
+                let n = usize::from(self.byte(at)?);
+                self.string(n, at)?;
+            }
+            op::BINUNICODE => {
+                let n = u32::from_le_bytes(self.array::<4>(at)?);
+                self.string(usize::try_from(n).unwrap_or(usize::MAX), at)?;
+            }
+            op::BINUNICODE8 => {
+                let n = u64::from_le_bytes(self.array::<8>(at)?);
+                self.string(usize::try_from(n).unwrap_or(usize::MAX), at)?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Tuples, lists and dicts; false when `code` builds none of them.
+    fn container_op(&mut self, code: u8, at: usize) -> Result<bool> {
+        match code {
+            op::EMPTY_TUPLE => self.push(Value::Tuple(Vec::new())),
+            op::TUPLE => {
+                let items = self.pop_mark(at)?;
+                self.push(Value::Tuple(items));
+            }
+            op::TUPLE1 | op::TUPLE2 | op::TUPLE3 => {
+                let n = usize::from(code - op::TUPLE1 + 1);
+                let items = self.pop_n(n, at)?;
+                self.push(Value::Tuple(items));
+            }
+            op::EMPTY_LIST => self.push(Value::List(Vec::new())),
+            op::LIST => {
+                let items = self.pop_mark(at)?;
+                self.push(Value::List(items));
+            }
+            op::APPEND | op::APPENDS => {
+                let items = if code == op::APPEND {
+                    vec![self.pop(at)?]
+                } else {
+                    self.pop_mark(at)?
+                };
+                let list = self.top(at)?;
+                match &mut self.values[list] {
+                    Value::List(l) => l.extend(items),
+                    _ => return Err(self.misuse(at, "appends to", list)),
+                }
+            }
+            op::EMPTY_DICT => self.push(Value::Dict(Vec::new())),
+            op::DICT => {
+                let items = self.pop_mark(at)?;
+                let pairs = pairs(items, at)?;
+                self.push(Value::Dict(pairs));
+            }
+            op::SETITEM | op::SETITEMS => {
+                let items = if code == op::SETITEM {
+                    self.pop_n(2, at)?
+                } else {
+                    self.pop_mark(at)?
+                };
+                let pairs = pairs(items, at)?;
+                let dict = self.top(at)?;
+                match &mut self.values[dict] {
+                    Value::Dict(d) => d.extend(pairs),
+                    _ => return Err(self.misuse(at, "sets items of", dict)),
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Globals, calls, states, storages and the memo; false when `code` is
+    /// none of them.
+    fn object_op(&mut self, code: u8, at: usize) -> Result<bool> {
+        match code {
+            op::GLOBAL => {
+                let module = self.line(at)?;
+                let name = self.line(at)?;
+                let g = resolve(module, name)?;
+                self.push(Value::Global(g));
+            }
+            op::STACK_GLOBAL => {
+                let ids = self.pop_n(2, at)?;
+                let (Value::Str(module), Value::Str(name)) =
+                    (&self.values[ids[0]], &self.values[ids[1]])
+                else {
+                    return Err(bad(format!(
+                        "data.pkl: STACK_GLOBAL at byte {at} needs two strings"
+                    )));
+                };
+                let g = resolve(module, name)?;
+                self.push(Value::Global(g));
+            }
+            op::REDUCE => {
+                let args = self.pop(at)?;
+                let callable = self.pop(at)?;
+                let v = self.reduce(callable, args, at)?;
+                self.stack.push(v);
+            }
+            op::BUILD => {
+                // BUILD sets an object's attributes from a state. The one a
+                // state dict has is OrderedDict's `_metadata` (module
+                // versions), which convlab does not need.
+                let _state = self.pop(at)?;
+                let obj = self.top(at)?;
+                if !matches!(self.values[obj], Value::Dict(_)) {
+                    return Err(self.misuse(at, "sets the state of", obj));
+                }
+            }
+            op::BINPERSID => {
+                let pid = self.pop(at)?;
+                let s = self.storage(pid, at)?;
+                self.push(Value::Storage(s));
+            }
+            op::BINPUT => {
+                let i = self.byte(at)?;
+                self.memo_put(u32::from(i), at)?;
+            }
+            op::LONG_BINPUT => {
+                let i = u32::from_le_bytes(self.array::<4>(at)?);
+                self.memo_put(i, at)?;
+            }
+            op::MEMOIZE => {
+                let i =
+                    u32::try_from(self.memo.len()).map_err(|_| bad("data.pkl: memo is full"))?;
+                self.memo_put(i, at)?;
+            }
+            op::BINGET => {
+                let i = self.byte(at)?;
+                self.memo_get(u32::from(i), at)?;
+            }
+            op::LONG_BINGET => {
+                let i = u32::from_le_bytes(self.array::<4>(at)?);
+                self.memo_get(i, at)?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     fn push(&mut self, v: Value) {
@@ -661,120 +634,4 @@ fn pairs(items: Vec<Id>, at: usize) -> Result<Vec<(Id, Id)>> {
         )));
     }
     Ok(items.chunks_exact(2).map(|p| (p[0], p[1])).collect())
-}
-
-/// The storage classes `torch.save` names, by element type.
-const STORAGES: [(&str, Elem); 10] = [
-    ("FloatStorage", Elem::F32),
-    ("HalfStorage", Elem::F16),
-    ("BFloat16Storage", Elem::BF16),
-    ("DoubleStorage", Elem::F64),
-    ("LongStorage", Elem::I64),
-    ("IntStorage", Elem::I32),
-    ("ShortStorage", Elem::I16),
-    ("CharStorage", Elem::I8),
-    ("ByteStorage", Elem::U8),
-    ("BoolStorage", Elem::Bool),
-];
-
-/// The allowed global `module.name`, or an error naming it.
-fn resolve(module: &str, name: &str) -> Result<Global> {
-    let g = match (module, name) {
-        ("collections", "OrderedDict") => Some(Global::OrderedDict),
-        ("torch._utils", "_rebuild_tensor_v2") => Some(Global::RebuildTensorV2),
-        ("torch._utils", "_rebuild_parameter") => Some(Global::RebuildParameter),
-        ("torch._utils", "_rebuild_parameter_with_state") => {
-            Some(Global::RebuildParameterWithState)
-        }
-        ("torch", class) => STORAGES
-            .iter()
-            .find(|(n, _)| *n == class)
-            .map(|&(_, e)| Global::Storage(e)),
-        _ => None,
-    };
-    g.ok_or_else(|| {
-        // torch.save(model) pickles the module classes themselves.
-        let hint = if module == "__main__" || module.starts_with("torch.nn.") {
-            "; the file holds a whole model: save model.state_dict() instead"
-        } else {
-            ""
-        };
-        bad(format!(
-            "data.pkl refers to {}, which is not one of the globals a state dict of \
-             float, integer or bool tensors uses (nothing in the file is run){hint}",
-            quoted(&format!("{module}.{name}"))
-        ))
-    })
-}
-
-/// The Python name of an allowed global.
-pub(super) fn global_name(g: Global) -> String {
-    match g {
-        Global::OrderedDict => "collections.OrderedDict".into(),
-        Global::RebuildTensorV2 => "torch._utils._rebuild_tensor_v2".into(),
-        Global::RebuildParameter => "torch._utils._rebuild_parameter".into(),
-        Global::RebuildParameterWithState => "torch._utils._rebuild_parameter_with_state".into(),
-        Global::Storage(e) => {
-            let name = STORAGES
-                .iter()
-                .find(|(_, x)| *x == e)
-                .map_or("?", |(n, _)| n);
-            format!("torch.{name}")
-        }
-    }
-}
-
-/// PyTorch's name of an element type (`torch.float32`, ...).
-pub(super) fn dtype_name(e: Elem) -> &'static str {
-    match e {
-        Elem::F32 => "float32",
-        Elem::F16 => "float16",
-        Elem::BF16 => "bfloat16",
-        Elem::F64 => "float64",
-        Elem::I64 => "int64",
-        Elem::I32 => "int32",
-        Elem::I16 => "int16",
-        Elem::I8 => "int8",
-        Elem::U8 => "uint8",
-        Elem::Bool => "bool",
-        Elem::U16 => "uint16",
-        Elem::U32 => "uint32",
-        Elem::U64 => "uint64",
-    }
-}
-
-/// A refused opcode by its pickletools name, so the message says what the
-/// file tried (`INST`, `NEWOBJ`, ...), not just a byte.
-fn opcode_name(code: u8) -> String {
-    let name = match code {
-        b'i' => "INST",
-        b'o' => "OBJ",
-        0x81 => "NEWOBJ",
-        0x92 => "NEWOBJ_EX",
-        0x82 => "EXT1",
-        0x83 => "EXT2",
-        0x84 => "EXT4",
-        b'P' => "PERSID",
-        b'I' => "INT",
-        b'L' => "LONG",
-        0x8b => "LONG4",
-        b'F' => "FLOAT",
-        b'S' => "STRING",
-        b'T' => "BINSTRING",
-        b'U' => "SHORT_BINSTRING",
-        b'V' => "UNICODE",
-        b'B' => "BINBYTES",
-        b'C' => "SHORT_BINBYTES",
-        0x8e => "BINBYTES8",
-        0x96 => "BYTEARRAY8",
-        0x97 => "NEXT_BUFFER",
-        0x98 => "READONLY_BUFFER",
-        0x8f => "EMPTY_SET",
-        0x90 => "ADDITEMS",
-        0x91 => "FROZENSET",
-        b'g' => "GET",
-        b'p' => "PUT",
-        _ => return format!("0x{code:02x}"),
-    };
-    format!("{name} (0x{code:02x})")
 }

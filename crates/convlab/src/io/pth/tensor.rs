@@ -5,7 +5,8 @@
 
 use super::archive::Archive;
 use super::bad;
-use super::pickle::{dtype_name, Storage, TensorView};
+use super::globals::dtype_name;
+use super::pickle::{Storage, TensorView};
 use crate::error::{Dims, Result};
 use crate::io::dtype;
 use crate::memory;
