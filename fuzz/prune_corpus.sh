@@ -3,6 +3,8 @@
 # largest inputs of each target until it fits its byte budget. Small inputs
 # are kept first because they reach the same parser paths faster; every
 # target keeps well over a hundred inputs.
+# pth is not listed: its committed corpus is only the few seeds
+# tests/fixtures/gen_pth.py writes, not campaign output.
 # Usage: fuzz/prune_corpus.sh   (budgets in bytes below)
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -1,5 +1,7 @@
 //! Files in and out: NumPy `.npy` arrays, safetensors state dicts (PyTorch's
-//! `state_dict` names), and PNG/JPEG images.
+//! `state_dict` names), PyTorch's own `torch.save` files (`.pt`/`.pth`,
+//! read only), and PNG/JPEG images. [`load_tensors`] reads a state dict of
+//! either format, telling them apart by content.
 //!
 //! Readers validate everything before allocating: a size read from a header
 //! is trusted only after it matches the file's length and passes
@@ -19,13 +21,17 @@
 mod atomic;
 mod dtype;
 mod image;
+mod load;
 mod npy;
+mod pth;
 mod safetensors;
 mod state_dict;
 
 pub use self::atomic::{write_atomic, write_atomic_with};
 pub use self::image::{image_from_bytes, load_image, save_image, Normalize};
+pub use self::load::{load_tensors, tensors_from_bytes};
 pub use self::npy::{npy_from_bytes, npy_to_bytes, read_npy, write_npy};
+pub use self::pth::{load_pth, load_pth_key, pth_from_bytes, pth_key_from_bytes};
 pub use self::safetensors::{
     load_safetensors, load_safetensors_with_metadata, safetensors_from_bytes, safetensors_to_bytes,
     safetensors_with_metadata_from_bytes, safetensors_with_metadata_to_bytes, save_safetensors,
@@ -42,22 +48,36 @@ use crate::memory;
 use std::path::Path;
 
 /// Reads a whole file for the parser of `op`, refusing files larger than the
-/// memory limit before reading them (the parsers then allocate at most a
-/// small multiple of this length).
+/// memory limit (the parsers then allocate at most a small multiple of this
+/// length). Devices and pipes report a length of 0, so the length in the
+/// metadata only refuses large regular files early; the read itself stops
+/// at limit + 1 bytes.
 fn read_file(op: &'static str, path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
     let cannot = |e: std::io::Error| Error::io(op, format!("cannot read {}: {e}", path.display()));
-    let len = std::fs::metadata(path).map_err(cannot)?.len();
     let limit = memory::max_bytes();
-    if len > limit as u64 {
-        return Err(Error::too_large(
+    let over = |what: String| {
+        Error::too_large(
             op,
             format!(
-                "{} is {len} bytes, over the memory limit of {limit} bytes (set CONVLAB_MAX_BYTES to change it)",
+                "{} {what} the memory limit of {limit} bytes (set CONVLAB_MAX_BYTES to change it)",
                 path.display()
             ),
-        ));
+        )
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let len = file.metadata().map_err(cannot)?.len();
+    if len > limit as u64 {
+        return Err(over(format!("is {len} bytes, over")));
     }
-    std::fs::read(path).map_err(cannot)
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() > limit {
+        return Err(over("holds more bytes than".to_string()));
+    }
+    Ok(bytes)
 }
 
 /// A name or value taken from a file, for an error message: quoted, escaped
