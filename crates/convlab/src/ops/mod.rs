@@ -26,7 +26,7 @@ pub use conv2d::{
 pub use conv_transpose2d::{conv_transpose2d, conv_transpose2d_backward, ConvTranspose2dParams};
 pub use corr2d::{convolve2d, corr2d, corr2d_backward};
 pub use linear::{linear, linear_backward};
-pub use pad::{pad2d, pad2d_backward};
+pub use pad::{pad, pad2d, pad2d_backward, pad_backward, PadMode};
 pub use pool::{
     avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward, max_pool2d_with_indices,
     AvgDivisor, AvgPool2dParams, MaxPool2dParams, PoolGeometry,
