@@ -11,6 +11,7 @@ pub mod im2col;
 pub mod isa;
 pub mod lanes;
 pub mod pool;
+pub(crate) mod resample;
 pub mod separable;
 pub(crate) mod simd;
 pub(crate) mod ukernel;

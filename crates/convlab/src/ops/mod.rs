@@ -9,6 +9,7 @@ pub mod adaptive_pool;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod corr2d;
+pub mod interpolate;
 pub mod linear;
 pub mod pad;
 pub mod pool;
@@ -25,6 +26,9 @@ pub use conv2d::{
 };
 pub use conv_transpose2d::{conv_transpose2d, conv_transpose2d_backward, ConvTranspose2dParams};
 pub use corr2d::{convolve2d, corr2d, corr2d_backward};
+pub use interpolate::{
+    interpolate, interpolate_backward, InterpolateMode, InterpolateParams, PerAxis,
+};
 pub use linear::{linear, linear_backward};
 pub use pad::{pad, pad2d, pad2d_backward, pad_backward, PadMode};
 pub use pool::{

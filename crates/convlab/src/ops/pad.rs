@@ -217,7 +217,7 @@ fn plan(op: &'static str, shape: &[usize], pad: &[i64], mode: PadMode) -> Result
                     op,
                     "pad",
                     format!(
-                        "({before}, {after}) at dimension {d} of input {} wraps around more than once: the cropped size is {kept}",
+                        "({before}, {after}) at dimension {d} of input {} wraps around more than once with mode='circular': the cropped size is {kept}",
                         Dims(shape)
                     ),
                 ));

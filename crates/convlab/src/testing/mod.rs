@@ -3,3 +3,5 @@
 //! integration tests, fuzz targets and benchmarks can reach them; hidden
 //! from the documentation because they are oracles, not an API (they are
 //! slow and assume validated shapes).
+
+pub mod resample;
