@@ -6,7 +6,9 @@
 mod resample_common;
 
 use convlab::ops;
-use resample_common::{check, fixture_dir, interpolate_params, pad_params, Fixtures};
+use resample_common::{
+    check, fixture_dir, grid_sample_params, interpolate_params, pad_params, sizes, Fixtures,
+};
 use serde_json::Value;
 
 fn run_case(fx: &Fixtures, case: &Value) -> Result<(), String> {
@@ -42,6 +44,49 @@ fn run_case(fx: &Fixtures, case: &Value) -> Result<(), String> {
             )?;
             let gx = ops::pad_backward(&t("grad_output")?, x.shape(), &pad, mode).map_err(e)?;
             check("grad_input", &gx, &t("grad_input")?)
+        }
+        "grid_sample" => {
+            let params = grid_sample_params(p)?;
+            let (x, grid) = (t("input")?, t("grid")?);
+            check(
+                "output",
+                &ops::grid_sample(&x, &grid, &params).map_err(e)?,
+                &t("output")?,
+            )?;
+            let (gx, gg) =
+                ops::grid_sample_backward(&x, &grid, &t("grad_output")?, &params).map_err(e)?;
+            check("grad_input", &gx, &t("grad_input")?)?;
+            check("grad_grid", &gg, &t("grad_grid")?)
+        }
+        "affine_grid" => {
+            let size = sizes(&p["size"])?;
+            let align = p["align_corners"].as_bool().ok_or("align_corners")?;
+            let theta = t("theta")?;
+            check(
+                "output",
+                &ops::affine_grid(&theta, &size, align).map_err(e)?,
+                &t("output")?,
+            )?;
+            let gt = ops::affine_grid_backward(&t("grad_output")?, &size, align).map_err(e)?;
+            check("grad_theta", &gt, &t("grad_theta")?)
+        }
+        op @ ("pixel_shuffle" | "pixel_unshuffle" | "channel_shuffle") => {
+            let r = p["factor"].as_u64().ok_or("factor")? as usize;
+            let (fwd, back): (
+                fn(&convlab::Tensor, usize) -> convlab::Result<convlab::Tensor>,
+                fn(&convlab::Tensor, usize) -> convlab::Result<convlab::Tensor>,
+            ) = match op {
+                "pixel_shuffle" => (ops::pixel_shuffle, ops::pixel_shuffle_backward),
+                "pixel_unshuffle" => (ops::pixel_unshuffle, ops::pixel_unshuffle_backward),
+                _ => (ops::channel_shuffle, ops::channel_shuffle_backward),
+            };
+            let x = t("input")?;
+            check("output", &fwd(&x, r).map_err(e)?, &t("output")?)?;
+            check(
+                "grad_input",
+                &back(&t("grad_output")?, r).map_err(e)?,
+                &t("grad_input")?,
+            )
         }
         op => Err(format!("unknown op {op}")),
     }
@@ -109,7 +154,7 @@ fn every_resample_fixture_matches_pytorch() {
             failures.push(format!("{}: {msg}", case["name"]));
         }
     }
-    assert!(fx.cases.len() >= 80, "only {} cases", fx.cases.len());
+    assert!(fx.cases.len() >= 130, "only {} cases", fx.cases.len());
     assert!(
         failures.is_empty(),
         "{} of {} cases fail:\n{}",

@@ -159,3 +159,98 @@ fn pad_errors() {
         ],
     );
 }
+
+#[test]
+fn grid_sample_errors() {
+    let p = GridSampleParams::default();
+    expect_err(
+        grid_sample(&z(&[1, 1, 4]), &z(&[1, 2, 1]), &p),
+        &["grid_sample", "4-D or 5-D", "[1, 1, 4]"],
+    );
+    expect_err(
+        grid_sample(&z(&[1, 1, 4, 4]), &z(&[1, 2, 2, 2, 3]), &p),
+        &["grid_sample", "same rank", "[1, 2, 2, 2, 3]"],
+    );
+    expect_err(
+        grid_sample(&z(&[2, 1, 4, 4]), &z(&[1, 2, 2, 2]), &p),
+        &["batch", "[2, 1, 4, 4]", "[1, 2, 2, 2]"],
+    );
+    expect_err(
+        grid_sample(&z(&[1, 1, 4, 4]), &z(&[1, 2, 2, 3]), &p),
+        &["last dimension to be 2", "[1, 2, 2, 3]"],
+    );
+    expect_err(
+        grid_sample(&z(&[1, 1, 0, 4]), &z(&[1, 2, 2, 2]), &p),
+        &["non-empty spatial", "[1, 1, 0, 4]"],
+    );
+    expect_err(
+        grid_sample(
+            &z(&[1, 1, 2, 2, 2]),
+            &z(&[1, 1, 1, 1, 3]),
+            &p.mode(GridSampleMode::Bicubic),
+        ),
+        &["mode", "bicubic", "5-D"],
+    );
+    expect_err(
+        grid_sample_backward(&z(&[1, 1, 4, 4]), &z(&[1, 2, 2, 2]), &z(&[1, 1, 2, 3]), &p),
+        &[
+            "grid_sample_backward",
+            "grad_output",
+            "[1, 1, 2, 3]",
+            "[1, 1, 2, 2]",
+        ],
+    );
+}
+
+#[test]
+fn affine_grid_errors() {
+    expect_err(
+        affine_grid(&z(&[1, 2, 3]), &[1, 1, 4], false),
+        &["affine_grid", "size", "4-D or 5-D"],
+    );
+    expect_err(
+        affine_grid(&z(&[1, 2, 3]), &[1, 1, 2, 2, 2], false),
+        &["affine_grid", "[N, 3, 4]", "[1, 2, 3]"],
+    );
+    expect_err(
+        affine_grid(&z(&[2, 2, 3]), &[1, 1, 4, 4], false),
+        &["affine_grid", "[2, 2, 3]", "[1, 1, 4, 4]"],
+    );
+    expect_err(
+        affine_grid(&z(&[1, 2, 3]), &[1, 1, 0, 4], false),
+        &["size", "positive"],
+    );
+    expect_err(
+        affine_grid_backward(&z(&[1, 4, 4, 3]), &[1, 1, 4, 4], false),
+        &["affine_grid_backward", "grad_grid", "[1, 4, 4, 2]"],
+    );
+}
+
+#[test]
+fn shuffle_errors() {
+    expect_err(
+        pixel_shuffle(&z(&[4, 2]), 2),
+        &["pixel_shuffle", "at least 3 dimensions", "[4, 2]"],
+    );
+    expect_err(
+        pixel_shuffle(&z(&[1, 6, 2, 2]), 2),
+        &["pixel_shuffle", "divisible by upscale_factor^2 = 4", "6"],
+    );
+    expect_err(
+        pixel_shuffle(&z(&[1, 4, 2, 2]), 0),
+        &["upscale_factor", "positive"],
+    );
+    expect_err(
+        pixel_unshuffle(&z(&[1, 1, 4, 3]), 2),
+        &["pixel_unshuffle", "width", "downscale_factor 2"],
+    );
+    expect_err(
+        channel_shuffle(&z(&[1, 6]), 2),
+        &["channel_shuffle", "more than 2 dimensions", "[1, 6]"],
+    );
+    expect_err(
+        channel_shuffle(&z(&[1, 6, 2]), 4),
+        &["channel_shuffle", "groups = 4", "[1, 6, 2]"],
+    );
+    expect_err(channel_shuffle(&z(&[1, 6, 2]), 0), &["groups", "positive"]);
+}

@@ -90,3 +90,124 @@ fn pad_every_mode() {
         );
     }
 }
+
+/// A grid of shape `gs` for input `xs` whose pixel coordinates lie 0.15 to
+/// 0.85 past an integer, from two pixels before the input to two after:
+/// away from every kink of the weights (pixel boundaries, borders,
+/// reflection edges), where finite differences would straddle two pieces.
+fn grid_away_from_kinks(xs: &[usize], gs: &[usize], align: bool) -> convlab::Tensor {
+    let r = gs[gs.len() - 1];
+    let u = rand_tensor(gs, 8);
+    let v = rand_tensor(gs, 9);
+    let data: Vec<f32> = u
+        .data()
+        .iter()
+        .zip(v.data())
+        .enumerate()
+        .map(|(i, (&a, &b))| {
+            let size = xs[xs.len() - 1 - i % r] as f32;
+            let whole = ((a + 1.0) / 2.0 * (size + 4.0)).floor() - 2.0;
+            let pix = whole + 0.5 + 0.35 * b;
+            if align {
+                2.0 * pix / (size - 1.0) - 1.0
+            } else {
+                (2.0 * pix + 1.0) / size - 1.0
+            }
+        })
+        .collect();
+    convlab::Tensor::from_vec(data, gs).unwrap()
+}
+
+#[test]
+fn grid_sample_input_and_grid() {
+    for mode in [
+        GridSampleMode::Bilinear,
+        GridSampleMode::Bicubic,
+        GridSampleMode::Nearest,
+    ] {
+        for padding in [
+            GridSamplePadding::Zeros,
+            GridSamplePadding::Border,
+            GridSamplePadding::Reflection,
+        ] {
+            for align in [false, true] {
+                for rank in [4usize, 5] {
+                    if rank == 5 && mode == GridSampleMode::Bicubic {
+                        continue;
+                    }
+                    let p = GridSampleParams::default()
+                        .mode(mode)
+                        .padding_mode(padding)
+                        .align_corners(align);
+                    let (xs, gs): (&[usize], &[usize]) = if rank == 4 {
+                        (&[1, 2, 4, 5], &[1, 3, 2, 2])
+                    } else {
+                        (&[1, 2, 3, 4, 3], &[1, 2, 2, 1, 3])
+                    };
+                    let x = rand_tensor(xs, 7);
+                    let grid = grid_away_from_kinks(xs, gs, align);
+                    let y = grid_sample(&x, &grid, &p).unwrap();
+                    let g = rand_tensor(y.shape(), 9);
+                    let (gx, gg) = grid_sample_backward(&x, &grid, &g, &p).unwrap();
+                    let what = format!("{mode:?} {padding:?} align={align} rank {rank}");
+                    check_gradient(&format!("{what} input"), &x, &gx, 1e-2, 1e-3, |x| {
+                        dot(&grid_sample(x, &grid, &p).unwrap(), &g)
+                    });
+                    check_gradient(&format!("{what} grid"), &grid, &gg, 1e-3, 2e-2, |gr| {
+                        dot(&grid_sample(&x, gr, &p).unwrap(), &g)
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn affine_grid_theta() {
+    for (theta_shape, size) in [
+        (vec![2, 2, 3], vec![2, 1, 4, 5]),
+        (vec![1, 3, 4], vec![1, 2, 3, 2, 4]),
+    ] {
+        for align in [false, true] {
+            let theta = rand_tensor(&theta_shape, 10);
+            let y = affine_grid(&theta, &size, align).unwrap();
+            let g = rand_tensor(y.shape(), 11);
+            let gt = affine_grid_backward(&g, &size, align).unwrap();
+            check_gradient(
+                &format!("affine_grid {size:?} {align}"),
+                &theta,
+                &gt,
+                1e-2,
+                1e-3,
+                |t| dot(&affine_grid(t, &size, align).unwrap(), &g),
+            );
+        }
+    }
+}
+
+#[test]
+fn shuffles() {
+    let x = rand_tensor(&[2, 8, 3, 2], 12);
+    let y = pixel_shuffle(&x, 2).unwrap();
+    let g = rand_tensor(y.shape(), 13);
+    let gx = pixel_shuffle_backward(&g, 2).unwrap();
+    check_gradient("pixel_shuffle", &x, &gx, 1e-2, 1e-3, |x| {
+        dot(&pixel_shuffle(x, 2).unwrap(), &g)
+    });
+    let gx = pixel_unshuffle_backward(&x, 2).unwrap();
+    let y = pixel_unshuffle(&gx, 2).unwrap();
+    assert_eq!(y, x);
+    let gu = pixel_unshuffle_backward(&rand_tensor(&[2, 8, 3, 2], 14), 2).unwrap();
+    check_gradient("pixel_unshuffle", &gx, &gu, 1e-2, 1e-3, |v| {
+        dot(
+            &pixel_unshuffle(v, 2).unwrap(),
+            &rand_tensor(&[2, 8, 3, 2], 14),
+        )
+    });
+    let s = channel_shuffle(&x, 4).unwrap();
+    let g = rand_tensor(s.shape(), 15);
+    let gx = channel_shuffle_backward(&g, 4).unwrap();
+    check_gradient("channel_shuffle", &x, &gx, 1e-2, 1e-3, |x| {
+        dot(&channel_shuffle(x, 4).unwrap(), &g)
+    });
+}

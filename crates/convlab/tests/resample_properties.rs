@@ -110,6 +110,89 @@ proptest! {
     }
 }
 
+fn grid_modes() -> impl Strategy<Value = GridSampleParams> {
+    (0usize..3, 0usize..3, any::<bool>()).prop_map(|(m, p, align)| {
+        GridSampleParams::default()
+            .mode(
+                [
+                    GridSampleMode::Bilinear,
+                    GridSampleMode::Nearest,
+                    GridSampleMode::Bicubic,
+                ][m],
+            )
+            .padding_mode(
+                [
+                    GridSamplePadding::Zeros,
+                    GridSamplePadding::Border,
+                    GridSamplePadding::Reflection,
+                ][p],
+            )
+            .align_corners(align)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn grid_sample_never_panics_and_equals_the_reference(
+        rank in 3usize..7, n in 0usize..3, c in 0usize..3, dims in proptest::collection::vec(0usize..6, 3),
+        out in proptest::collection::vec(0usize..4, 3), last in 1usize..4, spread in 0.5f32..4.0,
+        grid_batch in 0usize..3, p in grid_modes(), seed in any::<u64>(), valid in 0usize..4,
+    ) {
+        // Three cases in four are shapes PyTorch accepts: sampling, not
+        // only its errors, gets tested.
+        let (rank, n, c, last, grid_batch) = if valid > 0 {
+            (4 + rank % 2, n.max(1), c.max(1), 2 + rank % 2, 0)
+        } else {
+            (rank, n, c, last, grid_batch)
+        };
+        let dims: Vec<usize> = dims.iter().map(|&d| if valid > 0 { d.max(1) } else { d }).collect();
+        let mut xs = vec![n, c];
+        xs.extend_from_slice(&dims);
+        xs.truncate(rank);
+        let mut gs = vec![if grid_batch == 2 { n + 1 } else { n }];
+        gs.extend_from_slice(&out[..rank.saturating_sub(2).min(3)]);
+        gs.push(last);
+        let x = rand_tensor(&xs, seed);
+        let grid = rand_tensor(&gs, seed ^ 1).scale(spread);
+        let fast = catch_unwind(AssertUnwindSafe(|| grid_sample(&x, &grid, &p)));
+        prop_assert!(fast.is_ok(), "grid_sample panicked on {:?} {:?} {:?}", xs, gs, p);
+        if let Ok(y) = fast.unwrap() {
+            let g = rand_tensor(y.shape(), seed ^ 2);
+            let (r, grads) = grid_sample_reference(&x, &grid, Some(&g), &p).unwrap();
+            prop_assert!(close(&y, &r), "forward {:?} {:?} {:?}", xs, gs, p);
+            let (gx, gg) = grid_sample_backward(&x, &grid, &g, &p).unwrap();
+            let (rx, rg) = grads.unwrap();
+            prop_assert!(close(&gx, &rx), "input gradient {:?} {:?} {:?}", xs, gs, p);
+            // The reference's bicubic derivative is a central difference.
+            let scale = rg.data().iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            prop_assert!(gg.max_abs_diff(&rg).unwrap() <= 1e-4 * scale, "grid gradient {:?} {:?} {:?}", xs, gs, p);
+        }
+    }
+
+    #[test]
+    fn shuffles_never_panic_and_equal_the_reference(
+        shape in proptest::collection::vec(0usize..7, 1..6), r in 0usize..4, seed in any::<u64>(),
+    ) {
+        let x = rand_tensor(&shape, seed);
+        for up in [true, false] {
+            let fast = catch_unwind(AssertUnwindSafe(|| if up { pixel_shuffle(&x, r) } else { pixel_unshuffle(&x, r) }));
+            prop_assert!(fast.is_ok(), "pixel shuffle panicked on {:?} {}", shape, r);
+            if let Ok(y) = fast.unwrap() {
+                let want = pixel_shuffle_reference(&x, r, up).unwrap();
+                prop_assert_eq!(y.data(), want.data());
+            }
+        }
+        let fast = catch_unwind(AssertUnwindSafe(|| channel_shuffle(&x, r)));
+        prop_assert!(fast.is_ok(), "channel_shuffle panicked on {:?} {}", shape, r);
+        if let Ok(y) = fast.unwrap() {
+            let back = channel_shuffle_backward(&y, r).unwrap();
+            prop_assert_eq!(back.data(), x.data());
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, ..ProptestConfig::default() })]
 

@@ -9,10 +9,12 @@ pub mod adaptive_pool;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod corr2d;
+pub mod grid_sample;
 pub mod interpolate;
 pub mod linear;
 pub mod pad;
 pub mod pool;
+pub mod shuffle;
 pub mod unfold;
 
 pub use adaptive_pool::{
@@ -26,6 +28,10 @@ pub use conv2d::{
 };
 pub use conv_transpose2d::{conv_transpose2d, conv_transpose2d_backward, ConvTranspose2dParams};
 pub use corr2d::{convolve2d, corr2d, corr2d_backward};
+pub use grid_sample::{
+    affine_grid, affine_grid_backward, grid_sample, grid_sample_backward, GridSampleMode,
+    GridSamplePadding, GridSampleParams,
+};
 pub use interpolate::{
     interpolate, interpolate_backward, InterpolateMode, InterpolateParams, PerAxis,
 };
@@ -34,6 +40,10 @@ pub use pad::{pad, pad2d, pad2d_backward, pad_backward, PadMode};
 pub use pool::{
     avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward, max_pool2d_with_indices,
     AvgDivisor, AvgPool2dParams, MaxPool2dParams, PoolGeometry,
+};
+pub use shuffle::{
+    channel_shuffle, channel_shuffle_backward, pixel_shuffle, pixel_shuffle_backward,
+    pixel_unshuffle, pixel_unshuffle_backward,
 };
 pub use unfold::{fold, fold_backward, unfold, unfold_backward, UnfoldParams};
 

@@ -4,7 +4,10 @@
 //! (PyTorch's keyword arguments).
 #![allow(dead_code)]
 
-use convlab::ops::{InterpolateMode, InterpolateParams, PadMode};
+use convlab::ops::{
+    GridSampleMode, GridSamplePadding, GridSampleParams, InterpolateMode, InterpolateParams,
+    PadMode,
+};
 use convlab::Tensor;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
@@ -172,4 +175,30 @@ pub fn pad_params(p: &Value) -> Result<(Vec<i64>, PadMode), String> {
         m => return Err(format!("unknown pad mode {m}")),
     };
     Ok((pad, mode))
+}
+
+/// `F.grid_sample`'s `mode`, `padding_mode` and `align_corners` (PyTorch's
+/// defaults where absent).
+pub fn grid_sample_params(p: &Value) -> Result<GridSampleParams, String> {
+    let mode = match p["mode"].as_str().unwrap_or("bilinear") {
+        "bilinear" => GridSampleMode::Bilinear,
+        "nearest" => GridSampleMode::Nearest,
+        "bicubic" => GridSampleMode::Bicubic,
+        m => return Err(format!("unknown grid_sample mode {m}")),
+    };
+    let padding = match p["padding_mode"].as_str().unwrap_or("zeros") {
+        "zeros" => GridSamplePadding::Zeros,
+        "border" => GridSamplePadding::Border,
+        "reflection" => GridSamplePadding::Reflection,
+        m => return Err(format!("unknown grid_sample padding_mode {m}")),
+    };
+    Ok(GridSampleParams::default()
+        .mode(mode)
+        .padding_mode(padding)
+        .align_corners(p["align_corners"].as_bool().unwrap_or(false)))
+}
+
+/// A list of sizes.
+pub fn sizes(v: &Value) -> Result<Vec<usize>, String> {
+    usizes(v).ok_or_else(|| format!("{v} is not a list of sizes"))
 }
