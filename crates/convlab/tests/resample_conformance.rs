@@ -11,6 +11,9 @@ use resample_common::{
 };
 use serde_json::Value;
 
+/// A shuffle or its gradient: a tensor and a factor to a tensor.
+type Permutation = fn(&convlab::Tensor, usize) -> convlab::Result<convlab::Tensor>;
+
 fn run_case(fx: &Fixtures, case: &Value) -> Result<(), String> {
     let e = |e: convlab::Error| e.to_string();
     let t = |k: &str| fx.case_tensor(case, k);
@@ -72,10 +75,7 @@ fn run_case(fx: &Fixtures, case: &Value) -> Result<(), String> {
         }
         op @ ("pixel_shuffle" | "pixel_unshuffle" | "channel_shuffle") => {
             let r = p["factor"].as_u64().ok_or("factor")? as usize;
-            let (fwd, back): (
-                fn(&convlab::Tensor, usize) -> convlab::Result<convlab::Tensor>,
-                fn(&convlab::Tensor, usize) -> convlab::Result<convlab::Tensor>,
-            ) = match op {
+            let (fwd, back): (Permutation, Permutation) = match op {
                 "pixel_shuffle" => (ops::pixel_shuffle, ops::pixel_shuffle_backward),
                 "pixel_unshuffle" => (ops::pixel_unshuffle, ops::pixel_unshuffle_backward),
                 _ => (ops::channel_shuffle, ops::channel_shuffle_backward),

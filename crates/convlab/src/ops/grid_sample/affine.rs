@@ -202,7 +202,7 @@ mod tests {
         assert_eq!(linspace_from_neg_one(5, true), [-1.0, -0.5, 0.0, 0.5, 1.0]);
         assert_eq!(
             linspace_from_neg_one(4, false),
-            [-0.75, -0.249_999_985, 0.249_999_985, 0.75]
+            [-0.75, -0.25f32.next_down(), 0.25f32.next_down(), 0.75]
         );
         assert_eq!(linspace_from_neg_one(1, false), [0.0]);
     }
