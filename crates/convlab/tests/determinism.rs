@@ -30,7 +30,14 @@ fn pools() -> &'static [(usize, rayon::ThreadPool)] {
 
 /// `f` under `algo` in each pool: `None` when `algo` cannot compute it,
 /// else the same bits from every pool (panics naming `what` otherwise).
+///
+/// One test at a time uses the pools: a worker waiting inside one test's
+/// convolution may steal another test's `install` job and run it nested on
+/// its own stack, where that test's recorder would also see the first
+/// test's passes (recorders belong to a thread, not to a job).
 fn same_bits(what: &str, algo: ConvAlgo, f: impl Fn() -> convlab::Result<Tensor> + Sync) -> bool {
+    static ONE_TEST_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_TEST_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut first: Option<Vec<u32>> = None;
     for (threads, pool) in pools() {
         let Some(t) = pool.install(|| forced(algo, &f)) else {

@@ -15,6 +15,7 @@ pub mod im2col;
 pub mod isa;
 pub mod lanes;
 pub(crate) mod pool;
+pub(crate) mod resample;
 pub mod separable;
 pub(crate) mod simd;
 pub(crate) mod ukernel;

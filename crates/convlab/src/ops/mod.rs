@@ -10,9 +10,12 @@
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod corr2d;
+pub mod grid_sample;
+pub mod interpolate;
 pub mod linear;
 pub mod pad;
 pub mod pool;
+pub mod shuffle;
 pub mod unfold;
 
 pub use conv2d::{
@@ -21,8 +24,15 @@ pub use conv2d::{
 };
 pub use conv_transpose2d::{conv_transpose2d, conv_transpose2d_backward, ConvTranspose2dParams};
 pub use corr2d::{convolve2d, corr2d, corr2d_backward};
+pub use grid_sample::{
+    affine_grid, affine_grid_backward, grid_sample, grid_sample_backward, GridSampleMode,
+    GridSamplePadding, GridSampleParams,
+};
+pub use interpolate::{
+    interpolate, interpolate_backward, InterpolateMode, InterpolateParams, PerAxis,
+};
 pub use linear::{linear, linear_backward};
-pub use pad::{pad2d, pad2d_backward};
+pub use pad::{pad, pad2d, pad2d_backward, pad_backward, PadMode};
 pub use pool::{
     adaptive_avg_pool1d, adaptive_avg_pool1d_backward, adaptive_avg_pool2d,
     adaptive_avg_pool2d_backward, adaptive_avg_pool3d, adaptive_avg_pool3d_backward,
@@ -38,6 +48,10 @@ pub use pool::{
     AvgPool2dParams, AvgPool3dParams, FractionalMaxPool2dParams, FractionalMaxPool3dParams,
     LpPool1dParams, LpPool2dParams, LpPool3dParams, MaxPool1dParams, MaxPool2dParams,
     MaxPool3dParams, MaxUnpool1dParams, MaxUnpool2dParams, MaxUnpool3dParams, PoolGeometry,
+};
+pub use shuffle::{
+    channel_shuffle, channel_shuffle_backward, pixel_shuffle, pixel_shuffle_backward,
+    pixel_unshuffle, pixel_unshuffle_backward,
 };
 pub use unfold::{fold, fold_backward, unfold, unfold_backward, UnfoldParams};
 

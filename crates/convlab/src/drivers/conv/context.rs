@@ -99,6 +99,8 @@ impl Drop for ForcedAlgo {
 /// convlab hands its passes to) while the returned guard lives: which op,
 /// which pass, which algorithm. Passes with an empty result, or whose sums
 /// are empty (all zeros), run no algorithm and are not recorded.
+/// Recorders belong to a thread: one made inside a rayon job also sees the
+/// passes of other jobs that thread runs nested while it waits.
 ///
 /// ```
 /// use convlab::ops::{conv2d, record_conv_algos, ConvAlgo, ConvPass, Conv2dParams};
