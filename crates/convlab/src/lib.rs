@@ -19,6 +19,7 @@
 
 pub mod autograd;
 pub mod data;
+pub mod env;
 pub mod error;
 pub mod filters;
 pub mod io;
