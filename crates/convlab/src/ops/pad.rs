@@ -119,9 +119,15 @@ pub fn pad2d(input: &Tensor, pads: [usize; 4], mode: PaddingMode) -> Result<Tens
     let r = shape.len();
     let (h, w) = (input.shape()[r - 2], input.shape()[r - 1]);
     let (ph, pw) = (shape[r - 2], shape[r - 1]);
-    let planes: usize = shape[..r - 2].iter().product();
     let n = crate::error::numel_or_err(op, &shape)?;
     let mut out = memory::zeros_f32(op, n)?;
+    // No plane to fill: the column table below is as long as the padded
+    // width, which a huge padding of an empty batch makes huge.
+    if n == 0 {
+        return Tensor::from_vec(out, &shape);
+    }
+    // Every dimension is non-zero now, so this product is at most `n`.
+    let planes: usize = shape[..r - 2].iter().product();
     let src = input.data();
     let cols: Vec<Option<usize>> = (0..pw).map(|x| source(x, pads[2], w, mode)).collect();
     for p in 0..planes {
@@ -165,8 +171,12 @@ pub fn pad2d_backward(
     let r = shape.len();
     let (h, w) = (input_shape[r - 2], input_shape[r - 1]);
     let (ph, pw) = (shape[r - 2], shape[r - 1]);
-    let planes: usize = shape[..r - 2].iter().product();
     let mut out = Tensor::zeros(input_shape)?;
+    // As in pad2d: no column table for an empty input or gradient.
+    if out.numel() == 0 || grad_output.numel() == 0 {
+        return Ok(out);
+    }
+    let planes: usize = shape[..r - 2].iter().product();
     let g = grad_output.data();
     let cols: Vec<Option<usize>> = (0..pw).map(|x| source(x, pads[2], w, mode)).collect();
     let dst = out.data_mut();

@@ -313,7 +313,8 @@ pub fn conv2d(
     let x = kernel_input(&plan, input)?;
     let numel = numel_or_err("conv2d", &[g.n, g.c_out, g.oh, g.ow])?;
     let mut buf = memory::uninit_f32("conv2d", numel)?;
-    if conv_algo(&g, Pass::Forward) == ConvAlgo::ImplicitGemm
+    if numel > 0
+        && conv_algo(&g, Pass::Forward) == ConvAlgo::ImplicitGemm
         && flat_path::applies(&g)
         && winograd_split(&g, Pass::Forward).is_none()
         && separable_path::factors(&g, weight.data(), Pass::Forward).is_none()
@@ -490,6 +491,11 @@ pub(crate) fn forward_geom(
     weight: &[f32],
     out: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
+    // An empty batch or channel dimension: nothing to write, and no
+    // algorithm's scratch sized by the (possibly huge) planes.
+    if out.is_empty() {
+        return Ok(());
+    }
     if let Some(f) = separable_path::factors(g, weight, Pass::Forward) {
         return separable_path::forward(g, input, &f, out);
     }
@@ -527,6 +533,10 @@ pub(crate) fn backward_input_geom(
     grad_output: &[f32],
     grad_input: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
+    if grad_input.is_empty() || grad_output.is_empty() {
+        memory::zero_fill(grad_input);
+        return Ok(());
+    }
     // Separable filters: the forward of the flipped factors.
     if let (Some(f), Some(t)) = (
         separable_path::factors(g, weight, Pass::InputGrad),
@@ -574,6 +584,10 @@ pub(crate) fn backward_weight_geom(
     grad_output: &[f32],
     grad_weight: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
+    if grad_weight.is_empty() || input.is_empty() || grad_output.is_empty() {
+        memory::zero_fill(grad_weight);
+        return Ok(());
+    }
     if let Some(s) = winograd_split(g, Pass::WeightGrad)
         .filter(|s| winograd_path::weight_grad_applies(s, phases_of(g)))
     {
