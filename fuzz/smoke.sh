@@ -12,7 +12,7 @@ targets=(ops npy safetensors image kernel_spec rf_spec)
 
 # The stable twins, run from the repository root (this script runs in fuzz/).
 proptest_twins() {
-    (cd .. && cargo test --release -p convlab --test fuzz_ops --test fuzz_parsers --test fuzz_regressions)
+    (cd .. && cargo test --release -p convlab --test bad_input --test fuzz_parsers --test fuzz_regressions)
 }
 
 if command -v cargo-fuzz >/dev/null 2>&1 && cargo +nightly --version >/dev/null 2>&1; then

@@ -22,6 +22,7 @@
 //! one. `--resume` restores all of it, so the resumed run draws the same
 //! numbers and ends with the same weights, bit for bit, as one never stopped.
 
+use crate::out::{out, outln};
 use crate::plot::{self, Panel};
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
@@ -492,7 +493,7 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
     if let (true, Some(p)) = (a.resume, &ckpt_path) {
         if p.exists() {
             let r = load_checkpoint(p, &net, opt.as_mut(), &mut rng, &settings)?;
-            println!(
+            outln!(
                 "resuming from {} after epoch {}/{}",
                 p.display(),
                 r.epoch,
@@ -501,11 +502,11 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
             start = r.epoch;
             history = r.history;
         } else {
-            println!("no checkpoint in {} yet: starting afresh", p.display());
+            outln!("no checkpoint in {} yet: starting afresh", p.display());
         }
     }
 
-    println!(
+    outln!(
         "train-digits: {} train / {} test images, {} epochs, batch {}, {} lr {}{}, seed {}",
         train.len(),
         test.len(),
@@ -570,7 +571,7 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
             seconds: dt.as_secs_f64(),
         };
         history.push(e);
-        println!(
+        outln!(
             "epoch {:>2}/{}  loss {:.4}  train acc {:5.1}%  test acc {:5.1}%  ({:.3} s)",
             epoch + 1,
             a.epochs,
@@ -592,15 +593,15 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
         .zip(test.labels())
         .filter(|(p, t)| p == t)
         .count();
-    println!();
-    println!(
+    outln!();
+    outln!(
         "test accuracy: {:.2}% ({hits}/{})",
         percent(hits, test.len()),
         test.len()
     );
-    print!("{}", confusion_table(test.labels(), &pred));
+    out!("{}", confusion_table(test.labels(), &pred));
     let ran = a.epochs.saturating_sub(start);
-    println!(
+    outln!(
         "time: {ran} epochs in {:.3} s ({:.1} ms/epoch){}",
         train_time.as_secs_f64(),
         1e3 * train_time.as_secs_f64() / ran.max(1) as f64,
@@ -613,7 +614,7 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
 
     if let Some(p) = &a.save {
         io::save_state_dict(p, &net)?;
-        println!("weights: {} (PyTorch nn.Sequential names)", p.display());
+        outln!("weights: {} (PyTorch nn.Sequential names)", p.display());
     }
     if !a.no_plot {
         let per_epoch = |f: fn(&Epoch) -> f64| -> Vec<(f64, f64)> {
@@ -641,7 +642,7 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
         .series("train", per_epoch(|e| e.train_acc))
         .series("test", per_epoch(|e| e.test_acc));
         plot::save_png(&a.plot, &[loss, accuracy], 1000, 420)?;
-        println!("plot: {}", a.plot.display());
+        outln!("plot: {}", a.plot.display());
     }
     Ok(())
 }
