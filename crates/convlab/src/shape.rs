@@ -224,6 +224,13 @@ pub fn conv_out_len(
     pad_after: usize,
     d: usize,
 ) -> Result<usize> {
+    if s == 0 {
+        return Err(Error::param(
+            op,
+            "stride",
+            "0 is invalid: must be at least 1",
+        ));
+    }
     let eff = effective_kernel(op, k, d)?;
     let padded = input
         .checked_add(pad_before)
