@@ -32,7 +32,7 @@ pub struct BenchArgs {
     #[arg(long)]
     filter: Option<String>,
     /// Size of the rayon thread pool, 1 to 1024 (default: one per core).
-    #[arg(long, value_parser = crate::args::parse_threads)]
+    #[arg(long, value_parser = crate::args::parse_threads, allow_negative_numbers = true)]
     threads: Option<usize>,
     /// One JSON object per line instead of a table.
     #[arg(long)]

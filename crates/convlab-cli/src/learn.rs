@@ -123,6 +123,7 @@ fn solver(a: &Args, demo: bool) -> anyhow::Result<Solver> {
 
 pub fn run(a: Args) -> anyhow::Result<()> {
     let (kh, kw) = files::parse_size(&a.kernel_size, "--kernel-size")?;
+    let how = solver(&a, a.input.is_none() && a.target.is_none())?;
     let lr = match a.lr.as_deref().unwrap_or("auto") {
         "auto" => LearningRate::Auto,
         s => match s.parse::<f32>() {
@@ -196,7 +197,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(t) = a.tol {
         opts = opts.stop_below(t);
     }
-    let result = match solver(&a, truth.is_some())? {
+    let result = match how {
         Solver::LeastSquares => solve(&x, &y, &opts)?,
         Solver::GradientDescent => descend(&a, &x, &y, &opts, truth.is_none())?,
     };

@@ -74,8 +74,8 @@ use out::out;
 
 /// On SIGINT, SIGTERM or SIGHUP: remove the temporary files of writes in
 /// progress, then die of the signal as the default action would (the shell
-/// sees 130 for Ctrl-C). Without this a Ctrl-C during a 57 MB write left
-/// the 57 MB temporary file behind.
+/// sees 130 for Ctrl-C). Otherwise a Ctrl-C during a write leaves a
+/// temporary file as large as the output behind.
 #[cfg(unix)]
 fn clean_up_on_signals() {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
