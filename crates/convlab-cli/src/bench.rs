@@ -4,6 +4,7 @@
 //! Each pass is warmed up once, then repeated until about
 //! [`BUDGET`] has elapsed (at least [`MIN_REPS`] times); the median is reported.
 
+use crate::out::outln;
 use anyhow::{anyhow, bail, Context, Result};
 use convlab::ops::{
     adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward, conv2d,
@@ -31,8 +32,8 @@ pub struct BenchArgs {
     /// Run only cases whose name contains this text.
     #[arg(long)]
     filter: Option<String>,
-    /// Size of the rayon thread pool (default: one per core).
-    #[arg(long)]
+    /// Size of the rayon thread pool, 1 to 1024 (default: one per core).
+    #[arg(long, value_parser = crate::args::parse_threads, allow_negative_numbers = true)]
     threads: Option<usize>,
     /// One JSON object per line instead of a table.
     #[arg(long)]
@@ -352,8 +353,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         Some(other) => bail!("--pass {other:?} is invalid: must be fwd or bwd"),
     };
     let text = match &args.suite {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading suite {}", path.display()))?,
+        Some(path) => String::from_utf8(convlab::io::read_bounded("bench", path)?)
+            .with_context(|| format!("suite {} is not UTF-8 text", path.display()))?,
         None => DEFAULT_SUITE.to_string(),
     };
     let suite: Value = serde_json::from_str(&text).context("parsing the suite JSON")?;
@@ -367,26 +368,33 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let pools = suite["pool"].as_array().unwrap_or(&empty);
     let mut rng = seeded_rng(0);
     if !args.json {
-        println!(
+        outln!(
             "{:<22} {:<4} {:>12} {:>9}",
-            "name", "pass", "median ms", "GFLOP/s"
+            "name",
+            "pass",
+            "median ms",
+            "GFLOP/s"
         );
     }
-    let print = |rows: Vec<Timing>| {
+    let print = |rows: Vec<Timing>| -> Result<()> {
         for t in rows.into_iter().filter(|t| !t.median_ms.is_nan()) {
             if args.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"name": t.name, "pass": t.pass, "median_ms": t.median_ms, "gflops": t.gflops})
                 );
             } else {
                 let gf = t.gflops.map_or("-".to_string(), |g| format!("{g:.1}"));
-                println!(
+                outln!(
                     "{:<22} {:<4} {:>12.4} {:>9}",
-                    t.name, t.pass, t.median_ms, gf
+                    t.name,
+                    t.pass,
+                    t.median_ms,
+                    gf
                 );
             }
         }
+        Ok(())
     };
     let best = args.best;
     let reps = args.reps;
@@ -397,10 +405,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         PASS.with(|p| p.set(pass));
         let _forced = force_conv_algo(algo);
         for c in convs.iter().filter(selected) {
-            print(conv_case(c, &mut rng)?);
+            print(conv_case(c, &mut rng)?)?;
         }
         for c in pools.iter().filter(selected) {
-            print(pool_case(c, &mut rng)?);
+            print(pool_case(c, &mut rng)?)?;
         }
         Ok(())
     };

@@ -25,18 +25,26 @@ pub fn kind(path: &Path) -> Option<Kind> {
 
 /// An image or `.npy` array as `[H, W]` or `[C, H, W]`. `gray` converts
 /// colour to one channel (BT.601 luma, as `load_image` does; a 3-channel
-/// `.npy` is converted with the same weights). An alpha channel is dropped:
-/// filters and plots treat it as a 4th colour otherwise, which no one wants.
+/// `.npy` is converted with the same weights). An image's alpha channel is
+/// dropped: filters and plots treat it as a 4th colour otherwise, which no
+/// one wants. A `.npy` keeps every plane (`[4, H, W]` is 4 channels: its
+/// data says nothing of alpha).
 pub fn load(path: &Path, gray: bool) -> anyhow::Result<Tensor> {
-    let t = match kind(path) {
-        Some(Kind::Npy) => io::read_npy(path)?,
+    let npy = kind(path) == Some(Kind::Npy);
+    let t = if npy {
+        io::read_npy(path)?
+    } else {
         // Images are recognised by content; let the decoder say what is wrong.
-        _ => io::load_image(path, gray)?,
+        io::load_image(path, gray)?
     };
     let t = match *t.shape() {
         [_, _] => t,
         [1, h, w] => t.into_shape(&[h, w])?,
-        [4, h, w] => Tensor::from_slice(&t.data()[..3 * h * w], &[3, h, w])?,
+        [4, h, w] if !npy => {
+            let mut v = t.into_vec();
+            v.truncate(3 * h * w);
+            Tensor::from_vec(v, &[3, h, w])?
+        }
         [_, _, _] => t,
         _ => bail!(
             "{}: holds shape {:?}; expected an image [H, W] or [C, H, W]",
@@ -82,8 +90,8 @@ pub fn save(path: &Path, t: &Tensor, norm: Normalize) -> anyhow::Result<()> {
 }
 
 /// Fails early, before minutes of work, when `path` cannot be an output
-/// file: its directory does not exist or is not a directory, or `path` is a
-/// directory. The write itself still reports anything else (permissions,
+/// file: its directory does not exist or is not a directory, `path` is a
+/// directory, or it is a read-only file. The write itself still reports anything else (permissions,
 /// a full disk) and is atomic; this only saves the work a typo would waste.
 pub fn check_output(path: &Path, what: &str) -> anyhow::Result<()> {
     let dir = match path.parent() {
@@ -99,6 +107,13 @@ pub fn check_output(path: &Path, what: &str) -> anyhow::Result<()> {
     }
     if path.is_dir() {
         bail!("{what} {} is a directory, not a file", path.display());
+    }
+    // Followed through a symlink, as the write will be.
+    if std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly()) {
+        bail!(
+            "{what} {} is read-only (no write permission); not replaced",
+            path.display()
+        );
     }
     Ok(())
 }

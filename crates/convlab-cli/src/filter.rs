@@ -2,13 +2,16 @@
 //! through a 2-D kernel with `conv2d`'s semantics, optionally pooled.
 
 use crate::files::{self, Kind};
+use crate::out::outln;
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
 use convlab::filters;
 use convlab::io::Normalize;
 use convlab::ops::{self, AvgPool2dParams, Conv2dParams, MaxPool2dParams};
-use convlab::{Padding, PaddingMode, Tensor};
+use convlab::shape::conv_out_len;
+use convlab::{memory, Padding, PaddingMode, Pair, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(ClapArgs)]
@@ -140,10 +143,68 @@ impl Plan {
         let x = files::load(input, self.gray)?;
         let shape = x.shape().to_vec();
         let y = self
-            .apply(x)
+            .check_memory(&shape)
+            .and_then(|()| self.apply(x))
             .with_context(|| format!("{} {shape:?}", input.display()))?;
         files::save(output, &y, self.norm)?;
         Ok(y)
+    }
+
+    /// Checks that the buffers the filter holds at once fit the memory
+    /// limit together: the input, its padded copy (padding modes other than
+    /// zeros) and the output, then the output and its pooled copy. Each
+    /// alone may pass the per-buffer check while together they do not
+    /// (under `ulimit -v 1048576`, replicate padding 6000 on a 16x16 image
+    /// asked for two 577 MB buffers and aborted on the second).
+    ///
+    /// Geometry errors are left to the ops, whose messages name them.
+    fn check_memory(&self, shape: &[usize]) -> anyhow::Result<()> {
+        let (c, h, w) = match *shape {
+            [h, w] => (1, h, w),
+            [c, h, w] => (c, h, w),
+            _ => return Ok(()),
+        };
+        let [kh, kw] = self.kernel.dims2("filter")?;
+        let (s, d) = (self.conv.stride, self.conv.dilation);
+        let Ok(pads) = self.conv.padding.resolve("filter", Pair(kh, kw), d, s) else {
+            return Ok(());
+        };
+        let [pt, pb, pl, pr] = pads;
+        let (Ok(oh), Ok(ow)) = (
+            conv_out_len("filter", "height", h, kh, s.0, pt, pb, d.0),
+            conv_out_len("filter", "width", w, kw, s.1, pl, pr, d.1),
+        ) else {
+            return Ok(());
+        };
+        let area = |a: usize, b: usize| c.saturating_mul(a).saturating_mul(b);
+        let padded = if self.conv.padding_mode != PaddingMode::Zeros && pads != [0; 4] {
+            area(
+                h.saturating_add(pt).saturating_add(pb),
+                w.saturating_add(pl).saturating_add(pr),
+            )
+        } else {
+            0
+        };
+        let out = area(oh, ow);
+        memory::check_f32_total(
+            "filter",
+            &[
+                ("input", area(h, w)),
+                ("padded input", padded),
+                ("output", out),
+            ],
+        )?;
+        if let Some(pool) = &self.pool {
+            let st = match pool {
+                Pool::Max(p) => p.stride.unwrap_or(p.kernel_size),
+                Pool::Avg(p) => p.stride.unwrap_or(p.kernel_size),
+            };
+            // At most this many windows, whatever the padding and ceil_mode.
+            let step = |i: usize| usize::try_from(st.0[i]).unwrap_or(1).max(1);
+            let pooled = area(oh / step(0) + 1, ow / step(1) + 1);
+            memory::check_f32_total("filter", &[("output", out), ("pooled output", pooled)])?;
+        }
+        Ok(())
     }
 }
 
@@ -161,7 +222,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         Some(Kind::Image) => format!(" ({} to 0..255)", plan.norm),
         _ => String::new(),
     };
-    println!(
+    outln!(
         "wrote {}: shape {:?}, {}{how}",
         a.output.display(),
         y.shape(),
@@ -196,6 +257,17 @@ fn run_dir(a: &Args, plan: &Plan) -> anyhow::Result<()> {
             a.output.display()
         );
     }
+    let outputs: Vec<PathBuf> = inputs
+        .iter()
+        .map(|input| {
+            let mut out = a.output.join(input.file_name().unwrap_or_default());
+            if let Some(e) = &ext {
+                out.set_extension(e);
+            }
+            out
+        })
+        .collect();
+    check_outputs(&inputs, &outputs)?;
     std::fs::create_dir_all(&a.output)
         .with_context(|| format!("cannot create directory {}", a.output.display()))?;
     let bar = ProgressBar::new(inputs.len() as u64);
@@ -203,25 +275,58 @@ fn run_dir(a: &Args, plan: &Plan) -> anyhow::Result<()> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    for input in &inputs {
+    for (input, out) in inputs.iter().zip(&outputs) {
         let name = input.file_name().unwrap_or_default();
         bar.set_message(name.to_string_lossy().into_owned());
-        let mut out = a.output.join(name);
-        if let Some(e) = &ext {
-            out.set_extension(e);
-        }
         // Stop at the first bad file: its one-line error names it, and the
         // files before it are written.
-        plan.file(input, &out).inspect_err(|_| bar.abandon())?;
+        plan.file(input, out).inspect_err(|_| bar.abandon())?;
         bar.inc(1);
     }
     bar.finish_and_clear();
-    println!(
+    outln!(
         "filtered {} files from {} into {}",
         inputs.len(),
         a.input.display(),
         a.output.display()
     );
+    Ok(())
+}
+
+/// Refuses, before anything is written, a directory run that would lose
+/// data: two inputs with one output name (`a.png`, `a.jpg` and `a.npy`
+/// with `--format npy` all become `a.npy`; the names are compared without
+/// case, since macOS and Windows filesystems do), or an output that is one
+/// of the inputs (IN == OUT without `--format`, or through a symlink).
+fn check_outputs(inputs: &[PathBuf], outputs: &[PathBuf]) -> anyhow::Result<()> {
+    let mut seen: HashMap<String, &Path> = HashMap::new();
+    for (input, out) in inputs.iter().zip(outputs) {
+        let key = out.to_string_lossy().to_lowercase();
+        if let Some(first) = seen.insert(key, input) {
+            bail!(
+                "{} and {} would both be written to {}; nothing was written (rename one, or use another --format)",
+                first.display(),
+                input.display(),
+                out.display()
+            );
+        }
+    }
+    let canonical: HashMap<PathBuf, &Path> = inputs
+        .iter()
+        .filter_map(|i| Some((std::fs::canonicalize(i).ok()?, i.as_path())))
+        .collect();
+    for out in outputs {
+        let Ok(c) = std::fs::canonicalize(out) else {
+            continue;
+        };
+        if let Some(input) = canonical.get(&c) {
+            bail!(
+                "output {} is the input {}: OUT must not overwrite IN's files; nothing was written (choose another OUT, or --format)",
+                out.display(),
+                input.display()
+            );
+        }
+    }
     Ok(())
 }
 

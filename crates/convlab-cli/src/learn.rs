@@ -3,10 +3,14 @@
 //! runs a demo on the bundled camera photograph and its Sobel-x response.
 
 use crate::files;
+use crate::out::outln;
 use crate::plot::{self, Panel};
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
-use convlab::learn::{learn_kernel, LearnOptions, LearningRate, OptimizerKind, Outcome};
+use convlab::learn::{
+    learn_kernel, least_squares_kernel, LearnOptions, LearningRate, OptimizerKind, Outcome,
+    MAX_UNKNOWNS,
+};
 use convlab::ops::Conv2dParams;
 use convlab::{filters, format_tensor, io, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -39,15 +43,20 @@ pub struct Args {
     /// Kernel size to learn, HxW or N.
     #[arg(long, default_value = "3x3", allow_hyphen_values = true)]
     kernel_size: String,
-    /// Learning rate: a number, or auto (half the largest stable rate for sgd; 0.05 for adam).
-    #[arg(long, default_value = "auto", allow_hyphen_values = true)]
-    lr: String,
+    /// How to find the kernel: lstsq (solve the least-squares problem exactly) or gd
+    /// (gradient descent, the chapter's loop). Default: lstsq for INPUT and TARGET unless
+    /// --lr, --steps, --optimizer, --tol or --plot is given; gd for the demo.
+    #[arg(long)]
+    solver: Option<String>,
+    /// Learning rate (gd): a number, or auto (half the largest stable rate for sgd; 0.05 for adam).
+    #[arg(long, allow_hyphen_values = true)]
+    lr: Option<String>,
     /// Gradient steps (default 100; 3000 for the demo).
     #[arg(long, allow_negative_numbers = true)]
     steps: Option<usize>,
-    /// Update rule: sgd or adam.
-    #[arg(long, default_value = "sgd")]
-    optimizer: String,
+    /// Update rule (gd): sgd or adam (default sgd).
+    #[arg(long)]
+    optimizer: Option<String>,
     /// Seed of the random initial kernel.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     seed: u64,
@@ -79,16 +88,56 @@ fn demo_input() -> anyhow::Result<Tensor> {
     Ok(Tensor::from_vec(out, &[oh, ow])?)
 }
 
+/// How `learn` finds the kernel.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Solver {
+    LeastSquares,
+    GradientDescent,
+}
+
+/// `--solver`, or the default: see [`Args::solver`].
+fn solver(a: &Args, demo: bool) -> anyhow::Result<Solver> {
+    let gd_options: Vec<&str> = [
+        ("--lr", a.lr.is_some()),
+        ("--steps", a.steps.is_some()),
+        ("--optimizer", a.optimizer.is_some()),
+        ("--tol", a.tol.is_some()),
+        ("--plot", a.plot.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, given)| given.then_some(name))
+    .collect();
+    match a.solver.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Some("lstsq") => {
+            if let Some(o) = gd_options.first() {
+                bail!("{o} applies to --solver gd (gradient descent), not lstsq");
+            }
+            Ok(Solver::LeastSquares)
+        }
+        Some("gd") => Ok(Solver::GradientDescent),
+        Some(s) => bail!("--solver '{s}' is not lstsq or gd"),
+        None if demo || !gd_options.is_empty() => Ok(Solver::GradientDescent),
+        None => Ok(Solver::LeastSquares),
+    }
+}
+
 pub fn run(a: Args) -> anyhow::Result<()> {
     let (kh, kw) = files::parse_size(&a.kernel_size, "--kernel-size")?;
-    let lr = match a.lr.as_str() {
+    let how = solver(&a, a.input.is_none() && a.target.is_none())?;
+    let lr = match a.lr.as_deref().unwrap_or("auto") {
         "auto" => LearningRate::Auto,
         s => match s.parse::<f32>() {
             Ok(v) if v.is_finite() && v > 0.0 => LearningRate::Fixed(v),
             _ => bail!("--lr '{s}' is not a positive number or auto"),
         },
     };
-    let optimizer = match a.optimizer.to_ascii_lowercase().as_str() {
+    let optimizer = match a
+        .optimizer
+        .as_deref()
+        .unwrap_or("sgd")
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "sgd" => OptimizerKind::Sgd,
         "adam" => OptimizerKind::Adam,
         o => bail!("--optimizer '{o}' is not sgd or adam"),
@@ -114,7 +163,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                     y.shape()
                 );
             }
-            println!(
+            outln!(
                 "learning a {kh}x{kw} kernel: {} {:?} -> {} {:?}",
                 i.display(),
                 x.shape(),
@@ -130,7 +179,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
                 bail!("the demo learns the 3x3 sobel-x kernel; --kernel-size must be 3x3");
             }
             let y = filters::apply(&x, &k, &Conv2dParams::new())?;
-            println!(
+            outln!(
                 "demo: the bundled camera photograph, every {DEMO_STRIDE}th pixel {:?}, mean subtracted -> its sobel-x response {:?}",
                 x.shape(),
                 y.shape()
@@ -148,14 +197,59 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     if let Some(t) = a.tol {
         opts = opts.stop_below(t);
     }
+    let result = match how {
+        Solver::LeastSquares => solve(&x, &y, &opts)?,
+        Solver::GradientDescent => descend(&a, &x, &y, &opts, truth.is_none())?,
+    };
+    if let Some(k) = truth {
+        outln!("max |learned - sobel-x| = {:.3e}", result.max_abs_diff(&k)?);
+    }
+    if let Some(o) = &a.out {
+        io::write_npy(o, &result)?;
+        outln!("wrote {}", o.display());
+    }
+    Ok(())
+}
 
+/// `learn --solver lstsq`: the least-squares kernel in one solve.
+fn solve(x: &Tensor, y: &Tensor, opts: &LearnOptions) -> anyhow::Result<Tensor> {
+    let start = Instant::now();
+    let fit = least_squares_kernel(x, y, opts)?;
+    let secs = start.elapsed().as_secs_f64();
+    outln!(
+        "least squares: {} unknowns, rank {}, condition number {:.4e} (plain gradient descent needs about that many steps per e-fold of error)",
+        fit.unknowns,
+        fit.rank,
+        fit.condition_number
+    );
+    outln!("loss {:.6e}", fit.loss);
+    outln!("took {secs:.2} s");
+    outln!("learned kernel:");
+    outln!("{}", format_tensor(&fit.kernel, ""));
+    if let Some(b) = fit.bias {
+        outln!("learned bias: {b}");
+    }
+    Ok(fit.kernel)
+}
+
+/// `learn --solver gd`: the chapter's gradient descent, with its loss curve.
+/// On a pair (`hint`), a run that ends far above the least-squares loss
+/// says so, with the condition number that made it slow.
+fn descend(
+    a: &Args,
+    x: &Tensor,
+    y: &Tensor,
+    opts: &LearnOptions,
+    hint: bool,
+) -> anyhow::Result<Tensor> {
+    let (steps, lr, optimizer) = (opts.steps, opts.lr, opts.optimizer);
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} loss {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let start = Instant::now();
-    let report = learn_kernel(&x, &y, &opts, |step, loss| {
+    let report = learn_kernel(x, y, opts, |step, loss| {
         bar.set_position(step as u64 + 1);
         bar.set_message(format!("{loss:.4e}"));
     })?;
@@ -171,13 +265,13 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     } else {
         "given"
     };
-    println!("{name}, lr {} ({how}), {steps} steps at most", report.lr);
+    outln!("{name}, lr {} ({how}), {steps} steps at most", report.lr);
     let n = report.losses.len();
     // About 8 lines of the curve, always the first and the last.
     let every = n.div_ceil(8).max(1);
     for (i, l) in report.losses.iter().enumerate() {
         if i % every == 0 || i + 1 == n {
-            println!("step {i:>6}  loss {l:.6e}");
+            outln!("step {i:>6}  loss {l:.6e}");
         }
     }
     if let Some(p) = &a.plot {
@@ -192,7 +286,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
             .log_y(true)
             .series("", pts);
         plot::save_png(p, &[panel], 720, 420).context("--plot")?;
-        println!("wrote {}", p.display());
+        outln!("wrote {}", p.display());
     }
     if let Outcome::Diverged { .. } = report.outcome {
         // A learning rate that blows up is the user's choice to fix: one
@@ -200,24 +294,27 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         bail!("{}", report.outcome);
     }
     match report.outcome {
-        Outcome::Converged { step } => println!("loss reached --tol at step {step}"),
-        _ => println!("final loss {:.6e} after {n} steps", report.losses[n - 1]),
+        Outcome::Converged { step } => outln!("loss reached --tol at step {step}"),
+        _ => outln!("final loss {:.6e} after {n} steps", report.losses[n - 1]),
     }
-    println!("took {secs:.2} s");
-    println!("learned kernel:");
-    println!("{}", format_tensor(&report.kernel, ""));
+    outln!("took {secs:.2} s");
+    outln!("learned kernel:");
+    outln!("{}", format_tensor(&report.kernel, ""));
     if let Some(b) = report.bias {
-        println!("learned bias: {b}");
+        outln!("learned bias: {b}");
     }
-    if let Some(k) = truth {
-        println!(
-            "max |learned - sobel-x| = {:.3e}",
-            report.kernel.max_abs_diff(&k)?
-        );
+    let (kh, kw) = (opts.kernel_size.h(), opts.kernel_size.w());
+    if hint && kh * kw < MAX_UNKNOWNS {
+        let best = least_squares_kernel(x, y, opts)?;
+        let last = report.losses[n - 1];
+        // Well above the optimum (f32 noise aside): gradient descent stalled.
+        if f64::from(last) > 1.01 * f64::from(best.loss) + 1e-6 * f64::from(report.losses[0]) {
+            outln!(
+                "the least-squares loss is {:.6e} (condition number {:.4e}): --solver lstsq solves for it exactly",
+                best.loss,
+                best.condition_number
+            );
+        }
     }
-    if let Some(o) = &a.out {
-        io::write_npy(o, &report.kernel)?;
-        println!("wrote {}", o.display());
-    }
-    Ok(())
+    Ok(report.kernel)
 }

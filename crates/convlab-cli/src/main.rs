@@ -40,9 +40,11 @@ enum Command {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // A misspelt CONVLAB_MAX_BYTES or CONVLAB_ISA is an error before any work.
+    convlab::env::check()?;
     match cli.command {
         Command::Tour => {
-            print!("{}", tour::render()?);
+            out!("{}", tour::render()?);
             Ok(())
         }
         Command::Filter(a) => filter::run(a),
@@ -56,15 +58,51 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+mod args;
 mod bench;
 mod files;
 mod filter;
 mod learn;
+mod out;
 mod plot;
 mod rf;
 mod show;
 mod tour;
 mod train_digits;
+
+use out::out;
+
+/// On SIGINT, SIGTERM or SIGHUP: remove the temporary files of writes in
+/// progress, then die of the signal as the default action would (the shell
+/// sees 130 for Ctrl-C). Otherwise a Ctrl-C during a write leaves a
+/// temporary file as large as the output behind.
+#[cfg(unix)]
+fn clean_up_on_signals() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::iterator::Signals;
+    // Only fails when the handler cannot be installed: run without it.
+    let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                convlab::io::abandon_writes();
+                let _ = signal_hook::low_level::emulate_default_handler(sig);
+                std::process::exit(128 + sig);
+            }
+        });
+}
+
+#[cfg(not(unix))]
+fn clean_up_on_signals() {}
+
+/// One line on stderr, ignoring a failure to write it (nowhere left to say so).
+fn say(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "convlab: {msg}");
+}
 
 fn main() -> ExitCode {
     // Freed pages stay committed for reuse: by default mimalloc purges
@@ -87,9 +125,7 @@ fn main() -> ExitCode {
             }
             // Without a command clap prints the whole help; one line says what is missing.
             if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                eprintln!(
-                    "convlab: a command is needed: tour, filter, learn, rf, show, bench or train-digits (see --help)"
-                );
+                say("a command is needed: tour, filter, learn, rf, show, bench or train-digits (see --help)");
                 return ExitCode::from(2);
             }
             let text = e.render().to_string();
@@ -101,15 +137,17 @@ fn main() -> ExitCode {
                 .collect();
             let first = first.join(" ");
             let first = first.strip_prefix("error: ").unwrap_or(&first);
-            eprintln!("convlab: {first} (see --help)");
+            say(&format!("{first} (see --help)"));
             return ExitCode::from(2);
         }
     };
-    match run(cli) {
+    clean_up_on_signals();
+    match run(cli).and_then(|()| Ok(out::flush()?)) {
         Ok(()) => ExitCode::SUCCESS,
+        // `convlab tour | head -1`: the reader has what it wanted.
+        Err(e) if out::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg = format!("{e:#}").replace('\n', " ");
-            eprintln!("convlab: {msg}");
+            say(&format!("{e:#}").replace('\n', " "));
             ExitCode::from(2)
         }
     }

@@ -2,6 +2,7 @@
 //! field, jump and the centre of the first output's field.
 
 use crate::files;
+use crate::out::out;
 use clap::Args as ClapArgs;
 use convlab::receptive_field::{parse_spec, receptive_fields};
 use convlab::Pair;
@@ -83,6 +84,6 @@ pub fn render(spec: &str, input: &str) -> anyhow::Result<String> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<()> {
-    print!("{}", render(&a.spec, &a.input)?);
+    out!("{}", render(&a.spec, &a.input)?);
     Ok(())
 }

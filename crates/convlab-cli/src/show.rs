@@ -3,6 +3,7 @@
 //! with nearest neighbour so 3x3 kernels are visible.
 
 use crate::files::{self, Kind};
+use crate::out::outln;
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
 use convlab::io::{self, Normalize};
@@ -283,7 +284,7 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         bail!("--out {} must be a .png or .jpg", a.out.display());
     }
     io::save_image(&a.out, &img, Normalize::Clip)?;
-    println!(
+    outln!(
         "wrote {}: {} ({}x{} tiles, x{scale}) -> {}x{} pixels",
         a.out.display(),
         grid.what,

@@ -30,6 +30,7 @@
 //! model value finite, and the optimizer state finite with an integral step
 //! count (`Optimizer::load_state` refuses the rest).
 
+use crate::out::{out, outln};
 use crate::plot::{self, Panel};
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
@@ -561,7 +562,7 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
     if let (true, Some(p)) = (a.resume, &ckpt_path) {
         if p.exists() {
             let r = load_checkpoint(p, &net, opt.as_mut(), &mut rng, &settings, a.epochs)?;
-            println!(
+            outln!(
                 "resuming from {} after epoch {}/{}",
                 p.display(),
                 r.epoch,
@@ -570,11 +571,11 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
             start = r.epoch;
             history = r.history;
         } else {
-            println!("no checkpoint in {} yet: starting afresh", p.display());
+            outln!("no checkpoint in {} yet: starting afresh", p.display());
         }
     }
 
-    println!(
+    outln!(
         "train-digits: {} train / {} test images, {} epochs, batch {}, {} lr {}{}, seed {}",
         train.len(),
         test.len(),
@@ -639,7 +640,7 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
             seconds: dt.as_secs_f64(),
         };
         history.push(e);
-        println!(
+        outln!(
             "epoch {:>2}/{}  loss {:.4}  train acc {:5.1}%  test acc {:5.1}%  ({:.3} s)",
             epoch + 1,
             a.epochs,
@@ -661,15 +662,15 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
         .zip(test.labels())
         .filter(|(p, t)| p == t)
         .count();
-    println!();
-    println!(
+    outln!();
+    outln!(
         "test accuracy: {:.2}% ({hits}/{})",
         percent(hits, test.len()),
         test.len()
     );
-    print!("{}", confusion_table(test.labels(), &pred));
+    out!("{}", confusion_table(test.labels(), &pred));
     let ran = a.epochs.saturating_sub(start);
-    println!(
+    outln!(
         "time: {ran} epochs in {:.3} s ({:.1} ms/epoch){}",
         train_time.as_secs_f64(),
         1e3 * train_time.as_secs_f64() / ran.max(1) as f64,
@@ -682,7 +683,7 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
 
     if let Some(p) = &a.save {
         io::save_state_dict(p, &net)?;
-        println!("weights: {} (PyTorch nn.Sequential names)", p.display());
+        outln!("weights: {} (PyTorch nn.Sequential names)", p.display());
     }
     if !a.no_plot {
         let per_epoch = |f: fn(&Epoch) -> f64| -> Vec<(f64, f64)> {
@@ -710,7 +711,7 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
         .series("train", per_epoch(|e| e.train_acc))
         .series("test", per_epoch(|e| e.test_acc));
         plot::save_png(&a.plot, &[loss, accuracy], 1000, 420)?;
-        println!("plot: {}", a.plot.display());
+        outln!("plot: {}", a.plot.display());
     }
     Ok(())
 }

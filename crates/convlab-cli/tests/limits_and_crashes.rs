@@ -59,6 +59,178 @@ fn huge_output_is_refused_before_allocation_even_under_ulimit() {
 }
 
 #[test]
+fn buffers_held_at_once_are_checked_together_under_ulimit() {
+    // Replicate padding 6000 on a 16x16 image: the padded input and the
+    // output are 577 MB each. Each alone fits a 1 GiB address space; both
+    // do not, and the second allocation used to abort (SIGABRT).
+    let dir = tempfile::tempdir().unwrap();
+    let png = small_png(dir.path());
+    let out = dir.path().join("y.npy");
+    let script = format!(
+        "ulimit -v 1048576 && exec '{}' filter '{png}' '{}' -k box:3 --padding 6000 --mode replicate",
+        bin(),
+        out.display()
+    );
+    let r = Command::new("sh")
+        .args(["-c", &script])
+        .env_remove("CONVLAB_MAX_BYTES")
+        .output()
+        .unwrap();
+    let err = one_line_exit_2(&r);
+    assert!(
+        err.contains("at once (input") && err.contains("padded input 550.8 MiB"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+/// A command that must end with one line on stderr naming `expect`, exit 2.
+fn refused(args: &[&str], env: &[(&str, &str)], expect: &[&str]) {
+    let mut c = Command::new(bin());
+    c.args(args)
+        .env_remove("CONVLAB_MAX_BYTES")
+        .env_remove("CONVLAB_ISA");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let err = one_line_exit_2(&c.output().unwrap());
+    for e in expect {
+        assert!(err.contains(e), "{args:?} {env:?}: {err}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn endless_inputs_are_read_up_to_the_limit() {
+    // /dev/zero reports a size of 0 and never ends; each reader stops one
+    // byte past the limit. Names with the extensions the commands expect
+    // point at it through symlinks.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for n in [
+        "zero.npy",
+        "zero.png",
+        "zero.safetensors",
+        "zero.csv",
+        "zero.json",
+    ] {
+        std::os::unix::fs::symlink("/dev/zero", d.join(n)).unwrap();
+    }
+    let png = small_png(d);
+    let p = |n: &str| d.join(n).display().to_string();
+    let limit = [("CONVLAB_MAX_BYTES", "1000000")];
+    let out = p("o.npy");
+    for (args, what) in [
+        (
+            vec!["filter", "/dev/zero", &out, "-k", "box:3"],
+            "/dev/zero",
+        ),
+        (
+            vec!["filter", &p("zero.npy"), &out, "-k", "box:3"],
+            "zero.npy",
+        ),
+        (vec!["filter", &png, &out, "-k", &p("zero.npy")], "zero.npy"),
+        (vec!["learn", &p("zero.npy"), &p("zero.npy")], "zero.npy"),
+        (
+            vec!["show", &p("zero.safetensors"), "-o", &p("s.png")],
+            "zero.safetensors",
+        ),
+        (vec!["show", &p("zero.npy"), "-o", &p("s.png")], "zero.npy"),
+        (
+            vec!["train-digits", "--data", &p("zero.csv"), "--no-plot"],
+            "zero.csv",
+        ),
+        (vec!["bench", "--suite", &p("zero.json")], "zero.json"),
+    ] {
+        refused(&args, &limit, &[what, "memory limit"]);
+    }
+    assert!(!d.join("o.npy").exists());
+    // A checkpoint that never ends, with --resume.
+    let ckpt = d.join("ckpt");
+    fs::create_dir(&ckpt).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", ckpt.join("digits-checkpoint.safetensors")).unwrap();
+    refused(
+        &[
+            "train-digits",
+            "--checkpoint",
+            &p("ckpt"),
+            "--resume",
+            "--no-plot",
+        ],
+        &limit,
+        &["digits-checkpoint.safetensors", "memory limit"],
+    );
+}
+
+#[test]
+fn malformed_environment_values_and_threads_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = small_png(dir.path());
+    let out = dir.path().join("o.npy").display().to_string();
+    let filter = ["filter", &png, &out, "-k", "box:3"];
+    for v in ["1G", "1e9", "-5", "0", "1.5", "99999999999999999999999"] {
+        refused(
+            &filter,
+            &[("CONVLAB_MAX_BYTES", v)],
+            &["CONVLAB_MAX_BYTES", v],
+        );
+    }
+    for v in ["AVX2", "avx", "sse4"] {
+        refused(&filter, &[("CONVLAB_ISA", v)], &["CONVLAB_ISA", v]);
+    }
+    // Every command checks them, before any work.
+    refused(&["tour"], &[("CONVLAB_ISA", "AVX2")], &["CONVLAB_ISA"]);
+    refused(
+        &["rf", "conv3", "--input", "8"],
+        &[("CONVLAB_MAX_BYTES", "1G")],
+        &["CONVLAB_MAX_BYTES"],
+    );
+    assert!(!Path::new(&out).exists());
+    // Valid values work; an empty one counts as unset.
+    for (k, v) in [
+        ("CONVLAB_MAX_BYTES", "100000000"),
+        ("CONVLAB_ISA", "scalar"),
+        ("CONVLAB_ISA", ""),
+    ] {
+        let r = Command::new(bin()).args(filter).env(k, v).output().unwrap();
+        assert!(
+            r.status.success(),
+            "{k}={v}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+    for t in ["18446744073709551615", "1025", "0", "-1"] {
+        refused(
+            &["bench", "--threads", t, "--filter", "none"],
+            &[],
+            &["--threads"],
+        );
+    }
+}
+
+#[test]
+fn a_dilation_past_int64_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = small_png(dir.path());
+    let out = dir.path().join("o.npy").display().to_string();
+    refused(
+        &[
+            "filter",
+            &png,
+            &out,
+            "-k",
+            "box:3",
+            "--padding",
+            "same",
+            "--dilation",
+            "6148914691236517205",
+        ],
+        &[],
+        &["padded input height", "2^63 - 1"],
+    );
+}
+
+#[test]
 fn convlab_max_bytes_limits_a_normal_request() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

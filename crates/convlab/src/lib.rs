@@ -36,6 +36,7 @@
 pub mod autograd;
 pub mod data;
 pub(crate) mod drivers;
+pub mod env;
 pub mod error;
 pub mod filters;
 pub mod io;

@@ -6,6 +6,20 @@
 //! available memory (`MemAvailable` in `/proc/meminfo`, or 8 GiB when that
 //! cannot be read), lowered to the address-space limit (`ulimit -v`) if any.
 //! [`set_max_bytes`] overrides both at run time.
+//!
+//! Three checks:
+//! - [`check_f32`]: one buffer of f32 values;
+//! - [`check_f32_total`]: the buffers one operation holds at once (a
+//!   filter's input, padded copy and output), which must fit together;
+//! - [`check_bytes`]: raw bytes (a file read into memory).
+//!
+//! Each also refuses a large request (16 MiB or more) that does not fit in
+//! the address space left under `ulimit -v`: what the process already maps
+//! counts, so the second of two 600 MB buffers under a 1 GiB limit is an
+//! error, not an abort.
+//!
+//! A malformed `CONVLAB_*` variable makes every check fail with a message
+//! naming it (see [`crate::env`]).
 
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,12 +28,12 @@ use std::sync::OnceLock;
 static OVERRIDE: AtomicUsize = AtomicUsize::new(0);
 static DEFAULT: OnceLock<usize> = OnceLock::new();
 
+/// Requests from this size on also check the address space left.
+const HEADROOM_CHECK_BYTES: usize = 16 << 20;
+
 fn default_limit() -> usize {
     *DEFAULT.get_or_init(|| {
-        if let Some(v) = std::env::var("CONVLAB_MAX_BYTES")
-            .ok()
-            .and_then(|s| s.trim().parse::<usize>().ok())
-        {
+        if let Ok(Some(v)) = crate::env::max_bytes() {
             return v;
         }
         let available = std::fs::read_to_string("/proc/meminfo")
@@ -52,7 +66,23 @@ fn address_space_limit() -> Option<usize> {
         .ok()
 }
 
-/// The largest single buffer, in bytes, that convlab will allocate.
+/// The address space this process maps now (`VmSize`), in bytes.
+fn address_space_used() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: usize = status
+        .lines()
+        .find(|l| l.starts_with("VmSize:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb.saturating_mul(1024))
+}
+
+/// The largest total, in bytes, that one operation may hold at once
+/// ([`check_f32_total`]), and so the largest single buffer. When
+/// `CONVLAB_MAX_BYTES` does not parse this is the machine's default, and
+/// every check fails (see [`crate::env::check`]).
 pub fn max_bytes() -> usize {
     match OVERRIDE.load(Ordering::Relaxed) {
         0 => default_limit(),
@@ -66,20 +96,91 @@ pub fn set_max_bytes(bytes: usize) {
 }
 
 /// Check that `elems` f32 values fit under the limit; the error names `op`.
+///
+/// # Errors
+/// [`Error::TooLarge`] over the limit or the address space left;
+/// [`Error::Param`] naming a malformed `CONVLAB_*` variable.
 pub fn check_f32(op: &'static str, elems: usize) -> Result<()> {
     let bytes = elems
         .checked_mul(4)
         .ok_or_else(|| Error::too_large(op, format!("{elems} elements overflow usize bytes")))?;
+    check_total(op, bytes, || format!("for {elems} values"))
+}
+
+/// Check that buffers of f32 values that `op` holds at the same time fit
+/// under the limit together: `parts` names each buffer and its length.
+///
+/// ```
+/// use convlab::memory::check_f32_total;
+/// assert!(check_f32_total("filter", &[("input", 1000), ("output", 1000)]).is_ok());
+/// let e = check_f32_total("filter", &[("input", usize::MAX / 8), ("output", usize::MAX / 8)]);
+/// assert!(e.unwrap_err().to_string().contains("input"));
+/// ```
+///
+/// # Errors
+/// As [`check_f32`]; the message lists the parts.
+pub fn check_f32_total(op: &'static str, parts: &[(&str, usize)]) -> Result<()> {
+    let listing = || {
+        parts
+            .iter()
+            .map(|(what, n)| format!("{what} {}", human_bytes(n.saturating_mul(4))))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
+    let bytes = parts
+        .iter()
+        .try_fold(0usize, |acc, &(_, n)| n.checked_mul(4)?.checked_add(acc))
+        .ok_or_else(|| Error::too_large(op, format!("{} overflows usize bytes", listing())))?;
+    check_total(op, bytes, || format!("at once ({})", listing()))
+}
+
+/// Check that `bytes` raw bytes (a file's contents) fit under the limit.
+///
+/// # Errors
+/// As [`check_f32`].
+pub fn check_bytes(op: &'static str, bytes: usize) -> Result<()> {
+    check_total(op, bytes, String::new)
+}
+
+/// The one check behind the public ones: the `CONVLAB_*` variables parse,
+/// `bytes` is at most the limit, and a large request fits in the address
+/// space left. `detail` says what the bytes are, for the message.
+fn check_total(op: &'static str, bytes: usize, detail: impl Fn() -> String) -> Result<()> {
+    crate::env::check().map_err(|e| e.with_op(op))?;
+    let needs = || {
+        let d = detail();
+        if d.is_empty() {
+            format!("needs {}", human_bytes(bytes))
+        } else {
+            format!("needs {} {d}", human_bytes(bytes))
+        }
+    };
     let limit = max_bytes();
     if bytes > limit {
         return Err(Error::too_large(
             op,
             format!(
-                "needs {} for {elems} values, over the memory limit of {} (set CONVLAB_MAX_BYTES to change it)",
-                human_bytes(bytes),
+                "{}, over the memory limit of {} (set CONVLAB_MAX_BYTES to change it)",
+                needs(),
                 human_bytes(limit)
             ),
         ));
+    }
+    if bytes >= HEADROOM_CHECK_BYTES {
+        if let (Some(cap), Some(used)) = (address_space_limit(), address_space_used()) {
+            let left = cap.saturating_sub(used);
+            if bytes > left {
+                return Err(Error::too_large(
+                    op,
+                    format!(
+                        "{}, but only {} of address space is left under this process's limit of {} (ulimit -v)",
+                        needs(),
+                        human_bytes(left),
+                        human_bytes(cap)
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -90,7 +191,8 @@ pub fn zeros_f32(op: &'static str, elems: usize) -> Result<Vec<f32>> {
     Ok(vec![0.0; elems])
 }
 
-fn human_bytes(b: usize) -> String {
+/// `b` bytes in B, KiB, MiB, GiB or TiB with one decimal.
+pub fn human_bytes(b: usize) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut u = 0;

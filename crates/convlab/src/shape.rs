@@ -224,11 +224,30 @@ pub fn conv_out_len(
     pad_after: usize,
     d: usize,
 ) -> Result<usize> {
+    if s == 0 {
+        return Err(Error::param(
+            op,
+            "stride",
+            "0 is invalid: must be at least 1",
+        ));
+    }
     let eff = effective_kernel(op, k, d)?;
     let padded = input
         .checked_add(pad_before)
         .and_then(|v| v.checked_add(pad_after))
         .ok_or_else(|| Error::too_large(op, "padded input size overflows"))?;
+    // PyTorch's sizes are int64: beyond that no tensor, padding or kernel
+    // extent exists there, and index arithmetic here could wrap.
+    for (what, v) in [("padded input", padded), ("dilated kernel", eff)] {
+        if v > i64::MAX as usize {
+            return Err(Error::too_large(
+                op,
+                format!(
+                    "{what} {axis} {v} is larger than 2^63 - 1, the largest size PyTorch allows"
+                ),
+            ));
+        }
+    }
     if eff > padded {
         let what = if d > 1 {
             format!("dilated kernel {axis} {eff} (kernel {k}, dilation {d})")

@@ -111,3 +111,101 @@ fn training_runs_reproduce_pytorch() {
         }
     }
 }
+
+/// A gray photograph from assets/, values 0..1, not mean-subtracted.
+fn photograph(name: &str) -> Tensor {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets")
+        .join(name);
+    convlab::io::load_image(&path, true).unwrap()
+}
+
+/// Plain gradient descent stalls on raw photographs (condition numbers in
+/// the thousands); the least-squares solve recovers a random kernel that
+/// produced the target to 1e-4 of its largest coefficient, and reports the
+/// condition number.
+#[test]
+fn least_squares_recovers_random_kernels_on_photographs() {
+    use convlab::learn::{least_squares_kernel, LearnOptions};
+    for (name, k, seed) in [
+        ("camera.png", 3, 1),
+        ("camera.png", 5, 2),
+        ("chelsea.png", 3, 3),
+        ("chelsea.png", 5, 4),
+    ] {
+        let x = photograph(name);
+        let kernel = Tensor::uniform(&[k, k], -1.0, 1.0, &mut seeded_rng(seed)).unwrap();
+        let y = convlab::ops::corr2d(&x, &kernel).unwrap();
+        let fit = least_squares_kernel(&x, &y, &LearnOptions::new(k)).unwrap();
+        let largest = kernel.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let err = fit.kernel.max_abs_diff(&kernel).unwrap() / largest;
+        assert!(err < 1e-4, "{name} {k}x{k}: relative error {err:e}");
+        assert_eq!(fit.rank, k * k);
+        // Ill-conditioned for gradient descent, solved all the same.
+        assert!(
+            fit.condition_number > 1e3,
+            "{name} {k}x{k}: {}",
+            fit.condition_number
+        );
+        // With a bias that is not there, it comes out 0.
+        let fit = least_squares_kernel(&x, &y, &LearnOptions::new(k).bias(true)).unwrap();
+        assert!(
+            fit.bias.unwrap().abs() < 1e-4,
+            "{name}: bias {:?}",
+            fit.bias
+        );
+    }
+}
+
+/// For a pair no linear filter produced, the least-squares kernel: the
+/// loss's gradient `2Aᵀ(Aθ + b - y)` vanishes there (relative to `Aᵀy`),
+/// and gradient descent from it does not go lower.
+#[test]
+fn least_squares_is_the_minimum_for_any_pair() {
+    use convlab::learn::{learn_kernel, least_squares_kernel, LearnOptions, LearningRate};
+    use convlab::ops::{conv2d_backward_weight, Conv2dParams};
+    let x = photograph("camera.png");
+    // A nonlinear target: the square of a blurred image, plus a ramp.
+    let blur = convlab::ops::corr2d(&x, &Tensor::full(&[3, 3], 1.0 / 9.0).unwrap()).unwrap();
+    let y = blur.map(|v| v * v + 0.1);
+    let opts = LearnOptions::new(3).bias(true);
+    let fit = least_squares_kernel(&x, &y, &opts).unwrap();
+    let out = convlab::ops::corr2d(&x, &fit.kernel).unwrap();
+    let residual = out.map(|v| v + fit.bias.unwrap()).sub(&y).unwrap();
+    let (h, w) = (x.shape()[0], x.shape()[1]);
+    let shape4 = |t: &Tensor, a: usize, b: usize| t.reshape(&[1, 1, a, b]).unwrap();
+    let (oh, ow) = (y.shape()[0], y.shape()[1]);
+    let grad = conv2d_backward_weight(
+        &shape4(&x, h, w),
+        &[1, 1, 3, 3],
+        &shape4(&residual, oh, ow),
+        &Conv2dParams::new(),
+    )
+    .unwrap();
+    let scale = conv2d_backward_weight(
+        &shape4(&x, h, w),
+        &[1, 1, 3, 3],
+        &shape4(&y, oh, ow),
+        &Conv2dParams::new(),
+    )
+    .unwrap();
+    let g = grad.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let s = scale.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(g < 1e-5 * s, "gradient {g:e} against {s:e}");
+    let bias_grad: f64 = residual.data().iter().map(|&v| f64::from(v)).sum();
+    assert!(bias_grad.abs() < 1e-5 * y.data().iter().map(|&v| f64::from(v)).sum::<f64>());
+    // Gradient descent started at the solution stays at its loss.
+    let gd = opts
+        .clone()
+        .init(fit.kernel.clone())
+        .init_bias(fit.bias.unwrap())
+        .lr(LearningRate::Auto)
+        .steps(20);
+    let rep = learn_kernel(&x, &y, &gd, |_, _| {}).unwrap();
+    let best = rep.losses.iter().fold(f32::INFINITY, |m, &v| m.min(v));
+    assert!(
+        best >= fit.loss * (1.0 - 1e-3),
+        "gd {best} below lstsq {}",
+        fit.loss
+    );
+}

@@ -144,20 +144,9 @@ impl Digits {
     /// # Errors
     /// [`Error::Io`] naming the file when it cannot be read or is malformed.
     pub fn load(path: &std::path::Path) -> Result<Digits> {
-        let cannot = |e: std::io::Error| bad(format!("cannot read {}: {e}", path.display()));
-        // Refuse a file over the memory limit before reading it into memory.
-        let len = std::fs::metadata(path).map_err(cannot)?.len();
-        let limit = crate::memory::max_bytes();
-        if len > limit as u64 {
-            return Err(Error::too_large(
-                "digits",
-                format!(
-                    "{} is {len} bytes, over the memory limit of {limit} bytes (set CONVLAB_MAX_BYTES to change it)",
-                    path.display()
-                ),
-            ));
-        }
-        let bytes = std::fs::read(path).map_err(cannot)?;
+        // At most the memory limit is read, whatever the file (a device or
+        // a pipe reports a size of 0).
+        let bytes = crate::io::read_bounded("digits", path)?;
         Digits::from_bytes(&bytes).map_err(|e| match e {
             Error::Io { op, msg } => Error::io(op, format!("{}: {msg}", path.display())),
             other => other,

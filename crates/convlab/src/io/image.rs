@@ -80,15 +80,28 @@ fn decode(bytes: &[u8], gray: bool) -> Result<Tensor> {
         1 | 2 => 1,
         c => c,
     };
-    // The interleaved f32 samples (all of the file's channels) are the largest buffer.
-    let samples_len = checked_numel(&[c_file, h, w]).ok_or_else(|| {
+    // Held at once: the file's bytes, the decoder's 8- or 16-bit samples
+    // (every channel of the file) and the planar f32 result.
+    let too_many = || {
         Error::too_large(
             "image",
             format!("{w}x{h} image has more pixels than fit in memory"),
         )
-    })?;
-    memory::check_f32("image", samples_len)?;
-    let numel = channels * h * w;
+    };
+    let samples_len = checked_numel(&[c_file, h, w]).ok_or_else(too_many)?;
+    let numel = checked_numel(&[channels, h, w]).ok_or_else(too_many)?;
+    let sample_bytes = usize::from(decoder.color_type().bytes_per_pixel()) / c_file.max(1);
+    memory::check_f32_total(
+        "image",
+        &[
+            ("file", bytes.len().div_ceil(4)),
+            (
+                "decoded samples",
+                samples_len.saturating_mul(sample_bytes).div_ceil(4),
+            ),
+            ("image", numel),
+        ],
+    )?;
     let img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     let (hw, c_in) = (h * w, usize::from(img.color().channel_count()));
     // Straight from the decoder's 8/16-bit buffer to the planar f32 result:

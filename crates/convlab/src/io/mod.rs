@@ -27,7 +27,7 @@ mod pth;
 mod safetensors;
 mod state_dict;
 
-pub use self::atomic::{write_atomic, write_atomic_with};
+pub use self::atomic::{abandon_writes, write_atomic, write_atomic_with};
 pub use self::image::{image_from_bytes, load_image, save_image, Normalize};
 pub use self::load::{load_tensors, tensors_from_bytes};
 pub use self::npy::{npy_from_bytes, npy_to_bytes, read_npy, write_npy};
@@ -53,29 +53,92 @@ use std::path::Path;
 /// metadata only refuses large regular files early; the read itself stops
 /// at limit + 1 bytes.
 fn read_file(op: &'static str, path: &Path) -> Result<Vec<u8>> {
+    read_bounded(op, path)
+}
+
+/// Reads the file at `path` into memory, reading at most the memory limit
+/// plus one byte: a file over [`memory::max_bytes`] is refused before any
+/// of it is read when its size is known, and after limit + 1 bytes when it
+/// is not (devices such as `/dev/zero`, pipes and `/proc` files report a
+/// size of 0).
+///
+/// ```
+/// let bytes = convlab::io::read_bounded("npy", std::path::Path::new("Cargo.toml"))?;
+/// assert!(!bytes.is_empty());
+/// # Ok::<(), convlab::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::Io`] (`op: cannot read <path>: <reason>`) when the file cannot
+/// be opened or read; [`Error::TooLarge`] over the limit;
+/// [`Error::Param`] for a malformed `CONVLAB_MAX_BYTES`.
+pub fn read_bounded(op: &'static str, path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let cannot = |e: std::io::Error| Error::io(op, format!("cannot read {}: {e}", path.display()));
+    crate::env::check().map_err(|e| e.with_op(op))?;
     let limit = memory::max_bytes();
     let over = |what: String| {
         Error::too_large(
             op,
             format!(
-                "{} {what} the memory limit of {limit} bytes (set CONVLAB_MAX_BYTES to change it)",
-                path.display()
+                "{} {what}, over the memory limit of {} (set CONVLAB_MAX_BYTES to change it)",
+                path.display(),
+                memory::human_bytes(limit)
             ),
         )
     };
     let file = std::fs::File::open(path).map_err(cannot)?;
-    let len = file.metadata().map_err(cannot)?.len();
-    if len > limit as u64 {
-        return Err(over(format!("is {len} bytes, over")));
+    let meta = file.metadata().map_err(cannot)?;
+    if meta.is_dir() {
+        return Err(Error::io(
+            op,
+            format!("cannot read {}: it is a directory", path.display()),
+        ));
     }
-    let mut bytes = Vec::new();
-    file.take(limit as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
+    let len = meta.len();
+    if len > limit as u64 {
+        return Err(over(format!("is {len} bytes")));
+    }
+    memory::check_bytes(op, len as usize).map_err(|e| in_file(path, e))?;
+    // The size is a hint: 0 for devices and pipes, and a file may grow
+    // while it is read. `take` bounds the bytes read; the buffer grows by
+    // hand so that its capacity, too, stays within limit + 1 (a Vec that
+    // doubles could reserve twice the limit).
+    let cap = limit.saturating_add(1);
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut reader = file.take(cap as u64);
+    let mut want = (len as usize).saturating_add(1).clamp(1 << 13, cap.max(1));
+    loop {
+        if bytes.len() == bytes.capacity() {
+            if bytes.len() >= cap {
+                break;
+            }
+            want = want.max(bytes.len().saturating_mul(2)).min(cap);
+            // The last byte past the limit only tells that there is more.
+            memory::check_bytes(op, want.min(limit)).map_err(|e| in_file(path, e))?;
+            bytes.reserve_exact(want - bytes.len());
+        }
+        // At most 1 MiB zeroed per read: a pipe hands over 64 KiB at a time.
+        let start = bytes.len();
+        let end = bytes.capacity().min(start + (1 << 20));
+        bytes.resize(end, 0);
+        let n = loop {
+            match reader.read(&mut bytes[start..end]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(cannot(e)),
+            }
+        };
+        bytes.truncate(start + n);
+        if n == 0 {
+            break;
+        }
+    }
     if bytes.len() > limit {
-        return Err(over("holds more bytes than".to_string()));
+        return Err(over(format!(
+            "holds more than {} (read stopped there)",
+            memory::human_bytes(limit)
+        )));
     }
     Ok(bytes)
 }

@@ -107,6 +107,21 @@ pub fn npy_from_bytes(bytes: &[u8]) -> Result<Tensor> {
             quoted(&header.descr)
         )));
     }
+    // The file's bytes stay in memory while the values are converted (and,
+    // for Fortran order, reordered into a second buffer).
+    let reordered = if header.fortran_order && header.shape.len() > 1 {
+        numel
+    } else {
+        0
+    };
+    memory::check_f32_total(
+        "npy",
+        &[
+            ("file", bytes.len().div_ceil(4)),
+            ("values", numel),
+            ("C-order copy", reordered),
+        ],
+    )?;
     let values = dtype::to_f32("npy", header.elem, header.big_endian, data)?;
     let values = if header.fortran_order && header.shape.len() > 1 {
         fortran_to_c(&values, &header.shape)?

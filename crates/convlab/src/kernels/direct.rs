@@ -19,7 +19,19 @@ use crate::shape::ConvGeometry;
 pub fn direct_applies(g: &ConvGeometry) -> bool {
     // Empty planes have nothing to compute, and the row loops split by
     // width (`chunks_exact(0)` panics): found by the `ops` fuzz target.
-    g.sw == 1 && g.h > 0 && g.w > 0 && g.oh > 0 && g.ow > 0
+    g.sw == 1 && g.h > 0 && g.w > 0 && g.oh > 0 && g.ow > 0 && workspace_fits(g)
+}
+
+/// Whether [`direct_workspace_len`]'s padded lines can be sized at all: a
+/// dilation near `usize::MAX / 2` made their length wrap around to a few
+/// floats, and the row loop then sliced past them.
+fn workspace_fits(g: &ConvGeometry) -> bool {
+    (g.kw - 1)
+        .checked_mul(g.dw)
+        .zip(g.ow.checked_next_multiple_of(16))
+        .and_then(|(span, owr)| span.checked_add(owr)?.checked_add(16))
+        .and_then(|lp| lp.checked_mul(g.cin_g().checked_mul(g.kh)?.checked_add(4)?))
+        .is_some()
 }
 
 /// The output columns `[lo, hi)` whose taps all land inside the input row.

@@ -19,20 +19,38 @@ use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::{Fft, FftPlanner};
 use std::sync::Arc;
 
-/// The smallest `m >= n` with no prime factor above 5.
+/// The smallest `m >= n` with no prime factor above 5, or `usize::MAX`
+/// when no such `m` fits in `usize`.
+///
+/// Walks the `3^b 5^c` products and doubles each up to `n`: a few hundred
+/// steps for any `n`. Counting up from `n` instead took minutes when a huge
+/// padding made `n` about 2^41 (5-smooth numbers are sparse up there).
 pub fn fft_len(n: usize) -> usize {
-    let mut m = n.max(1);
+    let n = n.max(1);
+    let mut best = usize::MAX;
+    let mut p5 = 1usize;
     loop {
-        let mut r = m;
-        for p in [2, 3, 5] {
-            while r % p == 0 {
-                r /= p;
+        let mut p35 = p5;
+        loop {
+            let mut m = p35;
+            while m < n {
+                match m.checked_mul(2) {
+                    Some(v) => m = v,
+                    None => break,
+                }
+            }
+            if m >= n {
+                best = best.min(m);
+            }
+            match p35.checked_mul(3) {
+                Some(v) if p35 < n => p35 = v,
+                _ => break,
             }
         }
-        if r == 1 {
-            return m;
+        match p5.checked_mul(5) {
+            Some(v) if p5 < n => p5 = v,
+            _ => return best,
         }
-        m += 1;
     }
 }
 
@@ -175,6 +193,23 @@ mod tests {
         assert_eq!(fft_len(7), 8);
         assert_eq!(fft_len(1), 1);
         assert_eq!(fft_len(31), 32);
+        // Against counting up, and far from the small sizes.
+        for n in 0..5000usize {
+            let slow = (n.max(1)..)
+                .find(|&m| {
+                    let mut r = m;
+                    for p in [2, 3, 5] {
+                        while r % p == 0 {
+                            r /= p;
+                        }
+                    }
+                    r == 1
+                })
+                .unwrap();
+            assert_eq!(fft_len(n), slow, "n {n}");
+        }
+        assert_eq!(fft_len((1 << 41) + 4), 2_201_506_283_520);
+        assert_eq!(fft_len(usize::MAX), usize::MAX);
     }
 
     #[test]

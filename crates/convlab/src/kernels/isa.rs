@@ -23,8 +23,12 @@ pub fn isa() -> Isa {
 
 /// The detected ISA, lowered by `CONVLAB_ISA=avx2|scalar` (or the older
 /// `CONVLAB_NO_SIMD`) so that tests can run every code path on one machine.
+/// A request above what the CPU has gives the CPU's best; a malformed value
+/// also runs the CPU's best here, and is reported by the memory guard (see
+/// [`crate::env`]).
 #[cfg(target_arch = "x86_64")]
 fn detect() -> Isa {
+    use crate::env::IsaRequest;
     let cpu = if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
         Isa::Avx512
     } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
@@ -32,12 +36,9 @@ fn detect() -> Isa {
     } else {
         Isa::Scalar
     };
-    if std::env::var_os("CONVLAB_NO_SIMD").is_some() {
-        return Isa::Scalar;
-    }
-    match std::env::var("CONVLAB_ISA").as_deref() {
-        Ok("scalar") => Isa::Scalar,
-        Ok("avx2") if cpu != Isa::Scalar => Isa::Avx2Fma,
+    match crate::env::isa() {
+        Ok(Some(IsaRequest::Scalar)) => Isa::Scalar,
+        Ok(Some(IsaRequest::Avx2)) if cpu != Isa::Scalar => Isa::Avx2Fma,
         _ => cpu,
     }
 }

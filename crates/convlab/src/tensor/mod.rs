@@ -497,22 +497,29 @@ impl Tensor {
                 format!("{dim} is out of range for shape {}", Dims(&self.shape)),
             ));
         }
+        let mut shape = self.shape.clone();
+        if keepdim {
+            shape[dim] = 1;
+        } else {
+            shape.remove(dim);
+        }
+        // Summing away a zero dimension leaves zeros whose count may be
+        // huge ([0, usize::MAX] over dim 0): checked, not computed as the
+        // input's products.
+        let mut out = memory::zeros_f32("sum", numel_or_err("sum", &shape)?)?;
+        if self.data.is_empty() {
+            return Tensor::from_vec(out, &shape);
+        }
+        // Every dimension is non-zero now: these products are at most numel.
         let outer: usize = self.shape[..dim].iter().product();
         let len = self.shape[dim];
         let inner: usize = self.shape[dim + 1..].iter().product();
-        let mut out = vec![0.0f32; outer * inner];
         for o in 0..outer {
             for k in 0..len {
                 let src = &self.data[(o * len + k) * inner..(o * len + k + 1) * inner];
                 let dst = &mut out[o * inner..(o + 1) * inner];
                 dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
             }
-        }
-        let mut shape = self.shape.clone();
-        if keepdim {
-            shape[dim] = 1;
-        } else {
-            shape.remove(dim);
         }
         Tensor::from_vec(out, &shape)
     }

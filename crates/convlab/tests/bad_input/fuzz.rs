@@ -1,10 +1,12 @@
-//! Property-based fuzzing of the ops and readers: arbitrary small shapes and
-//! parameters (valid or not) and arbitrary bytes must never panic; whenever
-//! an op accepts its arguments, the fast path equals the reference loop.
+//! Property-based fuzzing of the ops and readers (the stable twins of the
+//! cargo-fuzz targets in fuzz/): arbitrary small shapes and parameters
+//! (valid or not) and arbitrary bytes must never panic; whenever an op
+//! accepts its arguments, the fast path equals the reference loop.
 
+use crate::common::rand_tensor;
 use convlab::io::{npy_from_bytes, safetensors_from_bytes};
 use convlab::ops::*;
-use convlab::{seeded_rng, PaddingMode, Tensor};
+use convlab::{PaddingMode, Tensor};
 use proptest::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -15,10 +17,6 @@ fn modes() -> impl Strategy<Value = PaddingMode> {
         Just(PaddingMode::Replicate),
         Just(PaddingMode::Circular),
     ]
-}
-
-fn rand_tensor(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::uniform(shape, -1.0, 1.0, &mut seeded_rng(seed)).unwrap()
 }
 
 proptest! {

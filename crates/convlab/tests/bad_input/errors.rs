@@ -1,22 +1,11 @@
-//! Bad shapes and parameters are errors that name the op, the parameter and
-//! the shapes — never a panic.
+//! The common mistakes, one test per op family: the exact message, which
+//! names the op, the parameter and the shapes.
 
+use super::z;
+use crate::common::expect_err;
 use convlab::autograd::Var;
 use convlab::ops::*;
 use convlab::{Padding, PaddingMode, Tensor};
-
-fn z(shape: &[usize]) -> Tensor {
-    Tensor::zeros(shape).unwrap()
-}
-
-/// Assert `r` is an error whose message contains every fragment.
-fn expect_err<T: std::fmt::Debug>(r: convlab::Result<T>, fragments: &[&str]) {
-    let e = r.expect_err("expected an error").to_string();
-    for f in fragments {
-        assert!(e.contains(f), "message {e:?} lacks {f:?}");
-    }
-    assert!(!e.contains('\n'), "one line: {e:?}");
-}
 
 #[test]
 fn conv2d_errors() {
@@ -116,6 +105,7 @@ fn overflowing_sizes_are_errors_not_aborts() {
         &["more elements than fit in memory"],
     );
     // A 100000x100000 output is refused by the memory guard, before allocating.
+    let _lock = super::limit_lock();
     convlab::memory::set_max_bytes(1 << 30);
     let p = Conv2dParams::new().padding(50_000);
     expect_err(

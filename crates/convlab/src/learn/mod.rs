@@ -26,13 +26,27 @@
 //! with eigenvalue `λ` the error is multiplied by `1 - lr·λ`, so plain gradient
 //! descent converges from every start iff `|1 - lr·λmax| < 1`, i.e.
 //! `lr < 2/λmax`. [`max_stable_lr`] computes that bound.
+//!
+//! # Solving it instead
+//! Gradient descent needs about `λmax/λmin` (the condition number of `H`)
+//! steps per e-fold of error, and a photograph's neighbouring pixels are so
+//! alike that this is in the thousands for a 3x3 kernel (6300 on the
+//! bundled 512x512 camera) and far more for larger ones.
+//! [`least_squares_kernel`] solves `AᵀA θ = Aᵀy` directly instead: `AᵀA`
+//! has one row per tap, so the solve is exact and takes milliseconds on any
+//! pair, and it reports the condition number it saw.
 
 use crate::autograd::Var;
 use crate::error::{Dims, Error, Result};
-use crate::ops::{self, Conv2dParams};
 use crate::optim::{Adam, Optimizer, Sgd};
 use crate::shape::Pair;
 use crate::tensor::{seeded_rng, Tensor};
+
+mod lstsq;
+mod rate;
+
+pub use lstsq::{least_squares_kernel, LeastSquares, MAX_UNKNOWNS};
+pub use rate::{auto_lr, hessian_max_eigenvalue, max_stable_lr};
 
 /// The update rule of [`learn_kernel`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -272,36 +286,11 @@ pub fn learn_kernel(
     mut on_step: impl FnMut(usize, f32),
 ) -> Result<LearnReport> {
     const OP: &str = "learn_kernel";
-    let (oh, ow) = check_problem(OP, x, opts.kernel_size)?;
-    let [yh, yw] = y.dims2(OP)?;
-    if (yh, yw) != (oh, ow) {
-        return Err(Error::shape(
-            OP,
-            format!(
-                "target has shape {} but a {}x{} kernel on input {} gives {}",
-                Dims(y.shape()),
-                opts.kernel_size.h(),
-                opts.kernel_size.w(),
-                Dims(x.shape()),
-                Dims(&[oh, ow])
-            ),
-        ));
-    }
+    let out = check_problem(OP, x, opts.kernel_size)?;
+    check_target(OP, x, y, opts.kernel_size, out)?;
     // A NaN or infinity in the data makes every loss non-finite, which the
     // divergence check would misreport as a learning rate problem.
-    for (what, t) in [("input", x), ("target", y)] {
-        let bad = t.data().iter().filter(|v| !v.is_finite()).count();
-        if bad > 0 {
-            return Err(Error::param(
-                OP,
-                what,
-                format!(
-                    "holds {bad} NaN or infinite value(s) of {}: the loss would not be finite",
-                    t.numel()
-                ),
-            ));
-        }
-    }
+    check_finite(OP, x, y)?;
     if opts.steps == 0 {
         return Err(Error::param(
             OP,
@@ -405,6 +394,49 @@ pub fn learn_kernel(
     })
 }
 
+/// `y` has the output shape `out` of a `kernel_size` kernel on `x`.
+fn check_target(
+    op: &'static str,
+    x: &Tensor,
+    y: &Tensor,
+    kernel_size: Pair,
+    out: (usize, usize),
+) -> Result<()> {
+    let [yh, yw] = y.dims2(op)?;
+    if (yh, yw) != out {
+        return Err(Error::shape(
+            op,
+            format!(
+                "target has shape {} but a {}x{} kernel on input {} gives {}",
+                Dims(y.shape()),
+                kernel_size.h(),
+                kernel_size.w(),
+                Dims(x.shape()),
+                Dims(&[out.0, out.1])
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Every value of `x` and `y` is finite.
+fn check_finite(op: &'static str, x: &Tensor, y: &Tensor) -> Result<()> {
+    for (what, t) in [("input", x), ("target", y)] {
+        let bad = t.data().iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            return Err(Error::param(
+                op,
+                what,
+                format!(
+                    "holds {bad} NaN or infinite value(s) of {}: the loss would not be finite",
+                    t.numel()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The divergence rule of [`learn_kernel`] on the losses so far: the step
 /// and loss where the blow-up began, or `None`.
 fn divergence(losses: &[f32]) -> Option<(usize, f32)> {
@@ -456,111 +488,6 @@ fn check_problem(op: &'static str, x: &Tensor, kernel_size: Pair) -> Result<(usi
     Ok((h - kh + 1, w - kw + 1))
 }
 
-/// The largest eigenvalue of the loss's Hessian `H = 2·AᵀA` (see the module
-/// docs), by power iteration, matrix-free: `A·v = corr2d(x, v) + v_b` and
-/// `Aᵀ·r = (corr2d's weight gradient for r, sum(r))`, so each iteration costs
-/// two small convolutions and nothing of size `L x kh·kw` is stored.
-///
-/// # Errors
-/// `x` not 2-D; a kernel size of zero or larger than `x`.
-pub fn hessian_max_eigenvalue(x: &Tensor, kernel_size: Pair, bias: bool) -> Result<f64> {
-    const OP: &str = "max_stable_lr";
-    let (oh, ow) = check_problem(OP, x, kernel_size)?;
-    let (kh, kw) = (kernel_size.h(), kernel_size.w());
-    let x4 = x.reshape(&[1, 1, x.shape()[0], x.shape()[1]])?;
-    let w_shape = [1, 1, kh, kw];
-    let p = Conv2dParams::new();
-    let n = kh * kw + usize::from(bias);
-    // A fixed positive start keeps the result reproducible. For an image
-    // with no negative pixels AᵀA is entrywise non-negative, so (Perron–
-    // Frobenius) its top eigenvector can be taken non-negative and a positive
-    // start has a component along it; the ramp (not a constant) also avoids
-    // exact orthogonality in the symmetric cases of signed images.
-    let mut v: Vec<f64> = (0..n).map(|i| 1.0 + 0.37 * i as f64 / n as f64).collect();
-    let mut lambda = 0.0f64;
-    // The Rayleigh quotient's error shrinks like (λ2/λ1)^(2k); 1e-7 relative
-    // is below f32 resolution of the convolutions themselves.
-    for _ in 0..1000 {
-        let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt();
-        if norm == 0.0 {
-            return Ok(0.0);
-        }
-        v.iter_mut().for_each(|a| *a /= norm);
-        let kv: Vec<f32> = v[..kh * kw].iter().map(|&a| a as f32).collect();
-        let mut av = ops::conv2d(&x4, &Tensor::from_vec(kv, &w_shape)?, None, &p)
-            .map_err(|e| e.with_op(OP))?;
-        if bias {
-            let vb = v[kh * kw] as f32;
-            av.data_mut().iter_mut().for_each(|a| *a += vb);
-        }
-        let gw = ops::conv2d_backward_weight(&x4, &w_shape, &av, &p).map_err(|e| e.with_op(OP))?;
-        let mut hv: Vec<f64> = gw.data().iter().map(|&g| 2.0 * g as f64).collect();
-        if bias {
-            hv.push(2.0 * av.data().iter().map(|&a| a as f64).sum::<f64>());
-        }
-        debug_assert_eq!(av.numel(), oh * ow);
-        let next: f64 = v.iter().zip(&hv).map(|(a, b)| a * b).sum();
-        let done = (next - lambda).abs() <= 1e-7 * next.abs();
-        lambda = next;
-        v = hv;
-        if done {
-            break;
-        }
-    }
-    Ok(lambda)
-}
-
-/// The learning rates below which plain gradient descent on the kernel
-/// learning loss converges from every start: `2/λmax(H)` (see the module
-/// docs). `f32::INFINITY` when the loss does not depend on the parameters
-/// (an all-zero input without bias).
-///
-/// ```
-/// use convlab::{learn::max_stable_lr, Tensor};
-/// // A constant image: H = 2·AᵀA with A all ones (7 rows, 2 columns),
-/// // λmax = 2 * 7 * 2 = 28, so lr < 2/28.
-/// let x = Tensor::ones(&[1, 8])?;
-/// let b = max_stable_lr(&x, (1, 2).into(), false)?;
-/// assert!((b - 2.0 / 28.0).abs() < 1e-6);
-/// # Ok::<(), convlab::Error>(())
-/// ```
-///
-/// # Errors
-/// `x` not 2-D; a kernel size of zero or larger than `x`.
-pub fn max_stable_lr(x: &Tensor, kernel_size: Pair, bias: bool) -> Result<f32> {
-    let lambda = hessian_max_eigenvalue(x, kernel_size, bias)?;
-    Ok(if lambda > 0.0 {
-        (2.0 / lambda) as f32
-    } else {
-        f32::INFINITY
-    })
-}
-
-/// The learning rate [`LearningRate::Auto`] picks.
-///
-/// - Plain SGD: `1/λmax`, half the stability bound. It is the classic `1/L`
-///   step for an `L`-smooth loss: it removes the stiffest error component
-///   in one step, every other component shrinks by `(1 - λ/λmax)²` per step
-///   without oscillating, and it stays stable even if `λmax` were
-///   underestimated by up to 2×.
-/// - Adam: `0.05`. Adam's steps are about `lr` per coordinate whatever the
-///   gradient's scale, so the curvature says nothing about them; kernels
-///   that map images to edge maps have entries of order 1, which 0.05
-///   reaches in a few tens of steps without large overshoots.
-///
-/// # Errors
-/// As [`max_stable_lr`].
-pub fn auto_lr(x: &Tensor, kernel_size: Pair, bias: bool, optimizer: OptimizerKind) -> Result<f32> {
-    match optimizer {
-        OptimizerKind::Sgd => {
-            let bound = max_stable_lr(x, kernel_size, bias)?;
-            // An input of zeros: any rate is stable and none helps; use the book's.
-            Ok(if bound.is_finite() { bound / 2.0 } else { 0.03 })
-        }
-        OptimizerKind::Adam => Ok(0.05),
-    }
-}
-
 /// How [`fmt_sig`] rounds.
 #[derive(Clone, Copy)]
 enum Round {
@@ -608,6 +535,7 @@ fn fmt_sig(v: f32, round: Round) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops;
     use serde_json::Value;
 
     fn run(name: &str) -> Value {

@@ -1,17 +1,13 @@
-//! The library half of the bad-input battery: hundreds of invalid calls,
-//! generated programmatically, each of which must return an `Err` whose
-//! message is one line starting with the op's name — never a panic, never an
-//! abort from an impossible allocation.
+//! Hundreds of invalid calls, generated programmatically, each of which
+//! must return an `Err` whose message is one line starting with the op's
+//! name — never a panic, never an abort from an impossible allocation.
 
+use super::z;
 use convlab::ops::*;
 use convlab::{Padding, PaddingMode, Pair, Result, Tensor};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 type Case = (String, &'static str, Box<dyn Fn() -> Result<()>>);
-
-fn z(shape: &[usize]) -> Tensor {
-    Tensor::zeros(shape).expect("test shapes are small")
-}
 
 fn push<T>(
     cases: &mut Vec<Case>,
