@@ -74,9 +74,12 @@ fn copy_array(arr: &Bound<'_, PyArrayDyn<f32>>) -> PyResult<Tensor> {
         .map_err(|e| PyValueError::new_err(format!("array is being written elsewhere: {e}")))?;
     let shape = ro.shape().to_vec();
     memory::check_f32("input", ro.len()).map_err(to_pyerr)?;
-    let data: Vec<f32> = match ro.as_slice() {
-        Ok(slice) => slice.to_vec(),
-        Err(_) => ro.as_array().iter().copied().collect(),
+    // `as_slice` of the ndarray view is row-major only (NumPy's own
+    // `as_slice` would also take a Fortran-ordered buffer as it lies).
+    let view = ro.as_array();
+    let data: Vec<f32> = match view.as_slice() {
+        Some(slice) => slice.to_vec(),
+        None => view.iter().copied().collect(),
     };
     Tensor::from_vec(data, &shape).map_err(to_pyerr)
 }

@@ -14,6 +14,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use std::sync::Mutex;
 
+/// The payload that unwinds a learning run stopped by its callback.
+struct StopLearning;
+
 /// A learning rate: a number, or `"auto"` (half the largest stable rate
 /// for SGD, 0.05 for Adam).
 fn learning_rate(lr: &Bound<'_, PyAny>) -> PyResult<LearningRate> {
@@ -90,28 +93,31 @@ fn learn_kernel<'py>(
         opts = opts.stop_below(t);
     }
     let (x, y) = (x.0, y.0);
-    // The callback's first error (or a Ctrl-C seen between steps) is raised
-    // once the run returns; later steps no longer call back.
+    // The callback's error (or a Ctrl-C seen between steps) ends the run:
+    // the step unwinds out of the library (`resume_unwind` runs no panic
+    // hook), `run` catches it, and the error is raised here.
     let callback_error: Mutex<Option<PyErr>> = Mutex::new(None);
-    let report = run(py, false, || {
+    let result = run(py, false, || {
         learn::learn_kernel(&x, &y, &opts, |step, loss| {
             let Some(cb) = on_step.as_ref() else { return };
-            let mut err = callback_error.lock().unwrap_or_else(|e| e.into_inner());
-            if err.is_none() {
-                *err = Python::attach(|py| {
-                    py.check_signals()
-                        .and_then(|()| cb.call1(py, (step, loss)).map(drop))
-                        .err()
-                });
+            let err = Python::attach(|py| {
+                py.check_signals()
+                    .and_then(|()| cb.call1(py, (step, loss)).map(drop))
+                    .err()
+            });
+            if let Some(e) = err {
+                *callback_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                std::panic::resume_unwind(Box::new(StopLearning));
             }
         })
-    })?;
+    });
     if let Some(e) = callback_error
         .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(|p| p.into_inner())
     {
         return Err(e);
     }
+    let report = result?;
     let d = PyDict::new(py);
     d.set_item("losses", report.losses)?;
     d.set_item("kernel", to_numpy(py, report.kernel)?)?;

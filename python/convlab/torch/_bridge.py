@@ -46,20 +46,27 @@ _STRIDED = torch.strided
 
 #: Per op: [routed to convlab, fell back (not eligible), refused by convlab].
 _counts = {}
+#: Per op: convlab's message for the last call it refused.
+_last_refusal = {}
 
 
 def stats():
     """How many calls each op routed to convlab, left to torch because they
     were not eligible, and left to torch after convlab refused them:
-    ``{"conv2d": {"routed": 12, "fell_back": 0, "refused": 1}, ...}``."""
-    return {
-        op: {"routed": c[0], "fell_back": c[1], "refused": c[2]} for op, c in sorted(_counts.items())
-    }
+    ``{"conv2d": {"routed": 12, "fell_back": 0, "refused": 1}, ...}``, with
+    convlab's message for the last refusal under ``"last_refusal"``."""
+    out = {}
+    for op, c in sorted(_counts.items()):
+        out[op] = {"routed": c[0], "fell_back": c[1], "refused": c[2]}
+        if op in _last_refusal:
+            out[op]["last_refusal"] = _last_refusal[op]
+    return out
 
 
 def reset_stats():
     """Zero the counts :func:`stats` reports."""
     _counts.clear()
+    _last_refusal.clear()
 
 
 def _count(op, which):
@@ -147,8 +154,9 @@ def route(op, tensors, convlab_call, fallback):
     _follow_torch_threads()
     try:
         out = convlab_call(_needs_grad(tensors))
-    except Exception:
+    except Exception as e:
         _count(op, 2)
+        _last_refusal[op] = f"{type(e).__name__}: {e}"
         return fallback()
     _count(op, 0)
     return out
