@@ -299,9 +299,9 @@ impl<'py> FromPyObject<'_, 'py> for OutputSize {
 
 /// A shape given from Python (a tuple, a list, `array.shape`).
 pub fn shape_arg(op: &str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
-    let dims: Vec<i64> = obj
-        .extract()
-        .map_err(|_| PyTypeError::new_err(format!("{op}: input_shape must be a sequence of ints")))?;
+    let dims: Vec<i64> = obj.extract().map_err(|_| {
+        PyTypeError::new_err(format!("{op}: input_shape must be a sequence of ints"))
+    })?;
     dims.iter()
         .map(|&d| {
             usize::try_from(d).map_err(|_| {

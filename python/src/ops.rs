@@ -28,7 +28,8 @@ type F32Array<'py> = Bound<'py, PyArrayDyn<f32>>;
 fn conv_splits(input: &Tensor, weight: &Tensor) -> bool {
     let per_position: u128 = weight.shape().iter().skip(1).map(|&d| d as u128).product();
     let c_out = weight.shape().first().copied().unwrap_or(1) as u128;
-    let positions = input.numel() as u128 / input.shape().get(1).copied().unwrap_or(1).max(1) as u128;
+    let positions =
+        input.numel() as u128 / input.shape().get(1).copied().unwrap_or(1).max(1) as u128;
     positions * c_out * per_position >= CONV_SPLIT_MACS
 }
 
@@ -84,7 +85,9 @@ fn conv2d<'py>(
 ) -> PyResult<F32Array<'py>> {
     let p = conv_params("conv2d", &stride, &padding, &dilation, groups, padding_mode)?;
     let (x, w, b) = (input.0, weight.0, bias.map(|b| b.0));
-    let y = run(py, conv_splits(&x, &w), || ops::conv2d(&x, &w, b.as_ref(), &p))?;
+    let y = run(py, conv_splits(&x, &w), || {
+        ops::conv2d(&x, &w, b.as_ref(), &p)
+    })?;
     to_numpy(py, y)
 }
 
@@ -135,7 +138,10 @@ fn conv2d_backward<'py>(
             (false, false) => (None, None, gb),
         })
     })?;
-    PyTuple::new(py, [opt_numpy(py, gx)?, opt_numpy(py, gw)?, opt_numpy(py, gb)?])
+    PyTuple::new(
+        py,
+        [opt_numpy(py, gx)?, opt_numpy(py, gw)?, opt_numpy(py, gb)?],
+    )
 }
 
 fn transpose_params(
@@ -548,13 +554,7 @@ fn fold_backward<'py>(
     padding: Ints,
     stride: Ints,
 ) -> PyResult<F32Array<'py>> {
-    let p = unfold_params(
-        "fold_backward",
-        &kernel_size,
-        &dilation,
-        &padding,
-        &stride,
-    )?;
+    let p = unfold_params("fold_backward", &kernel_size, &dilation, &padding, &stride)?;
     let go = grad_output.0;
     let gx = run(py, elems_split(&go), || ops::fold_backward(&go, &p))?;
     to_numpy(py, gx)
@@ -667,7 +667,9 @@ fn corr2d_backward<'py>(
     k: Array,
 ) -> PyResult<(F32Array<'py>, F32Array<'py>)> {
     let (go, x, k) = (grad_output.0, x.0, k.0);
-    let (gx, gk) = run(py, conv_splits(&x, &k), || ops::corr2d_backward(&x, &k, &go))?;
+    let (gx, gk) = run(py, conv_splits(&x, &k), || {
+        ops::corr2d_backward(&x, &k, &go)
+    })?;
     Ok((to_numpy(py, gx)?, to_numpy(py, gk)?))
 }
 

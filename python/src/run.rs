@@ -52,7 +52,12 @@ fn default_threads() -> usize {
 pub fn num_threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
         0 => {
-            let _ = THREADS.compare_exchange(0, default_threads(), Ordering::Relaxed, Ordering::Relaxed);
+            let _ = THREADS.compare_exchange(
+                0,
+                default_threads(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
             THREADS.load(Ordering::Relaxed)
         }
         n => n,
