@@ -1,6 +1,6 @@
 //! The chapter's teaching tools: learning a kernel from an example pair,
-//! receptive fields of a layer stack, the bank of named image kernels, and
-//! the thread count.
+//! receptive fields of a layer stack, the bank of named image kernels, the
+//! tour, and the thread count.
 
 use crate::convert::{padding_mode, to_numpy, to_pyerr, Array, Ints, PaddingArg};
 use crate::run::{run, set_num_threads as set_threads};
@@ -218,6 +218,12 @@ fn filter_image<'py>(
     to_numpy(py, y)
 }
 
+/// The chapter, cell by cell, with the book's numbers (`convlab tour`).
+#[pyfunction]
+fn tour(py: Python<'_>) -> PyResult<String> {
+    run(py, false, convlab::tour::render)
+}
+
 /// Use `n` threads for convlab's ops.
 #[pyfunction]
 fn set_num_threads(n: usize) -> PyResult<()> {
@@ -238,6 +244,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kernel, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_names, m)?)?;
     m.add_function(wrap_pyfunction!(filter_image, m)?)?;
+    m.add_function(wrap_pyfunction!(tour, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     Ok(())

@@ -117,3 +117,12 @@ def test_ops_run_concurrently_from_python_threads():
     for results in out:
         for y in results:
             np.testing.assert_array_equal(y, ref)
+
+
+def test_tour_prints_the_chapter_with_the_books_numbers(capsys):
+    convlab.tour()
+    out = capsys.readouterr().out
+    assert out.startswith("# 6.2.1 corr2d")
+    assert "tensor([[19., 25.],\n        [37., 43.]])" in out
+    assert "epoch 10, loss 0.276" in out
+    assert out.count("\n# ") >= 18

@@ -42,7 +42,7 @@ enum Command {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Tour => {
-            print!("{}", tour::render()?);
+            print!("{}", convlab::tour::render()?);
             Ok(())
         }
         Command::Filter(a) => filter::run(a),
@@ -63,7 +63,6 @@ mod learn;
 mod plot;
 mod rf;
 mod show;
-mod tour;
 mod train_digits;
 
 fn main() -> ExitCode {

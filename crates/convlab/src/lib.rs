@@ -33,6 +33,7 @@ pub mod shape;
 pub mod tensor;
 #[doc(hidden)]
 pub mod testing;
+pub mod tour;
 
 pub use error::{Error, Result};
 pub use shape::{Padding, PaddingMode, Pair};

@@ -9,7 +9,7 @@ mod common;
 
 use common::{rand_tensor, rel_err, TOL};
 use convlab::ops::*;
-use convlab::{seeded_rng, PaddingMode, Tensor};
+use convlab::{PaddingMode, Tensor};
 use proptest::prelude::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 
