@@ -44,7 +44,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     convlab::env::check()?;
     match cli.command {
         Command::Tour => {
-            out!("{}", tour::render()?);
+            out!("{}", convlab::tour::render()?);
             Ok(())
         }
         Command::Filter(a) => filter::run(a),
@@ -67,7 +67,6 @@ mod out;
 mod plot;
 mod rf;
 mod show;
-mod tour;
 mod train_digits;
 
 use out::out;

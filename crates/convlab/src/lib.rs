@@ -52,6 +52,7 @@ pub mod shape;
 pub mod tensor;
 #[doc(hidden)]
 pub mod testing;
+pub mod tour;
 
 #[doc = include_str!("../../../docs/FROM_PYTORCH.md")]
 pub mod from_pytorch {}

@@ -1,14 +1,22 @@
-//! `convlab tour`: *Dive into Deep Learning* ch. 6.2–6.5, cell by cell, with
-//! the book's numbers. Every cell is one line saying what it shows (`# ...`)
-//! followed by tensors in PyTorch's print format, so the output can be held
-//! next to the book. Everything is computed here; nothing is pasted.
+//! The tour (`convlab tour`, `convlab.tour()` in Python): *Dive into Deep
+//! Learning* ch. 6.2–6.5, cell by cell, with the book's numbers. Every cell
+//! is one line saying what it shows (`# ...`) followed by tensors in
+//! PyTorch's print format, so the output can be held next to the book.
+//! Everything is computed here; nothing is pasted.
+//!
+//! ```
+//! let text = convlab::tour::render()?;
+//! assert!(text.starts_with("# 6.2.1 corr2d"));
+//! assert!(text.contains("tensor([[19., 25.],\n        [37., 43.]])"));
+//! # Ok::<(), convlab::Error>(())
+//! ```
 
-use anyhow::{ensure, Context};
-use convlab::autograd::Var;
-use convlab::learn::{learn_kernel, KernelMode, LearnOptions, LearningRate, Outcome};
-use convlab::nn::{Conv2d, Conv2dConfig, Module};
-use convlab::ops::{self, AvgPool2dParams, Conv2dParams, MaxPool2dParams, UnfoldParams};
-use convlab::{seeded_rng, Pair, Tensor};
+use crate::autograd::Var;
+use crate::error::{Error, Result};
+use crate::learn::{learn_kernel, KernelMode, LearnOptions, LearningRate, Outcome};
+use crate::nn::{Conv2d, Conv2dConfig, Module};
+use crate::ops::{self, AvgPool2dParams, Conv2dParams, MaxPool2dParams, UnfoldParams};
+use crate::{seeded_rng, Pair, Tensor};
 use std::fmt::Write;
 
 /// The output being built: cells of a title line and bodies.
@@ -46,13 +54,13 @@ struct Conv2D {
 }
 
 impl Conv2D {
-    fn forward(&self, x: &Var) -> convlab::Result<Var> {
+    fn forward(&self, x: &Var) -> Result<Var> {
         x.corr2d(&self.weight)?.add(&self.bias)
     }
 }
 
 /// The book's 6x8 image: ones with a dark band in columns 2..6.
-fn edge_image() -> anyhow::Result<Tensor> {
+fn edge_image() -> Result<Tensor> {
     let mut x = Tensor::ones(&[6, 8])?;
     for row in x.data_mut().chunks_mut(8) {
         row[2..6].fill(0.0);
@@ -61,16 +69,13 @@ fn edge_image() -> anyhow::Result<Tensor> {
 }
 
 /// Channel `i` of a `[C, H, W]` tensor as an `[H, W]` matrix.
-fn channel(t: &Tensor, i: usize) -> anyhow::Result<Tensor> {
+fn channel(t: &Tensor, i: usize) -> Result<Tensor> {
     let (h, w) = (t.shape()[1], t.shape()[2]);
-    Ok(Tensor::from_slice(
-        &t.data()[i * h * w..(i + 1) * h * w],
-        &[h, w],
-    )?)
+    Tensor::from_slice(&t.data()[i * h * w..(i + 1) * h * w], &[h, w])
 }
 
 /// The book's `corr2d_multi_in`: correlate each channel with its kernel, sum.
-fn corr2d_multi_in(x: &Tensor, k: &Tensor) -> anyhow::Result<Tensor> {
+fn corr2d_multi_in(x: &Tensor, k: &Tensor) -> Result<Tensor> {
     let mut acc = ops::corr2d(&channel(x, 0)?, &channel(k, 0)?)?;
     for c in 1..x.shape()[0] {
         acc = acc.add(&ops::corr2d(&channel(x, c)?, &channel(k, c)?)?)?;
@@ -80,7 +85,7 @@ fn corr2d_multi_in(x: &Tensor, k: &Tensor) -> anyhow::Result<Tensor> {
 
 /// The book's `corr2d_multi_in_out`: one `corr2d_multi_in` per output
 /// channel of the `[C_out, C_in, kh, kw]` kernel, stacked.
-fn corr2d_multi_in_out(x: &Tensor, k: &Tensor) -> anyhow::Result<Tensor> {
+fn corr2d_multi_in_out(x: &Tensor, k: &Tensor) -> Result<Tensor> {
     let per_out = k.numel() / k.shape()[0];
     let inner = &k.shape()[1..];
     let ys = (0..k.shape()[0])
@@ -88,12 +93,12 @@ fn corr2d_multi_in_out(x: &Tensor, k: &Tensor) -> anyhow::Result<Tensor> {
             let ko = Tensor::from_slice(&k.data()[o * per_out..(o + 1) * per_out], inner)?;
             corr2d_multi_in(x, &ko)
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(Tensor::stack(&ys.iter().collect::<Vec<_>>(), 0)?)
+        .collect::<Result<Vec<_>>>()?;
+    Tensor::stack(&ys.iter().collect::<Vec<_>>(), 0)
 }
 
 /// The book's hand-written `pool2d` on a matrix.
-fn pool2d(x: &Tensor, (ph, pw): (usize, usize), max: bool) -> anyhow::Result<Tensor> {
+fn pool2d(x: &Tensor, (ph, pw): (usize, usize), max: bool) -> Result<Tensor> {
     let [h, w] = x.dims2("pool2d")?;
     let (oh, ow) = (h - ph + 1, w - pw + 1);
     let mut out = vec![0.0; oh * ow];
@@ -107,13 +112,13 @@ fn pool2d(x: &Tensor, (ph, pw): (usize, usize), max: bool) -> anyhow::Result<Ten
             };
         }
     }
-    Ok(Tensor::from_vec(out, &[oh, ow])?)
+    Tensor::from_vec(out, &[oh, ow])
 }
 
 /// The doubly-blocked Toeplitz matrix `T` with `corr2d(X, K) = T · vec(X)`:
 /// row `i*ow + j` holds `K[a, b]` at column `(i+a)*w + (j+b)`, so each block
 /// row of `T` is a Toeplitz band and the blocks repeat down the diagonal.
-fn toeplitz(k: &Tensor, (h, w): (usize, usize)) -> anyhow::Result<Tensor> {
+fn toeplitz(k: &Tensor, (h, w): (usize, usize)) -> Result<Tensor> {
     let [kh, kw] = k.dims2("toeplitz")?;
     let (oh, ow) = (h - kh + 1, w - kw + 1);
     let mut t = vec![0.0; oh * ow * h * w];
@@ -126,11 +131,11 @@ fn toeplitz(k: &Tensor, (h, w): (usize, usize)) -> anyhow::Result<Tensor> {
             }
         }
     }
-    Ok(Tensor::from_vec(t, &[oh * ow, h * w])?)
+    Tensor::from_vec(t, &[oh * ow, h * w])
 }
 
 /// `max |a - b|` and whether it is within f32 rounding.
-fn compare(a: &Tensor, b: &Tensor) -> anyhow::Result<String> {
+fn compare(a: &Tensor, b: &Tensor) -> Result<String> {
     let d = a.max_abs_diff(b)?;
     Ok(format!("max |difference| = {d:.1e}, equal: {}", d < 1e-5))
 }
@@ -140,8 +145,19 @@ fn binomial(n: usize, k: usize) -> f32 {
     (0..k).fold(1.0, |acc, i| acc * (n - i) as f32 / (i + 1) as f32)
 }
 
+/// Writes the tour to `out` (an error computing it is reported as an
+/// [`std::io::ErrorKind::Other`] error).
+pub fn write_tour(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let text = render().map_err(std::io::Error::other)?;
+    out.write_all(text.as_bytes())
+}
+
 /// The whole tour as text.
-pub fn render() -> anyhow::Result<String> {
+///
+/// # Errors
+/// None on a working build: every cell computes with valid shapes; an error
+/// would be a bug in an op the tour calls.
+pub fn render() -> Result<String> {
     let mut p = Page(String::new());
     sec_6_2(&mut p)?;
     sec_6_3(&mut p)?;
@@ -154,7 +170,7 @@ pub fn render() -> anyhow::Result<String> {
 
 /// §6.2: cross-correlation, the Conv2D layer, edges, learning a kernel,
 /// convolution, receptive fields.
-fn sec_6_2(p: &mut Page) -> anyhow::Result<()> {
+fn sec_6_2(p: &mut Page) -> Result<()> {
     let x = Tensor::arange(9.0)?.reshape(&[3, 3])?;
     let k = Tensor::from_rows(&[[0.0, 1.0], [2.0, 3.0]])?;
     p.cell("6.2.1 corr2d: the book's 3x3 input X = arange(9) cross-correlated with K = [[0, 1], [2, 3]]");
@@ -209,7 +225,9 @@ fn sec_6_2(p: &mut Page) -> anyhow::Result<()> {
     })?;
     log.iter().for_each(|l| p.line(l));
     p.line(format!("weight {}", with_bias.kernel));
-    let b = with_bias.bias.context("the bias run learns a bias")?;
+    let b = with_bias
+        .bias
+        .ok_or_else(|| Error::autograd("tour", "the bias run learned no bias"))?;
     p.line(format!("bias {}", Tensor::from_slice(&[b], &[1])?));
 
     p.cell("6.2.5 cross-correlation versus convolution: convolve2d flips the kernel, so convolve2d(X, flip(K)) equals corr2d(X, K)");
@@ -237,7 +255,9 @@ fn sec_6_2(p: &mut Page) -> anyhow::Result<()> {
     let mut pick = Tensor::zeros(&y2.shape())?;
     pick.data_mut()[y2.shape()[1] + 1] = 1.0;
     y2.mul(&Var::new(pick))?.sum()?.backward()?;
-    let g = input.grad().context("the input requires a gradient")?;
+    let g = input
+        .grad()
+        .ok_or_else(|| Error::autograd("tour", "the input has no gradient"))?;
     p.line(&g);
     let seen: Vec<(usize, usize)> = (0..49)
         .filter(|&i| g.data()[i] != 0.0)
@@ -255,7 +275,7 @@ fn sec_6_2(p: &mut Page) -> anyhow::Result<()> {
 }
 
 /// §6.3: output shapes under padding and stride (the book's `comp_conv2d`).
-fn sec_6_3(p: &mut Page) -> anyhow::Result<()> {
+fn sec_6_3(p: &mut Page) -> Result<()> {
     let mut rng = seeded_rng(0);
     let x = Var::new(Tensor::rand(&[1, 1, 8, 8], &mut rng)?);
     let cases: [(&str, Pair, Pair, Pair); 4] = [
@@ -278,7 +298,7 @@ fn sec_6_3(p: &mut Page) -> anyhow::Result<()> {
 }
 
 /// §6.4: multiple input and output channels, 1x1 convolution.
-fn sec_6_4(p: &mut Page) -> anyhow::Result<()> {
+fn sec_6_4(p: &mut Page) -> Result<()> {
     let x0 = Tensor::arange(9.0)?.reshape(&[3, 3])?;
     let x = Tensor::stack(&[&x0, &x0.map(|v| v + 1.0)], 0)?;
     let k0 = Tensor::from_rows(&[[0.0, 1.0], [2.0, 3.0]])?;
@@ -316,7 +336,7 @@ fn sec_6_4(p: &mut Page) -> anyhow::Result<()> {
 }
 
 /// §6.5: max and average pooling, padding and stride, channels.
-fn sec_6_5(p: &mut Page) -> anyhow::Result<()> {
+fn sec_6_5(p: &mut Page) -> Result<()> {
     let x = Tensor::arange(9.0)?.reshape(&[3, 3])?;
     let x4 = x.reshape(&[1, 1, 3, 3])?;
     p.cell("6.5.1 max pooling, 2x2 window, stride 1, on X = arange(9).reshape(3, 3)");
@@ -354,7 +374,7 @@ fn sec_6_5(p: &mut Page) -> anyhow::Result<()> {
 }
 
 /// The chapter's exercises that have a computed answer.
-fn exercises(p: &mut Page) -> anyhow::Result<()> {
+fn exercises(p: &mut Page) -> Result<()> {
     let mut rng = seeded_rng(1);
 
     p.cell("exercise: convolution as a matrix product. (a) unfold (im2col) then matmul: [4, 2*3*3] weight @ [2*3*3, 64] columns (one per output pixel), on a [1, 2, 8, 8] input with padding 1 and stride 1, versus conv2d");
@@ -435,7 +455,7 @@ fn exercises(p: &mut Page) -> anyhow::Result<()> {
 }
 
 /// Two mistakes from learners' notebooks and what convlab says about them.
-fn mistakes(p: &mut Page) -> anyhow::Result<()> {
+fn mistakes(p: &mut Page) -> Result<()> {
     p.cell("mistake 1: a 4-D batch [1, 1, 6, 8] given to the chapter's 2-D Conv2D (corr2d). PyTorch fails deep inside with \"The size of tensor a (0) must match the size of tensor b (7)\"; convlab names the problem:");
     let layer = Conv2D {
         weight: Var::param(Tensor::from_rows(&[[1.0, -1.0]])?),
@@ -443,7 +463,12 @@ fn mistakes(p: &mut Page) -> anyhow::Result<()> {
     };
     let batch = Var::new(edge_image()?.reshape(&[1, 1, 6, 8])?);
     match layer.forward(&batch) {
-        Ok(_) => anyhow::bail!("corr2d accepted a 4-D input"),
+        Ok(_) => {
+            return Err(Error::shape(
+                "tour",
+                "corr2d accepted a 4-D input, which mistake 1 is about",
+            ))
+        }
         Err(e) => p.line(format!("convlab: {e}")),
     }
 
@@ -462,11 +487,12 @@ fn mistakes(p: &mut Page) -> anyhow::Result<()> {
         log.push(format!("epoch {}, loss {l:.3}", i + 1))
     })?;
     log.iter().for_each(|l| p.line(l));
-    ensure!(
-        matches!(rep.outcome, Outcome::Diverged { .. }),
-        "the diverging run was not recognised: {}",
-        rep.outcome
-    );
+    if !matches!(rep.outcome, Outcome::Diverged { .. }) {
+        return Err(Error::autograd(
+            "tour",
+            format!("the diverging run was not recognised: {}", rep.outcome),
+        ));
+    }
     p.line(&rep.outcome);
     let auto = opts.lr(LearningRate::Auto).steps(100);
     let rep = learn_kernel(&x, &y, &auto, |_, _| {})?;
