@@ -139,9 +139,17 @@ fn display_is_pytorchs_print() {
 
 #[test]
 fn pytorch_state_dict_loads_strictly_and_gives_eval_output_and_gradients() {
+    for file in ["modules_model.safetensors", "modules_model.pth"] {
+        eval_output_and_gradients_from(file);
+    }
+}
+
+/// The fixture network loaded strictly from `file` (safetensors or
+/// `torch.save`, the same weights): PyTorch's eval output and gradients.
+fn eval_output_and_gradients_from(file: &str) {
     let io = Io::load();
     let mut net = network(0.5, 0.2).unwrap();
-    io::load_state_dict(&fixture("modules_model.safetensors"), &net).unwrap();
+    io::load_state_dict(&fixture(file), &net).unwrap();
     // The int64 counter came through.
     let buffers = net.named_buffers();
     assert_eq!(buffers[2].0, "stem.1.num_batches_tracked");

@@ -25,7 +25,7 @@
 //! # Ok::<(), convlab::Error>(())
 //! ```
 
-use super::{load_safetensors, quoted, write_atomic};
+use super::{quoted, write_atomic};
 use crate::error::{Dims, Error, Result};
 use crate::nn::{Buffer, Module};
 use crate::tensor::Tensor;
@@ -232,18 +232,21 @@ fn list(names: &[String]) -> String {
     s.join(", ")
 }
 
-/// Loads a safetensors file into the module's parameters and buffers,
+/// Loads a state-dict file into the module's parameters and buffers,
 /// strictly (PyTorch's `load_state_dict(strict=True)`); see
-/// [`load_state_dict_with`].
+/// [`load_state_dict_with`]. The file may be safetensors or a
+/// `torch.save(model.state_dict())` file: [`super::load_tensors`] tells
+/// them apart by content.
 ///
 /// # Errors
-/// As [`super::load_safetensors`] and [`load_state_dict_with`]; the
+/// As [`super::load_tensors`] and [`load_state_dict_with`]; the
 /// message names the file.
 pub fn load_state_dict(path: &Path, module: &dyn Module) -> Result<()> {
     load_state_dict_file_with(path, module, &LoadOptions::strict()).map(|_| ())
 }
 
-/// Loads a safetensors file with `options` (see [`load_state_dict_with`]).
+/// Loads a safetensors or `torch.save` file with `options` (see
+/// [`load_state_dict_with`]).
 ///
 /// # Errors
 /// As [`load_state_dict`].
@@ -252,7 +255,7 @@ pub fn load_state_dict_file_with(
     module: &dyn Module,
     options: &LoadOptions,
 ) -> Result<LoadReport> {
-    let tensors = load_safetensors(path)?;
+    let tensors = super::load_tensors(path)?;
     load_state_dict_with(module, &tensors, options).map_err(|e| match e {
         Error::Shape { op, msg } => Error::shape(op, format!("{}: {msg}", path.display())),
         Error::Param { op, param, msg } => {
