@@ -35,6 +35,8 @@ enum Command {
     Show(show::Args),
     /// Time conv and pooling forward and backward on a benchmark suite.
     Bench(bench::BenchArgs),
+    /// Classify .npy tensors or images with a network of convlab::models.
+    Predict(predict::Args),
     /// Train a small CNN on the UCI handwritten digits (checkpoints, resume, plot).
     TrainDigits(train_digits::TrainDigitsArgs),
 }
@@ -50,6 +52,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rf(a) => rf::run(a),
         Command::Show(a) => show::run(a),
         Command::Bench(args) => bench::run(args),
+        Command::Predict(args) => predict::run(args),
         // On a pool worker, so each op's parallel regions start without a
         // hand-off from this thread (see `bench::run`).
         Command::TrainDigits(args) => rayon::scope(|_| train_digits::run(args)),
@@ -57,10 +60,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 mod bench;
+mod bench_networks;
 mod files;
 mod filter;
 mod learn;
 mod plot;
+mod predict;
 mod rf;
 mod show;
 mod tour;
@@ -88,7 +93,7 @@ fn main() -> ExitCode {
             // Without a command clap prints the whole help; one line says what is missing.
             if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
                 eprintln!(
-                    "convlab: a command is needed: tour, filter, learn, rf, show, bench or train-digits (see --help)"
+                    "convlab: a command is needed: tour, filter, learn, rf, show, bench, predict or train-digits (see --help)"
                 );
                 return ExitCode::from(2);
             }

@@ -30,11 +30,13 @@ mod googlenet;
 mod lenet;
 mod nin;
 mod resnet;
+mod transform;
 mod vgg;
 
 pub use build::fold_conv_bn;
 pub use googlenet::TransformInput;
 pub use resnet::{ResNetBlock, ResNetConfig};
+pub use transform::{imagenet_eval_transform, IMAGENET_MEAN, IMAGENET_STD};
 
 use crate::error::{Error, Result};
 use crate::io::{self, LoadOptions};
