@@ -17,7 +17,7 @@ pub(crate) enum Source {
     /// Zeros (weights to be loaded).
     Zeros,
     /// PyTorch's default initialisation from one generator, layer by layer.
-    Random(RefCell<Rng64>),
+    Random(Box<RefCell<Rng64>>),
     /// A loaded model's state dict; convolution + BatchNorm pairs folded.
     Folded(HashMap<String, Tensor>),
 }
@@ -39,7 +39,7 @@ impl Builder {
 
     pub(crate) fn random(seed: u64) -> Builder {
         Builder {
-            source: Source::Random(RefCell::new(seeded_rng(seed))),
+            source: Source::Random(Box::new(RefCell::new(seeded_rng(seed)))),
         }
     }
 
@@ -219,7 +219,7 @@ pub fn fold_conv_bn(
             ));
         }
     }
-    let per = if out == 0 { 0 } else { weight.numel() / out };
+    let per = weight.numel().checked_div(out).unwrap_or(0);
     let mut w = weight.data().to_vec();
     let mut b = vec![0f32; out];
     for o in 0..out {
