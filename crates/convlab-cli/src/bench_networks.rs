@@ -64,12 +64,14 @@ fn run_case(case: &Value, reps: usize) -> Result<f64> {
     ];
     let config = ModelConfig::new(arch).num_classes(usize_of(case, "num_classes")?);
     let x = Tensor::randn(&shape, &mut seeded_rng(0))?;
-    let mut model = config.build(Init::Seed(0))?;
+    let model = config.build(Init::Seed(0))?;
     match case["mode"].as_str() {
         Some("infer") => {
-            model.eval();
-            let net = config.fold(&model)?;
+            // The model's weights are dropped before the folded copy is
+            // made, so the process holds them at most twice, briefly.
+            let state = convlab::io::state_dict(&model);
             drop(model);
+            let net = config.fold_state_dict(state)?;
             let x = Var::new(x);
             median_ms(reps, || {
                 no_grad(|| net.forward(&x))?;

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args as ClapArgs;
 use convlab::autograd::{no_grad, Var};
 use convlab::io;
-use convlab::models::{imagenet_eval_transform, Arch, Init, ModelConfig};
+use convlab::models::{imagenet_eval_transform, Arch, ModelConfig};
 use convlab::nn::Module;
 use convlab::Tensor;
 use std::path::{Path, PathBuf};
@@ -115,12 +115,10 @@ pub fn run(a: Args) -> Result<()> {
             a.weights.display()
         ),
     };
-    let model = config.build(Init::Zeros)?;
-    config
-        .load(&model, &weights)
+    // Strict, and the weights move into the folded network: held once.
+    let net = config
+        .fold_state_dict(weights)
         .with_context(|| format!("--weights {} for {arch}", a.weights.display()))?;
-    let net = config.fold(&model)?;
-    drop(model);
     let x = batch(&a.inputs)?;
     let logits = no_grad(|| net.forward(&Var::new(x)))?.tensor();
     if let Some(out) = &a.output {

@@ -283,6 +283,38 @@ fn strict_loading_refuses_a_missing_key_and_accepts_googlenets_aux_heads() {
 }
 
 #[test]
+fn folding_a_state_dict_is_strict() {
+    let config = ModelConfig::new(Arch::LeNet);
+    let weights = io::load_safetensors(&dir().join("lenet.safetensors")).unwrap();
+    let mut missing = weights.clone();
+    missing.retain(|(n, _)| n != "3.weight");
+    let err = config.fold_state_dict(missing).err().unwrap().to_string();
+    assert!(err.contains("3.weight"), "{err}");
+    let mut extra = weights.clone();
+    extra.push(("12.bias".into(), Tensor::zeros(&[10]).unwrap()));
+    let err = config.fold_state_dict(extra).err().unwrap().to_string();
+    assert!(
+        err.contains("unexpected") && err.contains("12.bias"),
+        "{err}"
+    );
+    let mut wrong = weights.clone();
+    for (n, t) in &mut wrong {
+        if n == "0.weight" {
+            *t = Tensor::zeros(&[6, 1, 3, 3]).unwrap();
+        }
+    }
+    let err = config.fold_state_dict(wrong).err().unwrap().to_string();
+    assert!(err.contains("0.weight"), "{err}");
+    let t = io_tensors();
+    let net = config.fold_state_dict(weights).unwrap();
+    assert_logits(
+        "lenet from its state dict",
+        &eval_forward(&net, &t["lenet.input"]),
+        &t["lenet.logits"],
+    );
+}
+
+#[test]
 fn folding_equals_batch_norm_after_the_convolution() {
     // One output channel per row: w * g / sqrt(v + eps), beta + (b - m) * g / sqrt(v + eps).
     let w = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2, 1, 1]).unwrap();

@@ -19,7 +19,9 @@ pub(crate) enum Source {
     /// PyTorch's default initialisation from one generator, layer by layer.
     Random(Box<RefCell<Rng64>>),
     /// A loaded model's state dict; convolution + BatchNorm pairs folded.
-    Folded(HashMap<String, Tensor>),
+    /// Each tensor is moved out when its layer is made, so the weights are
+    /// held once, not twice.
+    Folded(RefCell<HashMap<String, Tensor>>),
 }
 
 /// Makes the layers of one model; every path is the layer's full
@@ -45,8 +47,41 @@ impl Builder {
 
     pub(crate) fn folded(state: Vec<(String, Tensor)>) -> Builder {
         Builder {
-            source: Source::Folded(state.into_iter().collect()),
+            source: Source::Folded(RefCell::new(state.into_iter().collect())),
         }
+    }
+
+    /// Builds with `make` from the folded state dict, then refuses the
+    /// entries no layer took (BatchNorm's `num_batches_tracked` aside).
+    pub(crate) fn fold_all<T>(self, make: impl FnOnce(&Builder) -> Result<T>) -> Result<T> {
+        let made = make(&self)?;
+        if let Source::Folded(map) = &self.source {
+            let mut left: Vec<String> = map
+                .borrow()
+                .keys()
+                .filter(|k| !k.ends_with(".num_batches_tracked"))
+                .cloned()
+                .collect();
+            if !left.is_empty() {
+                left.sort();
+                let more = left.len().saturating_sub(5);
+                left.truncate(5);
+                let tail = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                return Err(Error::param(
+                    OP,
+                    "state",
+                    format!(
+                        "unexpected keys in the state dict: {}{tail}",
+                        left.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(made)
     }
 
     /// The tensor `name` of the state dict being folded, checked against
@@ -56,7 +91,8 @@ impl Builder {
             return Err(Error::param(OP, "state", "no state dict to fold from"));
         };
         let t = map
-            .get(name)
+            .borrow_mut()
+            .remove(name)
             .ok_or_else(|| Error::param(OP, "state", format!("the state dict has no '{name}'")))?;
         if t.shape() != shape {
             return Err(Error::shape(
@@ -68,7 +104,7 @@ impl Builder {
                 ),
             ));
         }
-        Ok(t.clone())
+        Ok(t)
     }
 
     /// A convolution named `path` (without a BatchNorm after it).

@@ -205,7 +205,22 @@ impl ModelConfig {
     /// [`Error::Param`] or [`Error::Shape`] when `model`'s state dict is not
     /// this configuration's.
     pub fn fold(&self, model: &dyn Module) -> Result<Sequential> {
-        let mut net = self.build_with(&Builder::folded(io::state_dict(model)))?;
+        self.fold_state_dict(io::state_dict(model))
+    }
+
+    /// [`ModelConfig::fold`] straight from a torchvision-named state dict,
+    /// checked as strictly as [`ModelConfig::load`] (every key used, none
+    /// left over but `num_batches_tracked` and GoogLeNet's aux heads, shapes
+    /// equal). The tensors move into the network: the weights are held once.
+    ///
+    /// # Errors
+    /// [`Error::Param`] naming a missing or unexpected key, [`Error::Shape`]
+    /// naming a tensor of the wrong shape.
+    pub fn fold_state_dict(&self, mut state: Vec<(String, Tensor)>) -> Result<Sequential> {
+        if self.arch == Arch::GoogLeNet {
+            state.retain(|(n, _)| !is_aux(n));
+        }
+        let mut net = Builder::folded(state).fold_all(|b| self.build_with(b))?;
         net.eval();
         Ok(net)
     }
@@ -239,7 +254,7 @@ impl ModelConfig {
         let tensors = if self.arch == Arch::GoogLeNet {
             kept = tensors
                 .iter()
-                .filter(|(n, _)| !(n.starts_with("aux1.") || n.starts_with("aux2.")))
+                .filter(|(n, _)| !is_aux(n))
                 .cloned()
                 .collect();
             &kept[..]
@@ -248,6 +263,11 @@ impl ModelConfig {
         };
         io::load_state_dict_with(model, tensors, &LoadOptions::strict()).map(|_| ())
     }
+}
+
+/// GoogLeNet's auxiliary heads, in torchvision's published file only.
+fn is_aux(name: &str) -> bool {
+    name.starts_with("aux1.") || name.starts_with("aux2.")
 }
 
 /// `"{prefix}.{name}"`, or `name` at the top level.

@@ -84,7 +84,8 @@ impl ResNetConfig {
     /// # Errors
     /// As [`super::ModelConfig::fold`].
     pub fn fold(&self, model: &dyn Module) -> Result<Sequential> {
-        let mut net = build(&Builder::folded(crate::io::state_dict(model)), self)?;
+        let state = crate::io::state_dict(model);
+        let mut net = Builder::folded(state).fold_all(|b| build(b, self))?;
         net.eval();
         Ok(net)
     }
