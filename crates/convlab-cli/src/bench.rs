@@ -50,6 +50,10 @@ pub struct BenchArgs {
     /// cycles of a fixed amount of work with `perf stat`).
     #[arg(long)]
     reps: Option<usize>,
+    /// Time whole networks from this file (bench/networks.json's format)
+    /// instead of the layer suite.
+    #[arg(long)]
+    networks: Option<std::path::PathBuf>,
     /// Time only this pass: fwd or bwd (default: both), e.g. to profile one.
     #[arg(long)]
     pass: Option<String>,
@@ -344,6 +348,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .num_threads(t)
             .build_global()
             .context("setting the rayon thread pool")?;
+    }
+    if let Some(path) = &args.networks {
+        let (filter, reps, json) = (args.filter.as_deref(), args.reps, args.json);
+        return rayon::scope(|_| crate::bench_networks::run(path, filter, reps, json));
     }
     let algo = parse_algo(&args.algo)?;
     let pass = match args.pass.as_deref() {

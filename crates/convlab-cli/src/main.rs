@@ -35,6 +35,8 @@ enum Command {
     Show(show::Args),
     /// Time conv and pooling forward and backward on a benchmark suite.
     Bench(bench::BenchArgs),
+    /// Classify .npy tensors or images with a network of convlab::models.
+    Predict(predict::Args),
     /// Train a small CNN on the UCI handwritten digits (checkpoints, resume, plot).
     TrainDigits(train_digits::TrainDigitsArgs),
 }
@@ -52,6 +54,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rf(a) => rf::run(a),
         Command::Show(a) => show::run(a),
         Command::Bench(args) => bench::run(args),
+        Command::Predict(args) => predict::run(args),
         // On a pool worker, so each op's parallel regions start without a
         // hand-off from this thread (see `bench::run`).
         Command::TrainDigits(args) => rayon::scope(|_| train_digits::run(args)),
@@ -60,11 +63,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 mod args;
 mod bench;
+mod bench_networks;
 mod files;
 mod filter;
 mod learn;
 mod out;
 mod plot;
+mod predict;
 mod rf;
 mod show;
 mod train_digits;
@@ -124,7 +129,7 @@ fn main() -> ExitCode {
             }
             // Without a command clap prints the whole help; one line says what is missing.
             if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                say("a command is needed: tour, filter, learn, rf, show, bench or train-digits (see --help)");
+                say("a command is needed: tour, filter, learn, rf, show, bench, predict or train-digits (see --help)");
                 return ExitCode::from(2);
             }
             let text = e.render().to_string();

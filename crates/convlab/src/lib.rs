@@ -43,6 +43,7 @@ pub mod io;
 pub(crate) mod kernels;
 pub mod learn;
 pub mod memory;
+pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;

@@ -104,6 +104,14 @@ fn source(j: usize, len: usize, before: i64, after: i64, mode: PadMode) -> Optio
     Some(k as usize)
 }
 
+/// The memory guard over the source tables of padded axes of these
+/// lengths, checked before any is built.
+fn check_maps(op: &'static str, mut lens: impl Iterator<Item = usize>) -> Result<()> {
+    let entries = lens.try_fold(0usize, |a, l| a.checked_add(l));
+    let bytes = entries.and_then(|e| e.checked_mul(std::mem::size_of::<Option<usize>>()));
+    memory::check_bytes(op, bytes.unwrap_or(usize::MAX))
+}
+
 fn axis_map(len: usize, out: usize, before: i64, after: i64, mode: PadMode) -> AxisMap {
     (0..out)
         .map(|j| source(j, len, before, after, mode))
@@ -225,11 +233,19 @@ fn plan(op: &'static str, shape: &[usize], pad: &[i64], mode: PadMode) -> Result
         }
         out_shape[d] = out;
     }
-    numel_or_err(op, &out_shape)?;
+    // Nothing is written when the output is empty, and a map is as long as
+    // its padded axis: an empty batch padded by 2^30 must not build one.
+    let copies = numel_or_err(op, &out_shape)? > 0;
+    if copies {
+        check_maps(op, pairs.iter().map(|&(d, _, _)| out_shape[d]))?;
+    }
     let maps = pairs
         .iter()
         .rev()
-        .map(|&(d, before, after)| axis_map(shape[d], out_shape[d], before, after, mode))
+        .map(|&(d, before, after)| match copies {
+            true => axis_map(shape[d], out_shape[d], before, after, mode),
+            false => Vec::new(),
+        })
         .collect();
     let value = match mode {
         PadMode::Constant(v) => v,
@@ -508,10 +524,17 @@ fn plan2d(
     let mut out_shape = shape.to_vec();
     out_shape[r - 2] = grow(shape[r - 2], pads[0], pads[1])?;
     out_shape[r - 1] = grow(shape[r - 1], pads[2], pads[3])?;
-    numel_or_err(op, &out_shape)?;
+    // As in `plan`: no maps when nothing is copied.
+    let copies = numel_or_err(op, &out_shape)? > 0;
+    if copies {
+        check_maps(op, [out_shape[r - 2], out_shape[r - 1]].into_iter())?;
+    }
     let signed = |v: usize| i64::try_from(v).map_err(|_| too_large());
     let m = PadMode::from(mode);
     let map = |axis: usize, a: usize, b: usize| -> Result<AxisMap> {
+        if !copies {
+            return Ok(Vec::new());
+        }
         // An empty axis padded by replicate/reflect/circular reads nothing
         // (`check` allows it only with zero pads on that axis).
         if shape[axis] == 0 {

@@ -67,7 +67,13 @@ impl AdaptiveGeometry {
             len,
             out,
         };
-        numel_or_err(op, &g.out_shape())?;
+        let numel = numel_or_err(op, &g.out_shape())?;
+        // The output and the per-axis bin tables (one entry per output
+        // length, whatever the batch) are allocated from these sizes.
+        let bins = out.iter().try_fold(0usize, |a, &o| a.checked_add(o));
+        let table_bytes = bins.and_then(|b| b.checked_mul(std::mem::size_of::<AxisWindow>()));
+        crate::memory::check_f32(op, numel)?;
+        crate::memory::check_bytes(op, table_bytes.unwrap_or(usize::MAX))?;
         Ok(g)
     }
     /// Number of planes (`n * c`).
