@@ -446,7 +446,9 @@ pub fn conv2d_backward_weight(
 pub fn conv2d_backward_bias(grad_output: &Tensor) -> Result<Tensor> {
     let ([n, c, h, w], _) = batched_dims("conv2d_backward", grad_output.shape())?;
     let go = grad_output.data();
-    let plane = h * w;
+    // An empty gradient may have huge planes (an empty batch with a 2^40
+    // padding); a non-empty one holds h * w values, so this cannot overflow.
+    let plane = if go.is_empty() { 0 } else { h * w };
     let mut gb = vec![0.0f64; c];
     for b in 0..n {
         for (ch, acc) in gb.iter_mut().enumerate() {
