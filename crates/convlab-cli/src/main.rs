@@ -17,6 +17,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Convolution and pooling layers of CNNs, exact to PyTorch"
 )]
 struct Cli {
+    /// Use only exact convolution algorithms: every output a plain sum of
+    /// its window's products (no Winograd, FFT or separable passes; see
+    /// `convlab::ops::use_exact_algorithms`). Slower on the layers those
+    /// would run; an output's rounding then never depends on values
+    /// outside its window.
+    #[arg(long, global = true)]
+    exact: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +51,7 @@ enum Command {
 fn run(cli: Cli) -> anyhow::Result<()> {
     // A misspelt CONVLAB_MAX_BYTES or CONVLAB_ISA is an error before any work.
     convlab::env::check()?;
+    convlab::ops::use_exact_algorithms(cli.exact);
     match cli.command {
         Command::Tour => {
             out!("{}", convlab::tour::render()?);

@@ -671,3 +671,46 @@ fn bad_input_is_one_line_and_exit_2() {
         assert!(e.contains(needle), "{args:?}: {e}");
     }
 }
+
+/// A NaN or infinite pixel reaches exactly the outputs whose window covers
+/// it, as in PyTorch, even where the filter would run on FFTs: one bad
+/// pixel of a 256x256 image under a random 15x15 kernel makes 15 x 15 =
+/// 225 of the 242 x 242 outputs non-finite (it made all 58,564 NaN when
+/// the FFT path saw it). `--exact` gives the same, and runs.
+#[test]
+fn a_non_finite_pixel_stays_inside_the_windows_that_cover_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut rng = convlab::seeded_rng(5);
+    let k = convlab::Tensor::uniform(&[15, 15], -1.0, 1.0, &mut rng).unwrap();
+    let kp = d.join("k.npy");
+    convlab::io::write_npy(&kp, &k).unwrap();
+    for bad in [f32::NAN, f32::INFINITY] {
+        let mut x = convlab::Tensor::uniform(&[256, 256], 0.0, 1.0, &mut rng).unwrap();
+        x.data_mut()[100 * 256 + 77] = bad;
+        let xp = d.join("x.npy");
+        convlab::io::write_npy(&xp, &x).unwrap();
+        for exact in [false, true] {
+            let yp = d.join("y.npy");
+            let mut args = vec![
+                "filter".to_string(),
+                xp.display().to_string(),
+                yp.display().to_string(),
+                "-k".into(),
+                kp.display().to_string(),
+            ];
+            if exact {
+                args.push("--exact".into());
+            }
+            let r = Command::new(env!("CARGO_BIN_EXE_convlab"))
+                .args(&args)
+                .output()
+                .unwrap();
+            assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+            let y = convlab::io::read_npy(&yp).unwrap();
+            assert_eq!(y.shape(), [242, 242]);
+            let spread = y.data().iter().filter(|v| !v.is_finite()).count();
+            assert_eq!(spread, 225, "{bad} (exact: {exact})");
+        }
+    }
+}

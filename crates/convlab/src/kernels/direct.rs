@@ -477,6 +477,8 @@ fn weight_body<const FMA: bool>(
     // skip the copies (image_3x3_1080p: 5.8 -> 7.0 with them).
     let padded = ow < 256;
     let owr = ow.next_multiple_of(16);
+    // Outputs in whole 16-lane chunks.
+    let whole = ow / 16 * 16;
     let span = (kw - 1) * g.dw;
     let mut gyp_buf = vec![0.0f32; if padded { owr } else { 0 }];
     let mut xp = vec![0.0f32; if padded { owr + span } else { 0 }];
@@ -549,7 +551,16 @@ fn weight_body<const FMA: bool>(
                 xp[lo + len..].fill(0.0);
                 let row0 = (ci * kh + ki) * kw;
                 for (kj, lanes) in part[row0..row0 + kw].iter_mut().enumerate() {
-                    dot_lanes::<FMA>(gyp, &xp[kj * g.dw..], lanes);
+                    let xk = &xp[kj * g.dw..];
+                    dot_lanes::<FMA>(&gyp[..whole], xk, lanes);
+                    if whole < ow {
+                        // The last chunk's inputs past the row's outputs are
+                        // zeroed, not just its gradients: 0 * NaN would
+                        // carry an input NaN into a tap that never reads it.
+                        let mut tail = [0.0f32; 16];
+                        tail[..ow - whole].copy_from_slice(&xk[whole..ow]);
+                        dot_lanes::<FMA>(&gyp[whole..whole + 16], &tail, lanes);
+                    }
                 }
             }
         }

@@ -9,6 +9,7 @@
 
 pub mod direct;
 pub mod fft;
+pub(crate) mod finite;
 pub mod flat;
 pub mod gemm;
 pub mod im2col;

@@ -56,7 +56,8 @@ pub use shuffle::{
 pub use unfold::{fold, fold_backward, unfold, unfold_backward, UnfoldParams};
 
 pub use crate::drivers::conv::context::{
-    force_conv_algo, record_conv_algos, AlgoRecorder, ConvRecord, ForcedAlgo,
+    exact_algorithms_enabled, force_conv_algo, record_conv_algos, use_exact_algorithms,
+    AlgoRecorder, ConvRecord, ForcedAlgo,
 };
 pub use crate::drivers::conv::dispatch::{ConvAlgo, ConvPass};
 

@@ -1,13 +1,14 @@
-//! The calling thread's convolution settings: an algorithm forced for
-//! tests and benchmarks ([`force_conv_algo`]), and recorders of which
-//! algorithm ran each pass ([`record_conv_algos`]). Both are guards local
-//! to the thread that made them (neither is `Send`), carried by convlab
-//! into the threads it hands a convolution to ([`Carried`]).
+//! The convolution settings: the process-wide switch to exact algorithms
+//! ([`use_exact_algorithms`]), and the calling thread's algorithm forced
+//! for tests and benchmarks ([`force_conv_algo`]) and recorders of which
+//! algorithm ran each pass ([`record_conv_algos`]). The last two are
+//! guards local to the thread that made them (neither is `Send`), carried
+//! by convlab into the threads it hands a convolution to ([`Carried`]).
 
 use super::dispatch::{ConvAlgo, ConvPass};
 use std::cell::RefCell;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One pass that ran: the op called, its pass and the algorithm that
@@ -34,6 +35,40 @@ struct State {
 
 thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+/// Whether only exact algorithms may run (see [`use_exact_algorithms`]).
+static EXACT_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Run every convolution in the process on exact algorithms only (`true`)
+/// or let the dispatcher pick the fastest (`false`, the default), as
+/// `torch.use_deterministic_algorithms` switches PyTorch's kernels.
+///
+/// An exact algorithm computes every output as a plain sum of its window's
+/// products, in f32 (see [`ConvAlgo::is_exact`]): im2col, implicit GEMM,
+/// direct loops and their variants. The others (Winograd, FFT, separable
+/// passes) are faster on the layers they are chosen for, but an output's
+/// rounding error there grows with the magnitude of inputs outside its
+/// window (docs/RELIABILITY.md gives the figures). With the switch on,
+/// forcing an algorithm that is not exact is an error.
+///
+/// ```
+/// use convlab::ops::{conv2d, exact_algorithms_enabled, use_exact_algorithms, Conv2dParams};
+/// use convlab::Tensor;
+/// use_exact_algorithms(true);
+/// let y = conv2d(&Tensor::ones(&[1, 16, 8, 8])?, &Tensor::ones(&[16, 16, 3, 3])?, None,
+///                &Conv2dParams::new().padding(1))?;
+/// assert!(exact_algorithms_enabled());
+/// use_exact_algorithms(false);
+/// # Ok::<(), convlab::Error>(())
+/// ```
+pub fn use_exact_algorithms(on: bool) {
+    EXACT_ONLY.store(on, Ordering::Relaxed);
+}
+
+/// Whether [`use_exact_algorithms`] is on.
+pub fn exact_algorithms_enabled() -> bool {
+    EXACT_ONLY.load(Ordering::Relaxed)
 }
 
 /// Guard ids, unique in the process.

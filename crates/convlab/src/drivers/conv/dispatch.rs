@@ -10,7 +10,9 @@ use super::context;
 use super::{batched, dilation, direct, fft, lanes, separable, winograd};
 use super::{winograd_s2, Call};
 use crate::error::{Error, Result};
+use crate::kernels::finite;
 use crate::shape::ConvGeometry;
+use std::cell::OnceCell;
 
 /// The convolution algorithms, one per code path; forced with
 /// [`force_conv_algo`](crate::ops::force_conv_algo), observed with
@@ -88,6 +90,24 @@ impl ConvAlgo {
         ConvAlgo::Separable,
     ];
 
+    /// Whether every output is a plain sum of its window's products (in
+    /// f32; [`ConvAlgo::Reference`] in f64), so that its rounding error
+    /// depends only on the values in its window: the im2col, implicit GEMM
+    /// and direct families. Winograd's tile transforms, FFTs and the
+    /// separable passes are not exact; see
+    /// [`use_exact_algorithms`](crate::ops::use_exact_algorithms).
+    pub fn is_exact(self) -> bool {
+        matches!(
+            self,
+            ConvAlgo::Reference
+                | ConvAlgo::Im2col
+                | ConvAlgo::Im2colBatched
+                | ConvAlgo::ImplicitGemm
+                | ConvAlgo::ImplicitGemmLanes
+                | ConvAlgo::Direct
+        )
+    }
+
     /// The lower-case name used by `convlab bench --algo` and in errors.
     pub fn name(self) -> &'static str {
         match self {
@@ -135,12 +155,84 @@ impl ConvPass {
 }
 
 /// The operands' values, for the rules that look at more than shapes:
-/// separable filters are found in the weight. (A rule on the input's
-/// values goes here too, with the input.)
-#[derive(Clone, Copy, Debug, Default)]
+/// separable filters are found in the weight, and algorithms that mix
+/// values across windows need finite operands.
+#[derive(Debug, Default)]
 pub(crate) struct Values<'a> {
     /// The weight, `[c_out, c_in / groups, kh, kw]`.
     pub weight: Option<&'a [f32]>,
+    /// The pass's two data operands (forward: input, weight; input
+    /// gradient: grad_output, weight; weight gradient: input,
+    /// grad_output), each scanned for NaN and infinity at most once, and
+    /// only when an algorithm that mixes windows is considered.
+    operands: [&'a [f32]; 2],
+    finite: [OnceCell<bool>; 2],
+}
+
+impl<'a> Values<'a> {
+    /// The values of a pass: its `weight` (when it reads one) and its two
+    /// operands.
+    pub fn new(weight: Option<&'a [f32]>, operands: [&'a [f32]; 2]) -> Values<'a> {
+        Values {
+            weight,
+            operands,
+            finite: Default::default(),
+        }
+    }
+
+    /// Just a weight (the operands count as finite).
+    #[cfg(test)]
+    pub fn of_weight(weight: &'a [f32]) -> Values<'a> {
+        Values::new(Some(weight), [&[], &[]])
+    }
+
+    /// Whether the operands `mask` names (bit 0: the first, bit 1: the
+    /// second) are free of NaN and infinity.
+    fn finite(&self, mask: u8) -> bool {
+        (0..2)
+            .all(|i| mask & (1 << i) == 0 || *self.finite[i].get_or_init(|| scan(self.operands[i])))
+    }
+}
+
+/// Whether `x` is free of NaN and infinity, on the pool's threads for
+/// large buffers. The scan reads about 100 GB/s from cache on one thread
+/// (3.2 MB, resnet_3x3_64's input, in 33 us); halves run side by side
+/// from 1 MB on, so it stays near 1% of the Winograd layers it guards
+/// (resnet_3x3_64 forward 2.6 ms at two threads).
+fn scan(x: &[f32]) -> bool {
+    const SPLIT: usize = 1 << 18;
+    if x.len() < SPLIT || crate::parallel::threads() < 2 {
+        return finite::all_finite(x);
+    }
+    let (a, b) = x.split_at(x.len() / 2);
+    let (fa, fb) = crate::parallel::join(|| scan(a), || scan(b));
+    fa && fb
+}
+
+/// The operands (a mask for [`Values::finite`]) that `algo` needs free of
+/// NaN and infinity to keep them local to the outputs whose window covers
+/// them, as PyTorch does. Winograd transforms whole tiles (a NaN in a 6x6
+/// input tile reaches all 16 outputs of the tile) and FFTs whole planes.
+/// The implicit GEMM's weight gradient sums over the flat rows' dropped
+/// columns too, whose zero gradients times a NaN of the input are NaN.
+/// The weight is never scanned: a NaN there reaches every output of its
+/// channel on every algorithm, and weights are large where inputs are
+/// small (resnet_3x3_512: 9.4 MB against 0.4 MB).
+fn needs_finite(algo: ConvAlgo, g: &ConvGeometry, pass: ConvPass) -> u8 {
+    let mixes = matches!(
+        algo,
+        ConvAlgo::Fft
+            | ConvAlgo::Winograd
+            | ConvAlgo::WinogradPointMajor
+            | ConvAlgo::WinogradStride2F3x4
+            | ConvAlgo::WinogradStride2F4x2
+    );
+    match pass {
+        ConvPass::Forward | ConvPass::InputGrad if mixes => 0b01,
+        ConvPass::WeightGrad if mixes => 0b11,
+        ConvPass::WeightGrad if algo == ConvAlgo::ImplicitGemm && g.kw > 1 => 0b01,
+        _ => 0,
+    }
 }
 
 /// Whether `algo` can compute pass `pass` of `g`, and if not why. `g` is a
@@ -152,7 +244,7 @@ pub(crate) fn check(
     pass: ConvPass,
     values: &Values,
 ) -> std::result::Result<(), &'static str> {
-    match algo {
+    let shape = match algo {
         ConvAlgo::Auto | ConvAlgo::Reference | ConvAlgo::Im2col | ConvAlgo::ImplicitGemm => Ok(()),
         ConvAlgo::Im2colBatched => batched::check(g, pass),
         ConvAlgo::ImplicitGemmLanes => lanes::check(g, pass),
@@ -163,7 +255,15 @@ pub(crate) fn check(
         ConvAlgo::WinogradStride2F3x4 => winograd_s2::check(g, pass, winograd_s2::Tiling::F3x4),
         ConvAlgo::WinogradStride2F4x2 => winograd_s2::check(g, pass, winograd_s2::Tiling::F4x2),
         ConvAlgo::Separable => separable::check(g, pass, values.weight),
+    };
+    shape?;
+    if !algo.is_exact() && context::exact_algorithms_enabled() {
+        return Err("is not exact, and use_exact_algorithms asks for exact algorithms only");
     }
+    if !values.finite(needs_finite(algo, g, pass)) {
+        return Err("mixes values across windows, and an operand holds NaN or infinity");
+    }
+    Ok(())
 }
 
 /// Whether `algo` can compute pass `pass` of `g` (see [`check`]).
@@ -205,9 +305,26 @@ const SMALL_MACS: u128 = 1 << 20;
 /// The dispatcher's choice for pass `pass` of `g`: the one place an
 /// algorithm is picked. Figures are 2-thread medians on the bench machine
 /// (AVX-512) unless they say otherwise. The result always [`applies`],
-/// and depends on the geometry, the pass, the weight's values and the
-/// instruction set only (never on the thread count).
+/// and depends on the geometry, the pass, the operands' values, the
+/// instruction set and [`use_exact_algorithms`](crate::ops::use_exact_algorithms)
+/// only (never on the thread count).
 pub(crate) fn choose(g: &ConvGeometry, pass: ConvPass, values: &Values) -> ConvAlgo {
+    let exact = context::exact_algorithms_enabled();
+    let fastest = choose_among(g, pass, values, exact);
+    // NaN and infinity reach exactly the outputs whose window covers them
+    // (as in PyTorch) only on algorithms that keep windows apart; the scan
+    // that decides runs only when the fastest mixes them.
+    if !values.finite(needs_finite(fastest, g, pass)) {
+        return choose_among(g, pass, values, true);
+    }
+    fastest
+}
+
+/// [`choose`]'s rules, over the exact algorithms only when `exact`.
+fn choose_among(g: &ConvGeometry, pass: ConvPass, values: &Values, exact: bool) -> ConvAlgo {
+    if exact {
+        return settle(g, pass, by_shape(g, pass, true), values);
+    }
     // Separable filters from 5x5 up: on a 1080p plane (2 threads) 3x3 ran
     // 0.51-0.59 ms in two passes against 0.46-0.49 direct; 5x5 0.62-0.74
     // against 2.0 (`bench/separable.json`).
@@ -218,23 +335,24 @@ pub(crate) fn choose(g: &ConvGeometry, pass: ConvPass, values: &Values) -> ConvA
     // Winograd runs there (dilated_3x3_d2: four 28x28 phases of each
     // 56x56 image, a resnet_3x3_64-like layer; forward 6.5 -> 4.6 ms).
     if let Some(s) = dilation::split(g) {
-        if by_shape(&s, pass) == ConvAlgo::Winograd {
+        if by_shape(&s, pass, false) == ConvAlgo::Winograd {
             if let Some(algo) = winograd_order(g, pass) {
                 return algo;
             }
         }
     }
-    settle(g, pass, by_shape(g, pass))
+    settle(g, pass, by_shape(g, pass, false), values)
 }
 
 /// The rules on the shape alone, before [`settle`] picks among an
 /// algorithm's variants (or falls back to im2col where the rule's
-/// algorithm cannot compute the pass).
-fn by_shape(g: &ConvGeometry, pass: ConvPass) -> ConvAlgo {
+/// algorithm cannot compute the pass); without the FFT and Winograd rules
+/// when `exact`.
+fn by_shape(g: &ConvGeometry, pass: ConvPass, exact: bool) -> ConvAlgo {
     // Large kernels: FFTs when their rough flop count is well under the
     // direct multiply-adds (see `fft::pays`; image_31x31 fwd 27.6 ->
     // 2.95 ms, bwd 52.1 -> 3.87 ms).
-    if fft::check(g).is_ok() && fft::pays(g) {
+    if !exact && fft::check(g).is_ok() && fft::pays(g) {
         return ConvAlgo::Fft;
     }
     // One input channel and one or two outputs per group (depthwise,
@@ -252,7 +370,8 @@ fn by_shape(g: &ConvGeometry, pass: ConvPass) -> ConvAlgo {
     // 0.64 ms on im2col; resnet_3x3_512's 7x7, four tiles at 77%: 4.5
     // against 6.6 ms).
     let (th, tw) = (g.oh.div_ceil(4), g.ow.div_ceil(4));
-    if winograd::is_f4x3(g)
+    if !exact
+        && winograd::is_f4x3(g)
         && g.cin_g() >= 16
         && g.cout_g() >= 16
         && th * tw >= 4
@@ -268,7 +387,8 @@ fn by_shape(g: &ConvGeometry, pass: ConvPass) -> ConvAlgo {
     // F(4x4, 2x2) (100 products per 16 outputs against 144) measured
     // slower than im2col (resnet_3x3_s2_128, one thread: 5.6 against 4.0
     // ms) and are left to the rules below.
-    if pass == ConvPass::Forward
+    if !exact
+        && pass == ConvPass::Forward
         && winograd_s2::fills_4x4(g)
         && g.cout_g() >= 16
         && g.oh * g.ow >= 64
@@ -327,10 +447,9 @@ fn by_shape(g: &ConvGeometry, pass: ConvPass) -> ConvAlgo {
 
 /// The algorithm that computes the pass for the family `by_shape` picked:
 /// its variant for this shape, or the im2col family where the rule's
-/// algorithm cannot compute this pass.
-fn settle(g: &ConvGeometry, pass: ConvPass, algo: ConvAlgo) -> ConvAlgo {
-    let none = Values::default();
-    let usable = |a: ConvAlgo| applies(a, g, pass, &none).then_some(a);
+/// algorithm cannot compute this pass (or these values).
+fn settle(g: &ConvGeometry, pass: ConvPass, algo: ConvAlgo, values: &Values) -> ConvAlgo {
+    let usable = |a: ConvAlgo| applies(a, g, pass, values).then_some(a);
     let found = match algo {
         ConvAlgo::Winograd => winograd_order(g, pass),
         // Small planes of a batch with many dropped flat columns pack their

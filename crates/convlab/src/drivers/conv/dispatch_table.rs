@@ -77,7 +77,7 @@ fn suite_choices_are_pinned() {
     let mut got = Vec::new();
     for (name, g) in suite() {
         let w = weight(&g);
-        let values = Values { weight: Some(&w) };
+        let values = Values::of_weight(&w);
         let picks = ConvPass::ALL.map(|pass| choose(&g, pass, &values));
         for (pass, &algo) in ConvPass::ALL.iter().zip(&picks) {
             assert_eq!(check(algo, &g, *pass, &values), Ok(()), "{name} {pass:?}");

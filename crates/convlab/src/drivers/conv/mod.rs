@@ -67,9 +67,7 @@ pub(crate) fn forward(
         memory::zero_fill(out);
         false
     } else {
-        let values = Values {
-            weight: Some(weight),
-        };
+        let values = Values::new(Some(weight), [input, weight]);
         let algo = dispatch::select(call, g, ConvPass::Forward, &values)?;
         context::record(call.op, call.pass, algo);
         run_forward(algo, g, input, weight, bias, out)?
@@ -149,9 +147,7 @@ pub(crate) fn backward_input(
         memory::zero_fill(grad_input);
         return Ok(());
     }
-    let values = Values {
-        weight: Some(weight),
-    };
+    let values = Values::new(Some(weight), [grad_output, weight]);
     let algo = dispatch::select(call, g, ConvPass::InputGrad, &values)?;
     context::record(call.op, call.pass, algo);
     let t = transposed(g);
@@ -216,7 +212,8 @@ pub(crate) fn backward_weight(
         memory::zero_fill(grad_weight);
         return Ok(());
     }
-    let algo = dispatch::select(call, g, ConvPass::WeightGrad, &Values::default())?;
+    let values = Values::new(None, [input, grad_output]);
+    let algo = dispatch::select(call, g, ConvPass::WeightGrad, &values)?;
     context::record(call.op, call.pass, algo);
     if algo == ConvAlgo::Winograd {
         // Writes each filter's gradient once.

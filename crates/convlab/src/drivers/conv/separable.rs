@@ -311,18 +311,12 @@ mod tests {
         let (sobel, binomial) = (outer(&[1.0, 0.0, -1.0]), outer(&[1.0, 4.0, 6.0, 4.0, 1.0]));
         let mut laplace = sobel.clone();
         laplace[13] = -4.0;
-        let pick =
-            |k: usize, w: &[f32]| choose(&geom(k), ConvPass::Forward, &Values { weight: Some(w) });
+        let pick = |k: usize, w: &[f32]| choose(&geom(k), ConvPass::Forward, &Values::of_weight(w));
         assert_eq!(pick(5, &binomial), ConvAlgo::Separable);
         assert_eq!(pick(3, &sobel), ConvAlgo::Direct);
         assert_eq!(pick(3, &laplace), ConvAlgo::Direct);
         let forced = |k: usize, w: &[f32], pass| {
-            algo_check(
-                ConvAlgo::Separable,
-                &geom(k),
-                pass,
-                &Values { weight: Some(w) },
-            )
+            algo_check(ConvAlgo::Separable, &geom(k), pass, &Values::of_weight(w))
         };
         assert_eq!(forced(3, &sobel, ConvPass::Forward), Ok(()));
         assert_eq!(forced(3, &sobel, ConvPass::InputGrad), Ok(()));
