@@ -12,7 +12,7 @@ targets=(ops npy safetensors image kernel_spec rf_spec pth)
 
 # The stable twins, run from the repository root (this script runs in fuzz/).
 proptest_twins() {
-    (cd .. && cargo test --release -p convlab --test bad_input --test fuzz_parsers --test fuzz_regressions --test fuzz_pth)
+    (cd .. && cargo test --release --workspace --test bad_input --test fuzz_parsers --test fuzz_regressions --test fuzz_pth)
 }
 
 if command -v cargo-fuzz >/dev/null 2>&1 && cargo +nightly --version >/dev/null 2>&1; then

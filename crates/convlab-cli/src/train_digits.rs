@@ -506,6 +506,65 @@ fn no_transparent_huge_pages() {
     }
 }
 
+/// One epoch of minibatch steps over `train` in `order`: the summed loss
+/// (weighted by batch size) and the number of correct training predictions.
+fn train_epoch(
+    net: &Sequential,
+    opt: &mut dyn Optimizer,
+    train: &Digits,
+    order: &[usize],
+    batch: usize,
+    bar: &ProgressBar,
+) -> anyhow::Result<(f64, usize)> {
+    let (mut loss_sum, mut hits) = (0.0f64, 0usize);
+    for (b, idx) in order.chunks(batch).enumerate() {
+        let (x, y) = train.batch(idx)?;
+        let logits = net.forward(&Var::new(x))?;
+        let loss = logits.cross_entropy(&y)?;
+        opt.zero_grad();
+        loss.backward()?;
+        opt.step()?;
+        loss_sum += loss.item()? as f64 * idx.len() as f64;
+        hits += argmax_rows(&logits.value())
+            .iter()
+            .zip(&y)
+            .filter(|(p, t)| p == t)
+            .count();
+        let seen = (b * batch + idx.len()).min(train.len());
+        bar.set_position(b as u64 + 1);
+        bar.set_message(format!(
+            "loss {:.4} acc {:.1}%",
+            loss_sum / seen as f64,
+            percent(hits, seen)
+        ));
+    }
+    Ok((loss_sum, hits))
+}
+
+/// The loss and accuracy curves of `history` as a PNG at `path`.
+fn plot_history(path: &Path, history: &[Epoch], title: &str, test_acc: f64) -> anyhow::Result<()> {
+    let per_epoch = |f: fn(&Epoch) -> f64| -> Vec<(f64, f64)> {
+        history
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i as f64 + 1.0, f(e)))
+            .collect()
+    };
+    let loss = Panel::new(
+        &format!("training loss ({title}, {} epochs)", history.len()),
+        "epoch",
+        "cross-entropy",
+    )
+    .series("", per_epoch(|e| e.loss));
+    let accuracy = Panel::new(&format!("accuracy (test {test_acc:.2}%)"), "epoch", "%")
+        .series("train", per_epoch(|e| e.train_acc))
+        .series("test", per_epoch(|e| e.test_acc));
+    plot::save_png(path, &[loss, accuracy], 1000, 420)?;
+    outln!("plot: {}", path.display());
+    Ok(())
+}
+
+/// `convlab train-digits`: train, report, checkpoint, save and plot.
 pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
     let lr = a.lr.unwrap_or(match a.optimizer {
         OptimizerKind::Sgd => 0.05,
@@ -602,28 +661,7 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
         // on the generator's position, which the checkpoint keeps.
         order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
         shuffle(&mut order, &mut rng);
-        let (mut loss_sum, mut hits) = (0.0f64, 0usize);
-        for (b, idx) in order.chunks(a.batch).enumerate() {
-            let (x, y) = train.batch(idx)?;
-            let logits = net.forward(&Var::new(x))?;
-            let loss = logits.cross_entropy(&y)?;
-            opt.zero_grad();
-            loss.backward()?;
-            opt.step()?;
-            loss_sum += loss.item()? as f64 * idx.len() as f64;
-            hits += argmax_rows(&logits.value())
-                .iter()
-                .zip(&y)
-                .filter(|(p, t)| p == t)
-                .count();
-            let seen = (b * a.batch + idx.len()).min(train.len());
-            bar.set_position(b as u64 + 1);
-            bar.set_message(format!(
-                "loss {:.4} acc {:.1}%",
-                loss_sum / seen as f64,
-                percent(hits, seen)
-            ));
-        }
+        let (loss_sum, hits) = train_epoch(&net, opt.as_mut(), &train, &order, a.batch, &bar)?;
         bar.finish_and_clear();
         let pred = predict(&net, &test)?;
         let test_hits = pred
@@ -686,32 +724,8 @@ pub fn run(a: TrainDigitsArgs) -> anyhow::Result<()> {
         outln!("weights: {} (PyTorch nn.Sequential names)", p.display());
     }
     if !a.no_plot {
-        let per_epoch = |f: fn(&Epoch) -> f64| -> Vec<(f64, f64)> {
-            history
-                .iter()
-                .enumerate()
-                .map(|(i, e)| (i as f64 + 1.0, f(e)))
-                .collect()
-        };
-        let loss = Panel::new(
-            &format!(
-                "training loss ({} lr {lr}, {} epochs)",
-                a.optimizer.name(),
-                history.len()
-            ),
-            "epoch",
-            "cross-entropy",
-        )
-        .series("", per_epoch(|e| e.loss));
-        let accuracy = Panel::new(
-            &format!("accuracy (test {:.2}%)", percent(hits, test.len())),
-            "epoch",
-            "%",
-        )
-        .series("train", per_epoch(|e| e.train_acc))
-        .series("test", per_epoch(|e| e.test_acc));
-        plot::save_png(&a.plot, &[loss, accuracy], 1000, 420)?;
-        outln!("plot: {}", a.plot.display());
+        let title = format!("{} lr {lr}", a.optimizer.name());
+        plot_history(&a.plot, &history, &title, percent(hits, test.len()))?;
     }
     Ok(())
 }
