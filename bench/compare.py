@@ -165,7 +165,8 @@ def main():
     with open(SUITE) as f:
         suite = json.load(f)
     subprocess.check_call(["cargo", "build", "--release", "-q", "-p", "convlab-cli"], cwd=ROOT)
-    binary = os.path.join(ROOT, "target", "release", "convlab")
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    binary = os.path.join(target, "release", "convlab")
     import torch
 
     torch_rounds, ours_rounds = [], []

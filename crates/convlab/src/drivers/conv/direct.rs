@@ -64,8 +64,16 @@ pub(super) fn backward_weight(
 ) -> Result<()> {
     let rows = g.n * g.c_out * g.oh;
     let wl = grad_weight.len();
-    // Wide layers (forced) keep the accumulators to about 4 Mi doubles.
-    let parts = parallel::parts_of(rows, parallel::REDUCTION_PARTS.min((1 << 22) / wl.max(1)));
+    // Wide layers (forced) keep the accumulators to about 4 Mi doubles;
+    // work that never splits over threads is one part (four parts' buffers
+    // doubled the cost of d2l_edge's 0.6 us backward). Both depend on the
+    // geometry alone.
+    let most = if g.macs() < parallel::SPLIT_MIN_MACS {
+        1
+    } else {
+        parallel::REDUCTION_PARTS
+    };
+    let parts = parallel::parts_of(rows, most.min((1 << 22) / wl.max(1)));
     memory::check_f32("conv2d_backward", wl.saturating_mul(2 * (parts.len() + 1)))?;
     let threads = parallel::threads_for(g.macs());
     let sums = parallel::map_collect(threads, &parts, |&(r0, r1)| {

@@ -352,7 +352,12 @@ fn by_shape(g: &ConvGeometry, pass: ConvPass, exact: bool) -> ConvAlgo {
     // Large kernels: FFTs when their rough flop count is well under the
     // direct multiply-adds (see `fft::pays`; image_31x31 fwd 27.6 ->
     // 2.95 ms, bwd 52.1 -> 3.87 ms).
-    if !exact && fft::check(g).is_ok() && fft::pays(g) {
+    // FFTs cost at least 2 products per spectrum point and pair of planes,
+    // and spectra are at least the output's size, so they never pay for
+    // 8 taps or fewer (`4 * 2 < kh * kw`): the cheap test first, since
+    // sizing the spectra was 1,800 instructions of d2l_edge's 0.6 us
+    // backward.
+    if !exact && g.kh * g.kw > 8 && fft::check(g).is_ok() && fft::pays(g) {
         return ConvAlgo::Fft;
     }
     // One input channel and one or two outputs per group (depthwise,
