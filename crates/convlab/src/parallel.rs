@@ -12,7 +12,7 @@
 //! Results never depend on the thread count: a plan built for `t` threads
 //! may schedule work differently, but every reduction is cut into parts
 //! fixed by the geometry alone and summed in a fixed order
-//! ([`REDUCTION_PARTS`]).
+//! (`REDUCTION_PARTS` of them).
 
 use crate::error::{Error, Result};
 use std::sync::{Arc, RwLock};

@@ -87,7 +87,7 @@ pub fn max_stable_lr(x: &Tensor, kernel_size: Pair, bias: bool) -> Result<f32> {
     })
 }
 
-/// The learning rate [`LearningRate::Auto`] picks.
+/// The learning rate [`LearningRate::Auto`](super::LearningRate::Auto) picks.
 ///
 /// - Plain SGD: `1/λmax`, half the stability bound. It is the classic `1/L`
 ///   step for an `L`-smooth loss: it removes the stiffest error component

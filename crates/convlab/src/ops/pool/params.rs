@@ -3,7 +3,7 @@
 //! PyTorch validates values a `usize` cannot hold: a negative padding, a
 //! zero or negative stride, `divisor_override=0`, a negative output size.
 //! So sizes are signed ([`Spatial`], [`OutputSize`]) and validated when an
-//! op runs, into a [`PoolGeometry`](crate::shape::PoolGeometry): what
+//! op runs, into a [`PoolGeometry`]: what
 //! PyTorch refuses is an error naming the same condition, and what a
 //! Python binding passes (Python ints) needs no conversion first.
 
