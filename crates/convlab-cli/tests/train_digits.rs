@@ -229,3 +229,55 @@ fn bad_input_is_one_line_and_exit_2() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A checkpoint is trusted for nothing: one epoch past `--epochs` is
+/// refused (it once reported "after epoch 6/3"), and a single flipped bit
+/// anywhere in its tensors fails the checksum (it was once accepted).
+#[test]
+fn checkpoints_past_the_epochs_or_damaged_are_refused() {
+    let d = scratch("ckpt-trust");
+    let ck = d.join("ck");
+    let ck_arg = ck.to_str().unwrap();
+    let first = run(&[
+        "train-digits",
+        "--no-plot",
+        "--epochs",
+        "2",
+        "--checkpoint",
+        ck_arg,
+    ]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(epoch_of(&ck.join(CKPT)), 2);
+    let resume = |epochs: &str| {
+        run(&[
+            "train-digits",
+            "--no-plot",
+            "--epochs",
+            epochs,
+            "--checkpoint",
+            ck_arg,
+            "--resume",
+        ])
+    };
+    let past = resume("1");
+    assert_eq!(past.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&past.stderr);
+    assert!(err.contains("after epoch 2, past --epochs 1"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // Flip one bit in the middle of the file (inside the tensors' data).
+    let path = ck.join(CKPT);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+    let damaged = resume("3");
+    assert_eq!(damaged.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&damaged.stderr);
+    assert!(err.contains("checksum mismatch"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
