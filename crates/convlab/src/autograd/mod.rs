@@ -20,6 +20,7 @@
 mod norm;
 mod ops;
 mod pool;
+mod resample;
 mod tensor_ops;
 
 pub use norm::BatchStats;

@@ -71,6 +71,7 @@ pub mod init;
 mod layers;
 mod norm;
 mod pool;
+mod resample;
 
 pub use blocks::{Concat, Residual, Sequential};
 pub use buffer::Buffer;
@@ -85,6 +86,13 @@ pub use pool::{
     AvgPool3d, FractionalMaxPool, FractionalMaxPool2d, FractionalMaxPool3d, LPPool, LPPool1d,
     LPPool2d, LPPool3d, MaxPool, MaxPool1d, MaxPool2d, MaxPool3d, MaxUnpool, MaxUnpool1d,
     MaxUnpool2d, MaxUnpool3d,
+};
+pub use resample::{
+    ChannelShuffle, CircularPad, CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad,
+    ConstantPad1d, ConstantPad2d, ConstantPad3d, PadSides, PixelShuffle, PixelUnshuffle,
+    ReflectionPad, ReflectionPad1d, ReflectionPad2d, ReflectionPad3d, ReplicationPad,
+    ReplicationPad1d, ReplicationPad2d, ReplicationPad3d, Upsample, ZeroPad, ZeroPad1d, ZeroPad2d,
+    ZeroPad3d,
 };
 
 use crate::autograd::Var;
