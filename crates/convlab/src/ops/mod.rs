@@ -7,6 +7,7 @@
 //! Gradients follow one convention: `*_backward` returns the gradient of
 //! `sum(output * grad_output)` with respect to each input.
 
+pub mod conv1d;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod corr2d;
@@ -18,6 +19,10 @@ pub mod pool;
 pub mod shuffle;
 pub mod unfold;
 
+pub use conv1d::{
+    conv1d, conv1d_backward, conv_transpose1d, conv_transpose1d_backward, Conv1dParams,
+    ConvTranspose1dParams, Padding1d,
+};
 pub use conv2d::{
     conv2d, conv2d_backward, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
     Conv2dGrads, Conv2dParams,
