@@ -197,3 +197,47 @@ fn what_pytorch_refuses_is_an_error_naming_the_op() {
         assert!(!msg.contains('\n'), "{name}: {msg}");
     }
 }
+
+/// `nn.Conv1d`: PyTorch's repr and state-dict names, PyTorch's weight
+/// shape, the functional op's result, `Send + Sync`.
+#[test]
+fn the_conv1d_layer_is_pytorchs() {
+    use convlab::nn::{Conv1d, Conv1dConfig, Module};
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Conv1d>();
+    let mut rng = convlab::seeded_rng(3);
+    let conv = Conv1d::new(Conv1dConfig::new(8, 16, 9).padding(4), &mut rng).unwrap();
+    assert_eq!(
+        conv.to_string(),
+        "Conv1d(8, 16, kernel_size=(9,), stride=(1,), padding=(4,))"
+    );
+    let odd = Conv1dConfig::new(4, 4, 3)
+        .padding(Padding1d::Same)
+        .dilation(2)
+        .groups(2)
+        .bias(false)
+        .padding_mode(PaddingMode::Reflect);
+    assert_eq!(
+        Conv1d::zeroed(odd).unwrap().describe(),
+        "Conv1d(4, 4, kernel_size=(3,), stride=(1,), padding=same, dilation=(2,), groups=2, \
+         bias=False, padding_mode=reflect)"
+    );
+    let names: Vec<String> = conv
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["weight", "bias"]);
+    assert_eq!(conv.weight.shape(), [16, 8, 9]);
+    let x = common::rand_tensor(&[2, 8, 50], 4);
+    let y = conv.forward(&Var::new(x.clone())).unwrap().tensor();
+    let want = conv1d(
+        &x,
+        &conv.weight.tensor(),
+        Some(&conv.bias.as_ref().unwrap().tensor()),
+        &conv.config.params,
+    )
+    .unwrap();
+    assert_eq!(y, want);
+    assert!(Conv1d::zeroed(Conv1dConfig::new(3, 4, 3).groups(2)).is_err());
+}

@@ -10,7 +10,7 @@ use crate::tensor::Tensor;
 use rand::Rng;
 
 /// How a layer's weights start.
-enum Init<'a, R: Rng> {
+pub(super) enum Init<'a, R: Rng> {
     /// PyTorch's default, drawn from the generator.
     Default(&'a mut R),
     /// Zeros, for a layer whose weights will be loaded.
@@ -20,7 +20,11 @@ enum Init<'a, R: Rng> {
 /// `U(-bound, bound)` with `bound = 1/sqrt(fan_in)`: PyTorch's default for
 /// both weight and bias of conv and linear layers (`kaiming_uniform_(a=√5)`),
 /// or zeros.
-fn init_tensor<R: Rng>(shape: &[usize], fan_in: usize, init: &mut Init<'_, R>) -> Result<Tensor> {
+pub(super) fn init_tensor<R: Rng>(
+    shape: &[usize],
+    fan_in: usize,
+    init: &mut Init<'_, R>,
+) -> Result<Tensor> {
     match init {
         Init::Zeros => Tensor::zeros(shape),
         Init::Default(rng) => {
@@ -35,7 +39,7 @@ fn init_tensor<R: Rng>(shape: &[usize], fan_in: usize, init: &mut Init<'_, R>) -
 }
 
 /// The placeholder generator type of `Init::Zeros`, which draws nothing.
-type NoRng = rand::rngs::mock::StepRng;
+pub(super) type NoRng = rand::rngs::mock::StepRng;
 
 /// Options of [`Conv2d`], mirroring `nn.Conv2d(in_channels, out_channels,
 /// kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
@@ -229,7 +233,7 @@ impl Module for Conv2d {
 }
 
 /// `[("weight", w), ("bias", b)]`, PyTorch's order, without a missing bias.
-fn weight_and_bias(weight: &Var, bias: &Option<Var>) -> Vec<(String, Var)> {
+pub(super) fn weight_and_bias(weight: &Var, bias: &Option<Var>) -> Vec<(String, Var)> {
     std::iter::once(("weight".to_string(), weight.clone()))
         .chain(bias.iter().map(|b| ("bias".to_string(), b.clone())))
         .collect()

@@ -66,6 +66,7 @@
 
 mod blocks;
 mod buffer;
+mod conv1d;
 mod dropout;
 pub mod init;
 mod layers;
@@ -75,6 +76,7 @@ mod resample;
 
 pub use blocks::{Concat, Residual, Sequential};
 pub use buffer::Buffer;
+pub use conv1d::{Conv1d, Conv1dConfig};
 pub use dropout::{Dropout, Dropout2d};
 pub use layers::{
     Conv2d, Conv2dConfig, ConvTranspose2d, Flatten, Identity, Linear, ReLU, Sigmoid, Tanh,

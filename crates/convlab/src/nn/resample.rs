@@ -5,7 +5,7 @@
 //! No parameters; each describes itself in PyTorch's repr. Sizes are
 //! checked when the layer runs, with the op's errors.
 
-use super::Module;
+use super::{display_from_describe, Module};
 use crate::autograd::Var;
 use crate::error::Result;
 use crate::ops::{InterpolateMode, InterpolateParams, PadMode, PerAxis};
@@ -303,3 +303,25 @@ impl<const N: usize> Module for ConstantPad<N> {
         )
     }
 }
+
+display_from_describe!(
+    Upsample,
+    PixelShuffle,
+    PixelUnshuffle,
+    ChannelShuffle,
+    ZeroPad1d,
+    ZeroPad2d,
+    ZeroPad3d,
+    ConstantPad1d,
+    ConstantPad2d,
+    ConstantPad3d,
+    ReflectionPad1d,
+    ReflectionPad2d,
+    ReflectionPad3d,
+    ReplicationPad1d,
+    ReplicationPad2d,
+    ReplicationPad3d,
+    CircularPad1d,
+    CircularPad2d,
+    CircularPad3d,
+);
