@@ -54,7 +54,7 @@ fn suite_choices_are_pinned() {
     // Point-major only with 16-lane vectors (AVX-512): its blocks of 64
     // tiles run a wider tile kernel than the panel-major ones there.
     let deep = if wide { WinogradPointMajor } else { Winograd };
-    let pinned: [(&str, [ConvAlgo; 3]); 15] = [
+    let pinned: [(&str, [ConvAlgo; 3]); 16] = [
         ("d2l_edge_1x2", [Direct, Direct, Direct]),
         ("image_3x3_1080p", [Direct, Direct, Direct]),
         ("image_31x31", [Fft, Fft, Fft]),
@@ -73,6 +73,7 @@ fn suite_choices_are_pinned() {
         ("bottleneck_1x1", [ImplicitGemm, Im2col, ImplicitGemm]),
         ("mobilenet_dw_3x3", [Direct, Direct, Direct]),
         ("dilated_3x3_d2", [Winograd, Winograd, Winograd]),
+        ("audio_conv1d_k9", [ImplicitGemm, ImplicitGemm, ImplicitGemm]),
     ];
     let mut got = Vec::new();
     for (name, g) in suite() {
