@@ -175,7 +175,7 @@ impl Case<'_> {
     }
     /// A tensor parameter: its shape and the blob range it points at
     /// (none for an error input, whose tensors are only a shape and dtype).
-    fn tensor_param(&self, key: &str) -> Result<(Vec<usize>, Option<(usize, usize)>), Refused> {
+    fn tensor_param(&self, key: &str) -> Result<TensorParam, Refused> {
         let v = self
             .param(key)
             .ok_or_else(|| bad(format!("params has no '{key}'")))?;
@@ -219,6 +219,10 @@ impl Case<'_> {
     }
 }
 
+/// A tensor parameter's shape and its `[offset, offset + len)` in the
+/// export's blob, if it has values.
+type TensorParam = (Vec<usize>, Option<(usize, usize)>);
+
 /// What an op computed: output, input gradient, and indices if any.
 struct Outcome {
     y: Tensor,
@@ -226,7 +230,8 @@ struct Outcome {
     idx: Option<Vec<usize>>,
 }
 
-/// The forward only, for an error input; the gradient too for a sample.
+/// The input gradient `f` computes from the formula's `grad_output`; an
+/// empty tensor for an error input, which runs the forward only.
 fn backward(
     case: &Case,
     f: impl FnOnce(&Tensor) -> convlab::Result<Tensor>,
