@@ -192,14 +192,16 @@ pub fn fractional_max_pool<const N: usize>(
     let out = p.output_lengths(op, input.shape())?;
     let (batched, n, c, len) = split_input(op, "input", input.shape(), N)?;
     let ss = random_samples.shape();
-    if ss.len() != 3 || ss[1] != c || ss[2] != N || ss[0] < n.max(1) {
+    // PyTorch: `size(0)` at least the batch (1 unbatched), so an empty
+    // batch takes samples of an empty batch too, as it draws them.
+    if ss.len() != 3 || ss[1] != c || ss[2] != N || ss[0] < n {
         return Err(Error::shape(
             op,
             format!(
                 "_random_samples of shape {} does not fit input {}: expected [{}, {c}, {N}] (a batch of at least the input's)",
                 Dims(ss),
                 Dims(input.shape()),
-                n.max(1)
+                n
             ),
         ));
     }

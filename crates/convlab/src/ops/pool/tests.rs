@@ -353,3 +353,28 @@ fn errors_name_op_and_shape() {
         "{e}"
     );
 }
+
+#[test]
+fn fractional_samples_batch_rule_is_pytorchs() {
+    // `_random_samples.size(0)` at least the batch, 1 for an unbatched
+    // input: an empty batch takes the empty samples PyTorch draws for it
+    // (OpInfo's fractional_max_pool3d sample of input [0, 1, 4, 5, 4]).
+    let p = FractionalMaxPool3dParams::with_output_size(2, 2);
+    let empty = Tensor::zeros(&[0, 1, 4, 5, 4]).unwrap();
+    let drawn = fractional_random_samples::<3>(empty.shape(), &mut crate::seeded_rng(0)).unwrap();
+    assert_eq!(drawn.shape(), &[0, 1, 3]);
+    let (y, idx) = fractional_max_pool(&empty, &p, &drawn).unwrap();
+    assert_eq!((y.shape(), idx.len()), (&[0, 1, 2, 2, 2][..], 0));
+    let u = Tensor::full(&[1, 1, 3], 0.5).unwrap();
+    assert!(fractional_max_pool(&empty, &p, &u).is_ok());
+    let gx = fractional_max_pool3d_backward(empty.shape(), &idx, &y).unwrap();
+    assert_eq!(gx.shape(), empty.shape());
+    // Too few samples for the batch, and none for an unbatched input.
+    let two = Tensor::zeros(&[2, 1, 4, 5, 4]).unwrap();
+    let err = fractional_max_pool(&two, &p, &u).unwrap_err().to_string();
+    assert!(err.contains("expected [2, 1, 3]"), "{err}");
+    let unbatched = Tensor::zeros(&[1, 4, 5, 4]).unwrap();
+    let none = Tensor::zeros(&[0, 1, 3]).unwrap();
+    assert!(fractional_max_pool(&unbatched, &p, &none).is_err());
+    assert!(fractional_max_pool(&unbatched, &p, &u).is_ok());
+}
