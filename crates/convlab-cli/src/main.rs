@@ -44,7 +44,7 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Classify .npy tensors or images with a network of convlab::models.
     Predict(predict::Args),
-    /// Train a small CNN on the UCI handwritten digits (checkpoints, resume, plot).
+    /// Train a CNN (small, LeNet or resnet18) on the UCI handwritten digits (checkpoints, resume, plot).
     TrainDigits(train_digits::TrainDigitsArgs),
 }
 
