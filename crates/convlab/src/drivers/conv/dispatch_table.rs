@@ -73,7 +73,10 @@ fn suite_choices_are_pinned() {
         ("bottleneck_1x1", [ImplicitGemm, Im2col, ImplicitGemm]),
         ("mobilenet_dw_3x3", [Direct, Direct, Direct]),
         ("dilated_3x3_d2", [Winograd, Winograd, Winograd]),
-        ("audio_conv1d_k9", [ImplicitGemm, ImplicitGemm, ImplicitGemm]),
+        (
+            "audio_conv1d_k9",
+            [ImplicitGemm, ImplicitGemm, ImplicitGemm],
+        ),
     ];
     let mut got = Vec::new();
     for (name, g) in suite() {
