@@ -1,10 +1,12 @@
 //! `nn.Conv1d`: the 1-D convolution layer, weight `[out, in / groups, k]`
 //! as PyTorch stores it, over [`Var::conv1d`].
 
-use super::layers::{init_tensor, weight_and_bias, Init, NoRng};
+use super::layers::{
+    check_conv_layer, init_tensor, padding_mode_repr, weight_and_bias, Init, NoRng,
+};
 use super::{display_from_describe, Module};
 use crate::autograd::Var;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ops::{Conv1dParams, Padding1d};
 use crate::shape::PaddingMode;
 use rand::Rng;
@@ -109,29 +111,11 @@ impl Conv1d {
     }
 
     fn build<R: Rng>(config: Conv1dConfig, mut init: Init<'_, R>) -> Result<Conv1d> {
-        const OP: &str = "Conv1d";
         let c = &config;
+        let channels = [c.in_channels, c.out_channels];
+        let shown = c.kernel_size.to_string();
+        check_conv_layer("Conv1d", channels, c.params.groups, c.kernel_size, &shown)?;
         let g = c.params.groups;
-        if g == 0 || c.in_channels % g != 0 || c.out_channels % g != 0 {
-            return Err(Error::param(
-                OP,
-                "groups",
-                format!(
-                    "{g} must divide in_channels {} and out_channels {}",
-                    c.in_channels, c.out_channels
-                ),
-            ));
-        }
-        if c.in_channels == 0 || c.out_channels == 0 || c.kernel_size == 0 {
-            return Err(Error::param(
-                OP,
-                "kernel_size",
-                format!(
-                    "channels ({}, {}) and kernel_size {} must be positive",
-                    c.in_channels, c.out_channels, c.kernel_size
-                ),
-            ));
-        }
         let shape = [c.out_channels, c.in_channels / g, c.kernel_size];
         let fan_in = shape[1] * shape[2];
         let weight = Var::param(init_tensor(&shape, fan_in, &mut init)?);
@@ -180,13 +164,7 @@ impl Module for Conv1d {
         if !c.bias {
             s += ", bias=False";
         }
-        match p.padding_mode {
-            PaddingMode::Zeros => {}
-            PaddingMode::Reflect => s += ", padding_mode=reflect",
-            PaddingMode::Replicate => s += ", padding_mode=replicate",
-            PaddingMode::Circular => s += ", padding_mode=circular",
-        }
-        s + ")"
+        s + padding_mode_repr(p.padding_mode) + ")"
     }
 }
 

@@ -131,30 +131,17 @@ impl Conv2d {
     }
 
     fn build<R: Rng>(config: Conv2dConfig, mut init: Init<'_, R>) -> Result<Conv2d> {
-        const OP: &str = "Conv2d";
         let c = &config;
+        let kernel = c.kernel_size.0.min(c.kernel_size.1);
+        let shown = c.kernel_size.to_string();
+        check_conv_layer(
+            "Conv2d",
+            [c.in_channels, c.out_channels],
+            c.params.groups,
+            kernel,
+            &shown,
+        )?;
         let g = c.params.groups;
-        if g == 0 || c.in_channels % g != 0 || c.out_channels % g != 0 {
-            return Err(Error::param(
-                OP,
-                "groups",
-                format!(
-                    "{g} must divide in_channels {} and out_channels {}",
-                    c.in_channels, c.out_channels
-                ),
-            ));
-        }
-        if c.in_channels == 0 || c.out_channels == 0 || c.kernel_size.0 == 0 || c.kernel_size.1 == 0
-        {
-            return Err(Error::param(
-                OP,
-                "kernel_size",
-                format!(
-                    "channels ({}, {}) and kernel_size {} must be positive",
-                    c.in_channels, c.out_channels, c.kernel_size
-                ),
-            ));
-        }
         let shape = [
             c.out_channels,
             c.in_channels / g,
@@ -222,13 +209,49 @@ impl Module for Conv2d {
         if !c.bias {
             s += ", bias=False";
         }
-        match p.padding_mode {
-            PaddingMode::Zeros => {}
-            PaddingMode::Reflect => s += ", padding_mode=reflect",
-            PaddingMode::Replicate => s += ", padding_mode=replicate",
-            PaddingMode::Circular => s += ", padding_mode=circular",
-        }
-        s + ")"
+        s + padding_mode_repr(p.padding_mode) + ")"
+    }
+}
+
+/// What every convolution layer's constructor checks, as PyTorch's do:
+/// `groups` divides both channel counts, and channels and the kernel
+/// (`kernel`: its smallest extent, `shown` as the user wrote it) are
+/// positive.
+pub(super) fn check_conv_layer(
+    op: &'static str,
+    [in_channels, out_channels]: [usize; 2],
+    groups: usize,
+    kernel: usize,
+    shown: &str,
+) -> Result<()> {
+    let g = groups;
+    if g == 0 || in_channels % g != 0 || out_channels % g != 0 {
+        return Err(Error::param(
+            op,
+            "groups",
+            format!("{g} must divide in_channels {in_channels} and out_channels {out_channels}"),
+        ));
+    }
+    if in_channels == 0 || out_channels == 0 || kernel == 0 {
+        return Err(Error::param(
+            op,
+            "kernel_size",
+            format!(
+                "channels ({in_channels}, {out_channels}) and kernel_size {shown} must be positive"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The `, padding_mode=...` part of a convolution layer's repr (none for
+/// zeros, PyTorch's default).
+pub(super) fn padding_mode_repr(mode: PaddingMode) -> &'static str {
+    match mode {
+        PaddingMode::Zeros => "",
+        PaddingMode::Reflect => ", padding_mode=reflect",
+        PaddingMode::Replicate => ", padding_mode=replicate",
+        PaddingMode::Circular => ", padding_mode=circular",
     }
 }
 
@@ -311,15 +334,8 @@ impl ConvTranspose2d {
         mut init: Init<'_, R>,
     ) -> Result<ConvTranspose2d> {
         let g = params.groups;
-        if g == 0 || in_channels % g != 0 || out_channels % g != 0 {
-            return Err(Error::param(
-                "ConvTranspose2d",
-                "groups",
-                format!(
-                    "{g} must divide in_channels {in_channels} and out_channels {out_channels}"
-                ),
-            ));
-        }
+        let channels = [in_channels, out_channels];
+        check_conv_layer("ConvTranspose2d", channels, g, k.0.min(k.1), &k.to_string())?;
         let shape = [in_channels, out_channels / g, k.0, k.1];
         let fan_in = shape[1] * k.0 * k.1;
         Ok(ConvTranspose2d {
