@@ -38,6 +38,36 @@ fn every_public_layer_is_send_and_sync() {
     assert_send_sync::<convlab::optim::Sgd>();
     assert_send_sync::<convlab::optim::Adam>();
     assert_send_sync::<convlab::optim::AdamW>();
+    // The rest of the layers, every rank.
+    use convlab::nn as n;
+    assert_send_sync::<n::Conv1d>();
+    assert_send_sync::<n::BatchNorm1d>();
+    assert_send_sync::<n::BatchNorm2d>();
+    assert_send_sync::<n::MaxPool1d>();
+    assert_send_sync::<n::MaxPool3d>();
+    assert_send_sync::<n::AvgPool1d>();
+    assert_send_sync::<n::AvgPool3d>();
+    assert_send_sync::<n::LPPool1d>();
+    assert_send_sync::<n::LPPool2d>();
+    assert_send_sync::<n::LPPool3d>();
+    assert_send_sync::<n::AdaptiveAvgPool1d>();
+    assert_send_sync::<n::AdaptiveAvgPool3d>();
+    assert_send_sync::<n::AdaptiveMaxPool1d>();
+    assert_send_sync::<n::AdaptiveMaxPool3d>();
+    assert_send_sync::<n::MaxUnpool1d>();
+    assert_send_sync::<n::MaxUnpool2d>();
+    assert_send_sync::<n::MaxUnpool3d>();
+    assert_send_sync::<n::FractionalMaxPool2d>();
+    assert_send_sync::<n::FractionalMaxPool3d>();
+    assert_send_sync::<n::Upsample>();
+    assert_send_sync::<n::PixelShuffle>();
+    assert_send_sync::<n::PixelUnshuffle>();
+    assert_send_sync::<n::ChannelShuffle>();
+    assert_send_sync::<n::ZeroPad2d>();
+    assert_send_sync::<n::ConstantPad1d>();
+    assert_send_sync::<n::ReflectionPad3d>();
+    assert_send_sync::<n::ReplicationPad2d>();
+    assert_send_sync::<n::CircularPad1d>();
 }
 
 /// conv, BN, ReLU, pool, dropout, linear — with trained-looking statistics.
