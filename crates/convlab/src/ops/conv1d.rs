@@ -164,6 +164,10 @@ impl ConvTranspose1dParams {
     }
 }
 
+/// The weight layouts errors name.
+const FORWARD_LAYOUT: &str = "(C_out, C_in / groups, K)";
+const TRANSPOSED_LAYOUT: &str = "(C_in, C_out / groups, K)";
+
 /// `[N, C, L]` or `[C, L]` reshaped to `[N, C, 1, L]`, and whether the
 /// input was unbatched.
 fn input_view(op: &'static str, what: &str, x: &Tensor) -> Result<(Tensor, bool)> {
@@ -216,6 +220,35 @@ fn grads_of(g: Conv2dGrads, unbatched: bool) -> Result<Conv2dGrads> {
     })
 }
 
+/// A 1-D forward through its 2-D form: `input` and `weight` (laid out as
+/// `layout` says) reshaped to height 1, `run` on them, errors relabelled
+/// `op`, the result back in the caller's rank.
+fn forward_1d(
+    op: &'static str,
+    layout: &str,
+    input: &Tensor,
+    weight: &Tensor,
+    run: impl FnOnce(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    let (x, unbatched) = input_view(op, "input", input)?;
+    let w = weight_view(op, layout, weight)?;
+    output_of(run(&x, &w).map_err(|e| e.with_op(op))?, unbatched)
+}
+
+/// A 1-D backward through its 2-D form, as [`forward_1d`], with
+/// `grad_output` reshaped too and the gradients reshaped back.
+fn backward_1d(
+    op: &'static str,
+    layout: &str,
+    [input, weight, grad_output]: [&Tensor; 3],
+    run: impl FnOnce(&Tensor, &Tensor, &Tensor) -> Result<Conv2dGrads>,
+) -> Result<Conv2dGrads> {
+    let (x, unbatched) = input_view(op, "input", input)?;
+    let w = weight_view(op, layout, weight)?;
+    let (go, _) = input_view(op, "grad_output", grad_output)?;
+    grads_of(run(&x, &w, &go).map_err(|e| e.with_op(op))?, unbatched)
+}
+
 /// 1-D cross-correlation, as `torch.nn.functional.conv1d`: input
 /// `[N, C_in, L]` (or `[C_in, L]`), weight `[C_out, C_in / groups, K]`,
 /// bias `[C_out]`.
@@ -239,11 +272,9 @@ pub fn conv1d(
     bias: Option<&Tensor>,
     p: &Conv1dParams,
 ) -> Result<Tensor> {
-    const OP: &str = "conv1d";
-    let (x, unbatched) = input_view(OP, "input", input)?;
-    let w = weight_view(OP, "(C_out, C_in / groups, K)", weight)?;
-    let y = conv2d(&x, &w, bias, &p.as_2d()).map_err(|e| e.with_op(OP))?;
-    output_of(y, unbatched)
+    forward_1d("conv1d", FORWARD_LAYOUT, input, weight, |x, w| {
+        conv2d(x, w, bias, &p.as_2d())
+    })
 }
 
 /// All three gradients of [`conv1d`] (`grad_bias` when `with_bias`), in the
@@ -255,12 +286,10 @@ pub fn conv1d_backward(
     grad_output: &Tensor,
     p: &Conv1dParams,
 ) -> Result<Conv2dGrads> {
-    const OP: &str = "conv1d_backward";
-    let (x, unbatched) = input_view(OP, "input", input)?;
-    let w = weight_view(OP, "(C_out, C_in / groups, K)", weight)?;
-    let (go, _) = input_view(OP, "grad_output", grad_output)?;
-    let g = conv2d_backward(&x, &w, with_bias, &go, &p.as_2d()).map_err(|e| e.with_op(OP))?;
-    grads_of(g, unbatched)
+    let operands = [input, weight, grad_output];
+    backward_1d("conv1d_backward", FORWARD_LAYOUT, operands, |x, w, go| {
+        conv2d_backward(x, w, with_bias, go, &p.as_2d())
+    })
 }
 
 /// The transposed 1-D convolution, as `torch.nn.functional.conv_transpose1d`:
@@ -271,11 +300,13 @@ pub fn conv_transpose1d(
     bias: Option<&Tensor>,
     p: &ConvTranspose1dParams,
 ) -> Result<Tensor> {
-    const OP: &str = "conv_transpose1d";
-    let (x, unbatched) = input_view(OP, "input", input)?;
-    let w = weight_view(OP, "(C_in, C_out / groups, K)", weight)?;
-    let y = conv_transpose2d(&x, &w, bias, &p.as_2d()).map_err(|e| e.with_op(OP))?;
-    output_of(y, unbatched)
+    forward_1d(
+        "conv_transpose1d",
+        TRANSPOSED_LAYOUT,
+        input,
+        weight,
+        |x, w| conv_transpose2d(x, w, bias, &p.as_2d()),
+    )
 }
 
 /// All three gradients of [`conv_transpose1d`], in the 1-D shapes.
@@ -286,11 +317,11 @@ pub fn conv_transpose1d_backward(
     grad_output: &Tensor,
     p: &ConvTranspose1dParams,
 ) -> Result<Conv2dGrads> {
-    const OP: &str = "conv_transpose1d_backward";
-    let (x, unbatched) = input_view(OP, "input", input)?;
-    let w = weight_view(OP, "(C_in, C_out / groups, K)", weight)?;
-    let (go, _) = input_view(OP, "grad_output", grad_output)?;
-    let g =
-        conv_transpose2d_backward(&x, &w, with_bias, &go, &p.as_2d()).map_err(|e| e.with_op(OP))?;
-    grads_of(g, unbatched)
+    let operands = [input, weight, grad_output];
+    backward_1d(
+        "conv_transpose1d_backward",
+        TRANSPOSED_LAYOUT,
+        operands,
+        |x, w, go| conv_transpose2d_backward(x, w, with_bias, go, &p.as_2d()),
+    )
 }
