@@ -11,7 +11,7 @@ mod common;
 
 use common::{forced, rand_tensor, rel_err, TOL};
 use convlab::ops::*;
-use convlab::{PaddingMode, Tensor};
+use convlab::{Padding, PaddingMode, Tensor};
 use proptest::prelude::*;
 
 /// Widths and heights that hit every block-size boundary of the kernels.
@@ -272,6 +272,37 @@ fn winograd_point_major_matches_reference() {
         ConvAlgo::WinogradPointMajor,
         60,
     );
+}
+
+/// Layers dilated by 2 across only run Winograd on each row's two column
+/// phases side by side; unpadded phase rows 4 or 8 wide (tensor rows of 8
+/// and 16) once left no zero column between the phases and were read as
+/// plain rows (found by `separable_filters_equal_reference`: a 1x6 image,
+/// replicate padding, dilation (1, 2), 39% error).
+#[test]
+fn winograd_on_column_phase_pairs_matches_reference() {
+    for (i, (shape, pads, mode)) in [
+        ([1, 1, 1, 6], [0, 2, 2, 0], PaddingMode::Replicate),
+        ([1, 1, 3, 8], [0, 0, 0, 0], PaddingMode::Zeros),
+        ([2, 3, 5, 16], [0, 0, 0, 0], PaddingMode::Zeros),
+        ([1, 2, 3, 12], [0, 0, 0, 0], PaddingMode::Zeros),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = rand_tensor(&shape, 90 + i as u64);
+        let wt = rand_tensor(&[2, shape[1], 3, 3], 91 + i as u64);
+        let p = Conv2dParams::new()
+            .dilation((1, 2))
+            .padding(Padding::sides(pads[0], pads[1], pads[2], pads[3]))
+            .padding_mode(mode);
+        forward_matches_reference(
+            (&x, &wt, None),
+            &p,
+            ConvAlgo::Winograd,
+            &format!("{shape:?}"),
+        );
+    }
 }
 
 /// 3x3 layers (padding 1) of shapes `(n, c_in, side, c_out)` on `algo` (a

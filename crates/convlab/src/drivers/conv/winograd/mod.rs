@@ -93,7 +93,14 @@ fn layout(g: &ConvGeometry, phases: Phases) -> (ConvGeometry, Layout) {
     }
     // Right padding of the phase layer: ow = w + pl + pr - 2.
     let pr = (g.ow + 2).saturating_sub(g.w + g.pl);
-    let off = (g.w + g.pl).max(g.w + pr).max(g.ow).next_multiple_of(4);
+    // At least one zero column between the phases: the kernels tell a
+    // pair by its gap (`Strides::gap > 0`), so a phase row whose padding
+    // and width left none (4 or 8 wide, unpadded) was read as a plain row.
+    let off = (g.w + g.pl)
+        .max(g.w + pr)
+        .max(g.ow)
+        .max(g.w + 1)
+        .next_multiple_of(4);
     let pg = ConvGeometry {
         n: g.n / 2,
         w: off + g.w,
