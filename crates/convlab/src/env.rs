@@ -5,6 +5,7 @@
 //! | `CONVLAB_MAX_BYTES` | a whole number of bytes, at least 1 (`2000000000`; no units, signs or exponents) | the memory limit of [`crate::memory`] |
 //! | `CONVLAB_ISA` | `avx512`, `avx2` or `scalar` (lower case) | the most capable instruction set the kernels may use (never more than the CPU has) |
 //! | `CONVLAB_NO_SIMD` | any | the older spelling of `CONVLAB_ISA=scalar` |
+//! | `CONVLAB_POISON_SCRATCH` | any | fill every scratch buffer and every uninitialised result with NaN when handed out, so a kernel that reads scratch it did not write, or leaves part of a result unwritten, shows NaN (for tests; costs a fill per buffer) |
 //!
 //! An empty value counts as unset. A value that does not parse is never
 //! ignored: [`check`] returns the error, and so does every allocation the
@@ -104,6 +105,13 @@ pub(crate) fn max_bytes() -> Result<Option<usize>> {
     static V: OnceLock<Result<Option<usize>>> = OnceLock::new();
     V.get_or_init(|| value(MAX_BYTES).map(|v| parse_max_bytes(&v)).transpose())
         .clone()
+}
+
+/// Whether `CONVLAB_POISON_SCRATCH` is set (to anything but empty), as
+/// read at first use.
+pub(crate) fn poison_scratch() -> bool {
+    static V: OnceLock<bool> = OnceLock::new();
+    *V.get_or_init(|| value("CONVLAB_POISON_SCRATCH").is_some())
 }
 
 /// The instruction set `CONVLAB_ISA` (or `CONVLAB_NO_SIMD`) asks for, as

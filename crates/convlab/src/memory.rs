@@ -216,7 +216,13 @@ pub(crate) fn uninit_f32(
     elems: usize,
 ) -> Result<Box<[std::mem::MaybeUninit<f32>]>> {
     check_f32(op, elems)?;
-    Ok(Box::new_uninit_slice(elems))
+    let mut buf = Box::new_uninit_slice(elems);
+    if crate::env::poison_scratch() {
+        buf.iter_mut().for_each(|v| {
+            v.write(f32::NAN);
+        });
+    }
+    Ok(buf)
 }
 
 /// The floats of a buffer whose every element has been written.
@@ -307,10 +313,13 @@ impl Scratch {
                 .map(|(i, _)| i);
             best.map(|i| p.swap_remove(i))
         });
-        let buf = match pooled {
+        let mut buf = match pooled {
             Some(b) => b,
             None => vec![0.0; len],
         };
+        if crate::env::poison_scratch() {
+            buf.fill(f32::NAN);
+        }
         let off = align_offset(&buf);
         Scratch { buf, off }
     }
@@ -356,7 +365,11 @@ mod tests {
         };
         let b = Scratch::take("t", 500).unwrap();
         assert_eq!(b.as_ptr(), ptr, "the pooled buffer comes back");
-        assert_eq!(b[0], 7.0, "with its stale contents");
+        if crate::env::poison_scratch() {
+            assert!(b[0].is_nan(), "poisoned");
+        } else {
+            assert_eq!(b[0], 7.0, "with its stale contents");
+        }
         assert!(Scratch::take("t", usize::MAX / 8).is_err());
     }
 

@@ -275,14 +275,17 @@ fn winograd_point_major_matches_reference() {
 }
 
 /// Layers dilated by 2 across only run Winograd on each row's two column
-/// phases side by side; unpadded phase rows 4 or 8 wide (tensor rows of 8
-/// and 16) once left no zero column between the phases and were read as
-/// plain rows (found by `separable_filters_equal_reference`: a 1x6 image,
-/// replicate padding, dilation (1, 2), 39% error).
+/// phases side by side; phase rows 4 or 8 wide (tensor rows of 8 and 16)
+/// once left no zero column between the phases and were read as plain
+/// rows: an unpadded input in the forward, the input gradient's output in
+/// the backward (both found by `separable_filters_equal_reference`: a 1x6
+/// image with replicate padding and dilation (1, 2), 39% error forward; a
+/// 1x8 one, 8 wide once padded, in the input gradient).
 #[test]
 fn winograd_on_column_phase_pairs_matches_reference() {
     for (i, (shape, pads, mode)) in [
         ([1, 1, 1, 6], [0, 2, 2, 0], PaddingMode::Replicate),
+        ([1, 1, 1, 8], [0, 2, 0, 0], PaddingMode::Replicate),
         ([1, 1, 3, 8], [0, 0, 0, 0], PaddingMode::Zeros),
         ([2, 3, 5, 16], [0, 0, 0, 0], PaddingMode::Zeros),
         ([1, 2, 3, 12], [0, 0, 0, 0], PaddingMode::Zeros),
@@ -296,12 +299,22 @@ fn winograd_on_column_phase_pairs_matches_reference() {
             .dilation((1, 2))
             .padding(Padding::sides(pads[0], pads[1], pads[2], pads[3]))
             .padding_mode(mode);
-        forward_matches_reference(
+        let y = forward_matches_reference(
             (&x, &wt, None),
             &p,
             ConvAlgo::Winograd,
             &format!("{shape:?}"),
         );
+        let go = rand_tensor(y.shape(), 92 + i as u64);
+        let grad_input = |algo| {
+            forced(algo, || conv2d_backward_input(x.shape(), &wt, &go, &p))
+                .expect("the algorithm computes it")
+        };
+        let err = rel_err(
+            &grad_input(ConvAlgo::Winograd),
+            &grad_input(ConvAlgo::Reference),
+        );
+        assert!(err <= TOL, "{shape:?} grad_input: {err}");
     }
 }
 

@@ -93,13 +93,14 @@ fn layout(g: &ConvGeometry, phases: Phases) -> (ConvGeometry, Layout) {
     }
     // Right padding of the phase layer: ow = w + pl + pr - 2.
     let pr = (g.ow + 2).saturating_sub(g.w + g.pl);
-    // At least one zero column between the phases: the kernels tell a
-    // pair by its gap (`Strides::gap > 0`), so a phase row whose padding
-    // and width left none (4 or 8 wide, unpadded) was read as a plain row.
+    // At least one zero column between the phases of the input and of the
+    // output: the kernels tell a pair by its gap (`Strides::gap > 0`), so a
+    // phase row whose padding and width left none (an unpadded input 4 or
+    // 8 wide; an input gradient's output 4 or 8 wide) was read as a plain
+    // row.
     let off = (g.w + g.pl)
         .max(g.w + pr)
-        .max(g.ow)
-        .max(g.w + 1)
+        .max(g.w.max(g.ow) + 1)
         .next_multiple_of(4);
     let pg = ConvGeometry {
         n: g.n / 2,
