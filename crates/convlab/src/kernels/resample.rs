@@ -20,6 +20,9 @@ pub(crate) struct Band<'a> {
     pub taps: usize,
 }
 
+// Inlined into each ISA's entry, so `mul_add` compiles to an FMA
+// instruction there rather than a call to libm's `fmaf`.
+#[inline(always)]
 fn rows_body<const FMA: bool>(band: Band, x: &[f32], in_w: usize, y: &mut [f32], out_w: usize) {
     let Band {
         start,
@@ -71,6 +74,7 @@ dispatch_isa! {
     pub(crate) fn rows(band: Band, x: &[f32], in_w: usize, y: &mut [f32], out_w: usize) => rows_body
 }
 
+#[inline(always)]
 fn cols_body<const FMA: bool>(band: Band, x: &[f32], inner: usize, y: &mut [f32]) {
     let Band {
         start,
