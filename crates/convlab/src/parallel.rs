@@ -176,6 +176,30 @@ pub(crate) fn for_each<T: Sync, S>(
     }
 }
 
+/// Run `f(i, chunk)` on every `chunk_len`-long chunk `i` of `out`, on
+/// rayon when `threads > 1`, in order on the calling thread otherwise:
+/// for passes where each task writes its own contiguous part.
+pub(crate) fn for_each_chunk<T: Send>(
+    threads: usize,
+    out: &mut [T],
+    chunk_len: usize,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
+    use rayon::prelude::*;
+    if chunk_len == 0 {
+        return;
+    }
+    if threads > 1 {
+        out.par_chunks_mut(chunk_len)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+    } else {
+        out.chunks_mut(chunk_len)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+    }
+}
+
 /// `f` of every item, in item order, computed on rayon when `threads > 1`:
 /// the per-part sums of a reduction, to be added in order.
 pub(crate) fn map_collect<T: Sync, R: Send>(

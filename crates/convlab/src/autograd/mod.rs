@@ -17,6 +17,7 @@
 //! # Ok::<(), convlab::Error>(())
 //! ```
 
+mod conv_nd;
 mod norm;
 mod ops;
 mod pool;

@@ -1,63 +1,13 @@
 //! Resampling and rearrangement with their gradients: `F.interpolate`,
 //! `F.pad`, the pixel and channel shuffles, `F.grid_sample` and
-//! `F.affine_grid` on [`Var`]s, and the 1-D convolutions. Each forward
-//! runs the op of [`crate::ops`] and records that op's backward.
+//! `F.affine_grid` on [`Var`]s. Each forward runs the op of
+//! [`crate::ops`] and records that op's backward.
 
 use super::Var;
 use crate::error::Result;
-use crate::ops::{
-    self, Conv1dParams, ConvTranspose1dParams, GridSampleParams, InterpolateParams, PadMode,
-};
+use crate::ops::{self, GridSampleParams, InterpolateParams, PadMode};
 
 impl Var {
-    /// `F.conv1d(self, weight, bias)` (see [`ops::conv1d`]), differentiable
-    /// in all three.
-    pub fn conv1d(&self, weight: &Var, bias: Option<&Var>, p: &Conv1dParams) -> Result<Var> {
-        let p = *p;
-        let (x, w) = (self.value(), weight.value());
-        let y = ops::conv1d(&x, &w, bias.map(|b| b.value()).as_deref(), &p)?;
-        let with_bias = bias.is_some();
-        let mut parents = vec![self, weight];
-        parents.extend(bias);
-        Ok(Var::from_op(y, "Convolution", &parents, move |g| {
-            let gr = ops::conv1d_backward(&x, &w, with_bias, g, &p)?;
-            Ok(vec![
-                Some(gr.grad_input),
-                Some(gr.grad_weight),
-                gr.grad_bias,
-            ])
-        }))
-    }
-
-    /// `F.conv_transpose1d(self, weight, bias)` (see
-    /// [`ops::conv_transpose1d`]), differentiable in all three.
-    pub fn conv_transpose1d(
-        &self,
-        weight: &Var,
-        bias: Option<&Var>,
-        p: &ConvTranspose1dParams,
-    ) -> Result<Var> {
-        let p = *p;
-        let (x, w) = (self.value(), weight.value());
-        let y = ops::conv_transpose1d(&x, &w, bias.map(|b| b.value()).as_deref(), &p)?;
-        let with_bias = bias.is_some();
-        let mut parents = vec![self, weight];
-        parents.extend(bias);
-        Ok(Var::from_op(
-            y,
-            "ConvolutionTranspose",
-            &parents,
-            move |g| {
-                let gr = ops::conv_transpose1d_backward(&x, &w, with_bias, g, &p)?;
-                Ok(vec![
-                    Some(gr.grad_input),
-                    Some(gr.grad_weight),
-                    gr.grad_bias,
-                ])
-            },
-        ))
-    }
-
     /// `F.interpolate` (see [`ops::interpolate`]), differentiable in the
     /// input.
     ///

@@ -67,6 +67,7 @@
 mod blocks;
 mod buffer;
 mod conv1d;
+mod conv3d;
 mod dropout;
 pub mod init;
 mod layers;
@@ -77,6 +78,7 @@ mod resample;
 pub use blocks::{Concat, Residual, Sequential};
 pub use buffer::Buffer;
 pub use conv1d::{Conv1d, Conv1dConfig};
+pub use conv3d::{Conv3d, Conv3dConfig, ConvTranspose3d, ConvTranspose3dConfig};
 pub use dropout::{Dropout, Dropout2d};
 pub use layers::{
     Conv2d, Conv2dConfig, ConvTranspose2d, Flatten, Identity, Linear, ReLU, Sigmoid, Tanh,

@@ -9,6 +9,7 @@
 
 pub mod conv1d;
 pub mod conv2d;
+pub mod conv3d;
 pub mod conv_transpose2d;
 pub mod corr2d;
 pub mod grid_sample;
@@ -26,6 +27,10 @@ pub use conv1d::{
 pub use conv2d::{
     conv2d, conv2d_backward, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
     Conv2dGrads, Conv2dParams,
+};
+pub use conv3d::{
+    conv3d, conv3d_backward, conv_transpose3d, conv_transpose3d_backward, Conv3dParams,
+    ConvTranspose3dParams, Padding3d, Triple,
 };
 pub use conv_transpose2d::{conv_transpose2d, conv_transpose2d_backward, ConvTranspose2dParams};
 pub use corr2d::{convolve2d, corr2d, corr2d_backward};
