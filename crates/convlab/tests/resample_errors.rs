@@ -183,14 +183,14 @@ fn grid_sample_errors() {
         grid_sample(&z(&[1, 1, 0, 4]), &z(&[1, 2, 2, 2]), &p),
         &["non-empty spatial", "[1, 1, 0, 4]"],
     );
-    expect_err(
-        grid_sample(
-            &z(&[1, 1, 2, 2, 2]),
-            &z(&[1, 1, 1, 1, 3]),
-            &p.mode(GridSampleMode::Bicubic),
-        ),
-        &["mode", "bicubic", "5-D"],
-    );
+    // 5-D bicubic is tricubic, as in torch 2.15 (resample_opinfo.rs checks
+    // its values): no error.
+    assert!(grid_sample(
+        &z(&[1, 1, 2, 2, 2]),
+        &z(&[1, 1, 1, 1, 3]),
+        &p.mode(GridSampleMode::Bicubic),
+    )
+    .is_ok());
     expect_err(
         grid_sample_backward(&z(&[1, 1, 4, 4]), &z(&[1, 2, 2, 2]), &z(&[1, 1, 2, 3]), &p),
         &[

@@ -34,7 +34,8 @@ pub enum GridSampleMode {
     Bilinear,
     /// The nearest pixel (ties to even, as `nearbyint`).
     Nearest,
-    /// Bicubic between 16 neighbours (`A = -0.75`), 4-D input only.
+    /// Bicubic between 16 neighbours (`A = -0.75`); tricubic between 64 on
+    /// a 5-D input, as PyTorch.
     Bicubic,
 }
 
@@ -107,12 +108,7 @@ impl Geometry {
     }
 }
 
-fn check(
-    op: &'static str,
-    input: &[usize],
-    grid: &[usize],
-    p: &GridSampleParams,
-) -> Result<Geometry> {
+fn check(op: &'static str, input: &[usize], grid: &[usize]) -> Result<Geometry> {
     let rank = input.len();
     if !(rank == 4 || rank == 5) || grid.len() != rank {
         return Err(Error::shape(
@@ -152,13 +148,6 @@ fn check(
                 Dims(input),
                 a + 2
             ),
-        ));
-    }
-    if p.mode == GridSampleMode::Bicubic && rank == 5 {
-        return Err(Error::param(
-            op,
-            "mode",
-            "'bicubic' needs a 4-D input, got a 5-D input",
         ));
     }
     let mut out_shape = vec![input[0], input[1]];
@@ -268,73 +257,95 @@ fn cubic_coefficients_grad(t: f32) -> [f32; 4] {
     ]
 }
 
-/// Where one grid point reads: `k` taps, each an input offset within a
-/// plane (`None`: outside, reads zero) with its weight and the weight's
-/// derivative along each grid coordinate, and the factor each grid
-/// coordinate's gradient is scaled by.
-struct PointTaps {
-    offset: [Option<usize>; 16],
-    weight: [f32; 16],
-    /// `d weight / d coordinate`, coordinate-major: `[a * 16 + k]`.
-    dweight: [f32; 48],
+/// Where one grid point reads: `k` of at most `N` taps (16; 64 for
+/// tricubic), each an input offset within a plane (`None`: outside, reads
+/// zero) with its weight and the weight's derivative along each grid
+/// coordinate, and the factor each grid coordinate's gradient is scaled
+/// by.
+struct PointTaps<const N: usize> {
+    offset: [Option<usize>; N],
+    weight: [f32; N],
+    /// `d weight / d coordinate`, per grid coordinate.
+    dweight: [[f32; N]; 3],
     mult: [f32; 3],
     k: usize,
 }
 
-/// The taps of grid point `xyz` (grid order: `x` = width first).
-fn point_taps(g: &Geometry, xyz: &[f32], p: &GridSampleParams) -> PointTaps {
+/// Taps of every mode but 5-D bicubic.
+const TAPS: usize = 16;
+/// Taps of tricubic (5-D bicubic).
+const CUBE_TAPS: usize = 64;
+
+/// The cubic taps of grid point `xyz`: a 4-wide window per axis around
+/// the unnormalized coordinate, each tap's coordinate padded on its own
+/// (PyTorch's bicubic, and its tricubic on 5-D input).
+fn cubic_taps<const N: usize>(g: &Geometry, xyz: &[f32], p: &GridSampleParams) -> PointTaps<N> {
     let rank = g.rank();
     let mut t = PointTaps {
-        offset: [None; 16],
-        weight: [0.0; 16],
-        dweight: [0.0; 48],
+        offset: [None; N],
+        weight: [0.0; N],
+        dweight: [[0.0; N]; 3],
+        mult: [0.0; 3],
+        k: 1 << (2 * rank),
+    };
+    // Axis a (outermost first) takes grid coordinate rank - 1 - a.
+    let mut floor = [0.0f32; 3];
+    let mut coef = [[0.0f32; 4]; 3];
+    let mut dcoef = [[0.0f32; 4]; 3];
+    for a in 0..rank {
+        let (u, m) = unnormalize(xyz[rank - 1 - a], g.size[a], p.align_corners);
+        floor[a] = u.floor();
+        coef[a] = cubic_coefficients(u - floor[a]);
+        dcoef[a] = cubic_coefficients_grad(u - floor[a]);
+        t.mult[rank - 1 - a] = m;
+    }
+    for kk in 0..t.k {
+        // Tap index along axis a: digit a of kk in base 4, outermost first.
+        let digit = |a: usize| (kk >> (2 * (rank - 1 - a))) & 3;
+        let mut off = Some(0usize);
+        let mut w = 1.0f32;
+        for a in 0..rank {
+            let c = pad_coordinate(
+                floor[a] - 1.0 + digit(a) as f32,
+                g.size[a],
+                p.padding_mode,
+                p.align_corners,
+            )
+            .0 as i64;
+            off = off
+                .filter(|_| (0..g.size[a] as i64).contains(&c))
+                .map(|o| o + c as usize * g.strides[a]);
+            w *= coef[a][digit(a)];
+        }
+        t.offset[kk] = off;
+        t.weight[kk] = w;
+        for a in 0..rank {
+            let others: f32 = (0..rank)
+                .filter(|&b| b != a)
+                .map(|b| coef[b][digit(b)])
+                .product();
+            t.dweight[rank - 1 - a][kk] = -dcoef[a][digit(a)] * others;
+        }
+    }
+    t
+}
+
+/// The taps of grid point `xyz` (grid order: `x` = width first).
+fn point_taps<const N: usize>(g: &Geometry, xyz: &[f32], p: &GridSampleParams) -> PointTaps<N> {
+    let rank = g.rank();
+    if p.mode == GridSampleMode::Bicubic {
+        return cubic_taps(g, xyz, p);
+    }
+    let mut t = PointTaps {
+        offset: [None; N],
+        weight: [0.0; N],
+        dweight: [[0.0; N]; 3],
         mult: [0.0; 3],
         k: 0,
     };
     // Axis a (outermost first) takes grid coordinate rank - 1 - a.
     let coord = |a: usize| xyz[rank - 1 - a];
     let strides = g.strides;
-    if p.mode == GridSampleMode::Bicubic {
-        // Unnormalized coordinates; each tap is padded on its own.
-        let (iy, my) = unnormalize(coord(0), g.size[0], p.align_corners);
-        let (ix, mx) = unnormalize(coord(1), g.size[1], p.align_corners);
-        let (fy, fx) = (iy.floor(), ix.floor());
-        let (cy, cx) = (cubic_coefficients(iy - fy), cubic_coefficients(ix - fx));
-        let (gy, gx) = (
-            cubic_coefficients_grad(iy - fy),
-            cubic_coefficients_grad(ix - fx),
-        );
-        for j in 0..4 {
-            for i in 0..4 {
-                let kk = j * 4 + i;
-                let ty = pad_coordinate(
-                    fy - 1.0 + j as f32,
-                    g.size[0],
-                    p.padding_mode,
-                    p.align_corners,
-                )
-                .0;
-                let tx = pad_coordinate(
-                    fx - 1.0 + i as f32,
-                    g.size[1],
-                    p.padding_mode,
-                    p.align_corners,
-                )
-                .0;
-                let (yi, xi) = (ty as i64, tx as i64);
-                let inside =
-                    (0..g.size[0] as i64).contains(&yi) && (0..g.size[1] as i64).contains(&xi);
-                t.offset[kk] = inside.then(|| yi as usize * g.size[1] + xi as usize);
-                t.weight[kk] = cx[i] * cy[j];
-                // Grid coordinate 0 is x (the width).
-                t.dweight[kk] = -gx[i] * cy[j];
-                t.dweight[16 + kk] = -gy[j] * cx[i];
-            }
-        }
-        t.mult = [mx, my, 0.0];
-        t.k = 16;
-        return t;
-    }
     let mut pos = [0.0f32; 3];
     for a in 0..rank {
         let (u, du) = unnormalize(coord(a), g.size[a], p.align_corners);
@@ -377,22 +388,22 @@ fn point_taps(g: &Geometry, xyz: &[f32], p: &GridSampleParams) -> PointTaps {
         t.weight[corner] = w;
         for a in 0..rank {
             let others: f32 = (0..rank).filter(|&b| b != a).map(|b| f[b]).product();
-            t.dweight[(rank - 1 - a) * 16 + corner] = sign[a] * others;
+            t.dweight[rank - 1 - a][corner] = sign[a] * others;
         }
     }
     t
 }
 
 /// The taps of every grid point of image `b`, after checking that they
-/// fit under the memory limit (they take ~140 floats per point).
-fn image_taps(
+/// fit under the memory limit (~140 floats per point; ~530 tricubic).
+fn image_taps<const N: usize>(
     op: &'static str,
     g: &Geometry,
     grid: &[f32],
     b: usize,
     p: &GridSampleParams,
-) -> Result<Vec<PointTaps>> {
-    let per_point = std::mem::size_of::<PointTaps>().div_ceil(4);
+) -> Result<Vec<PointTaps<N>>> {
+    let per_point = std::mem::size_of::<PointTaps<N>>().div_ceil(4);
     memory::check_f32(op, g.points.saturating_mul(per_point))?;
     let r = g.rank();
     let pts = &grid[b * g.points * r..(b + 1) * g.points * r];
@@ -407,44 +418,125 @@ fn parallel(total: usize) -> bool {
     rayon::current_num_threads() > 1 && total >= 1 << 15
 }
 
+/// Whether `p` on `g` is tricubic (64 taps a point).
+fn is_tricubic(g: &Geometry, p: &GridSampleParams) -> bool {
+    p.mode == GridSampleMode::Bicubic && g.rank() == 3
+}
+
+/// One image's output `y` (`[C, points]`) from its input `x` (`[C,
+/// plane]`) and the taps of its grid points.
+fn sample_image<const N: usize>(g: &Geometry, taps: &[PointTaps<N>], x: &[f32], y: &mut [f32]) {
+    let (plane, pts) = (g.plane(), g.points);
+    let sample = |(xc, yc): (&[f32], &mut [f32])| {
+        for (v, t) in yc.iter_mut().zip(taps) {
+            let mut acc = 0.0f32;
+            for k in 0..t.k {
+                if let Some(o) = t.offset[k] {
+                    acc += t.weight[k] * xc[o];
+                }
+            }
+            *v = acc;
+        }
+    };
+    if parallel(g.c * pts) {
+        x.par_chunks_exact(plane)
+            .zip(y.par_chunks_exact_mut(pts))
+            .for_each(sample);
+    } else {
+        x.chunks_exact(plane)
+            .zip(y.chunks_exact_mut(pts))
+            .for_each(sample);
+    }
+}
+
+/// One image's gradients: `gi` (`[C, plane]`) of its input and, unless
+/// nearest, `gg` (`[points, rank]`) of its grid, from `gy` (`[C, points]`).
+fn backward_image<const N: usize>(
+    g: &Geometry,
+    p: &GridSampleParams,
+    taps: &[PointTaps<N>],
+    (x, gy): (&[f32], &[f32]),
+    gi: &mut [f32],
+    gg: &mut [f32],
+) {
+    let (plane, pts, r) = (g.plane(), g.points, g.rank());
+    // The input's gradient, plane by plane: each scatter in point order.
+    let scatter = |(gc, gyc): (&mut [f32], &[f32])| {
+        for (t, &go) in taps.iter().zip(gyc) {
+            for k in 0..t.k {
+                if let Some(o) = t.offset[k] {
+                    gc[o] += t.weight[k] * go;
+                }
+            }
+        }
+    };
+    if parallel(g.c * pts) {
+        gi.par_chunks_exact_mut(plane)
+            .zip(gy.par_chunks_exact(pts))
+            .for_each(scatter);
+    } else {
+        gi.chunks_exact_mut(plane)
+            .zip(gy.chunks_exact(pts))
+            .for_each(scatter);
+    }
+    if p.mode == GridSampleMode::Nearest {
+        return;
+    }
+    // The grid's gradient, point by point over the channels in order.
+    let per = 256;
+    let grid_grad = |(chunk, gchunk): (usize, &mut [f32])| {
+        let first = chunk * per;
+        for (q, out) in gchunk.chunks_exact_mut(r).enumerate() {
+            let t = &taps[first + q];
+            let mut acc = [0.0f32; 3];
+            for ch in 0..g.c {
+                let go = gy[ch * pts + first + q];
+                let xc = &x[ch * plane..(ch + 1) * plane];
+                for k in 0..t.k {
+                    if let Some(o) = t.offset[k] {
+                        let v = xc[o] * go;
+                        for (a, s) in acc.iter_mut().enumerate().take(r) {
+                            *s += v * t.dweight[a][k];
+                        }
+                    }
+                }
+            }
+            for a in 0..r {
+                out[a] = t.mult[a] * acc[a];
+            }
+        }
+    };
+    if parallel(g.c * pts) {
+        gg.par_chunks_mut(per * r).enumerate().for_each(grid_grad);
+    } else {
+        gg.chunks_mut(per * r).enumerate().for_each(grid_grad);
+    }
+}
+
 /// PyTorch's `F.grid_sample`: `input` sampled at the normalised points of
 /// `grid`, to `[N, C, H_out, W_out]` (`[N, C, D_out, H_out, W_out]`).
 ///
 /// # Errors
 /// As PyTorch: an input that is not 4-D or 5-D, a grid of another rank or
 /// batch, a grid whose last dimension is not the number of spatial axes,
-/// an empty spatial axis, bicubic on 5-D input.
+/// an empty spatial axis.
 pub fn grid_sample(input: &Tensor, grid: &Tensor, params: &GridSampleParams) -> Result<Tensor> {
     const OP: &str = "grid_sample";
-    let g = check(OP, input.shape(), grid.shape(), params)?;
+    let g = check(OP, input.shape(), grid.shape())?;
     let mut out = memory::zeros_f32(OP, numel_or_err(OP, &g.out_shape)?)?;
     let (plane, pts) = (g.plane(), g.points);
     if pts == 0 || plane == 0 || g.c == 0 {
         return Tensor::from_vec(out, &g.out_shape);
     }
     for b in 0..g.n {
-        let taps = image_taps(OP, &g, grid.data(), b, params)?;
         let x = &input.data()[b * g.c * plane..(b + 1) * g.c * plane];
         let y = &mut out[b * g.c * pts..(b + 1) * g.c * pts];
-        let sample = |(xc, yc): (&[f32], &mut [f32])| {
-            for (v, t) in yc.iter_mut().zip(&taps) {
-                let mut acc = 0.0f32;
-                for k in 0..t.k {
-                    if let Some(o) = t.offset[k] {
-                        acc += t.weight[k] * xc[o];
-                    }
-                }
-                *v = acc;
-            }
-        };
-        if parallel(g.c * pts) {
-            x.par_chunks_exact(plane)
-                .zip(y.par_chunks_exact_mut(pts))
-                .for_each(sample);
+        if is_tricubic(&g, params) {
+            let taps = image_taps::<CUBE_TAPS>(OP, &g, grid.data(), b, params)?;
+            sample_image(&g, &taps, x, y);
         } else {
-            x.chunks_exact(plane)
-                .zip(y.chunks_exact_mut(pts))
-                .for_each(sample);
+            let taps = image_taps::<TAPS>(OP, &g, grid.data(), b, params)?;
+            sample_image(&g, &taps, x, y);
         }
     }
     Tensor::from_vec(out, &g.out_shape)
@@ -463,7 +555,7 @@ pub fn grid_sample_backward(
     params: &GridSampleParams,
 ) -> Result<(Tensor, Tensor)> {
     const OP: &str = "grid_sample_backward";
-    let g = check(OP, input.shape(), grid.shape(), params)?;
+    let g = check(OP, input.shape(), grid.shape())?;
     if grad_output.shape() != g.out_shape.as_slice() {
         return Err(Error::shape(
             OP,
@@ -486,61 +578,16 @@ pub fn grid_sample_backward(
         ));
     }
     for b in 0..g.n {
-        let taps = image_taps(OP, &g, grid.data(), b, params)?;
         let x = &input.data()[b * g.c * plane..(b + 1) * g.c * plane];
         let gy = &grad_output.data()[b * g.c * pts..(b + 1) * g.c * pts];
-        // The input's gradient, plane by plane: each scatter in point order.
-        let scatter = |(gc, gyc): (&mut [f32], &[f32])| {
-            for (t, &go) in taps.iter().zip(gyc) {
-                for k in 0..t.k {
-                    if let Some(o) = t.offset[k] {
-                        gc[o] += t.weight[k] * go;
-                    }
-                }
-            }
-        };
         let gi = &mut gin[b * g.c * plane..(b + 1) * g.c * plane];
-        if parallel(g.c * pts) {
-            gi.par_chunks_exact_mut(plane)
-                .zip(gy.par_chunks_exact(pts))
-                .for_each(scatter);
-        } else {
-            gi.chunks_exact_mut(plane)
-                .zip(gy.chunks_exact(pts))
-                .for_each(scatter);
-        }
-        if params.mode == GridSampleMode::Nearest {
-            continue;
-        }
-        // The grid's gradient, point by point over the channels in order.
         let gg = &mut ggrid[b * pts * r..(b + 1) * pts * r];
-        let per = 256;
-        let grid_grad = |(chunk, gchunk): (usize, &mut [f32])| {
-            let first = chunk * per;
-            for (q, out) in gchunk.chunks_exact_mut(r).enumerate() {
-                let t = &taps[first + q];
-                let mut acc = [0.0f32; 3];
-                for ch in 0..g.c {
-                    let go = gy[ch * pts + first + q];
-                    let xc = &x[ch * plane..(ch + 1) * plane];
-                    for k in 0..t.k {
-                        if let Some(o) = t.offset[k] {
-                            let v = xc[o] * go;
-                            for (a, s) in acc.iter_mut().enumerate().take(r) {
-                                *s += v * t.dweight[a * 16 + k];
-                            }
-                        }
-                    }
-                }
-                for a in 0..r {
-                    out[a] = t.mult[a] * acc[a];
-                }
-            }
-        };
-        if parallel(g.c * pts) {
-            gg.par_chunks_mut(per * r).enumerate().for_each(grid_grad);
+        if is_tricubic(&g, params) {
+            let taps = image_taps::<CUBE_TAPS>(OP, &g, grid.data(), b, params)?;
+            backward_image(&g, params, &taps, (x, gy), gi, gg);
         } else {
-            gg.chunks_mut(per * r).enumerate().for_each(grid_grad);
+            let taps = image_taps::<TAPS>(OP, &g, grid.data(), b, params)?;
+            backward_image(&g, params, &taps, (x, gy), gi, gg);
         }
     }
     Ok((
