@@ -99,6 +99,29 @@ def time_torch(suite, name_filter):
             img = np.random.randn(c["h"], c["w"]).astype(np.float32)
             k = np.random.randn(31, 31).astype(np.float32)
             out[(c["name"], "scipy")] = median_ms(lambda: fftconvolve(img, k, mode="same"))
+    for c in suite.get("conv3d", []):
+        if name_filter and name_filter not in c["name"]:
+            continue
+        x = torch.randn(c["n"], c["cin"], c["d"], c["h"], c["w"], requires_grad=True)
+        w = torch.randn(c["cout"], c["cin"] // c["groups"], *c["k"], requires_grad=True)
+        b = torch.randn(c["cout"], requires_grad=True) if c["bias"] else None
+        kw_args = dict(stride=c["stride"], padding=c["padding"], dilation=c["dilation"], groups=c["groups"])
+        with torch.no_grad():
+            out[(c["name"], "fwd")] = median_ms(lambda: F.conv3d(x, w, b, **kw_args))
+        y = F.conv3d(x, w, b, **kw_args)
+        go = torch.randn_like(y)
+        inputs = [x, w] + ([b] if b is not None else [])
+        out[(c["name"], "bwd")] = median_ms(lambda: torch.autograd.grad(y, inputs, go, retain_graph=True))
+    for c in suite.get("resample", []):
+        if name_filter and name_filter not in c["name"]:
+            continue
+        x = torch.randn(c["n"], c["c"], c["h"], c["w"], requires_grad=True)
+        f = lambda t: F.interpolate(t, scale_factor=c["scale"], mode=c["mode"])
+        with torch.no_grad():
+            out[(c["name"], "fwd")] = median_ms(lambda: f(x))
+        y = f(x)
+        go = torch.randn_like(y)
+        out[(c["name"], "bwd")] = median_ms(lambda: torch.autograd.grad(y, [x], go, retain_graph=True))
     for c in suite.get("pool", []):
         if name_filter and name_filter not in c["name"]:
             continue
@@ -176,16 +199,19 @@ def main():
     tr, ours = best(torch_rounds), best(ours_rounds)
 
     pool_names = {c["name"] for c in suite.get("pool", [])}
+    resample_names = {c["name"] for c in suite.get("resample", [])}
     lines = ["| case | pass | PyTorch ms | convlab ms | speed-up | other |",
              "|---|---|---:|---:|---:|---|"]
-    groups = {"conv fwd": [], "conv bwd": [], "pool fwd": [], "pool bwd": []}
-    for c in suite["conv2d"] + suite.get("pool", []):
+    groups = {"conv fwd": [], "conv bwd": [], "pool fwd": [], "pool bwd": [],
+              "resample fwd": [], "resample bwd": []}
+    cases = suite["conv2d"] + suite.get("conv3d", []) + suite.get("pool", []) + suite.get("resample", [])
+    for c in cases:
         for p in ("fwd", "bwd"):
             k = (c["name"], p)
             if k not in tr or k not in ours:
                 continue
             ratio = tr[k] / ours[k]
-            kind = "pool" if c["name"] in pool_names else "conv"
+            kind = "pool" if c["name"] in pool_names else "resample" if c["name"] in resample_names else "conv"
             groups[f"{kind} {p}"].append(ratio)
             other = ""
             if p == "fwd" and (c["name"], "opencv") in tr:

@@ -8,9 +8,10 @@ use crate::out::outln;
 use anyhow::{anyhow, bail, Context, Result};
 use convlab::ops::{
     adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward, conv2d,
-    conv2d_backward, force_conv_algo, max_pool2d, max_pool2d_backward, max_pool2d_with_indices,
-    max_pool3d, max_pool3d_backward, max_pool3d_with_indices, AvgPool2dParams, Conv2dParams,
-    ConvAlgo, MaxPool2dParams, MaxPool3dParams,
+    conv2d_backward, conv3d, conv3d_backward, force_conv_algo, interpolate, interpolate_backward,
+    max_pool2d, max_pool2d_backward, max_pool2d_with_indices, max_pool3d, max_pool3d_backward,
+    max_pool3d_with_indices, AvgPool2dParams, Conv2dParams, Conv3dParams, ConvAlgo,
+    InterpolateMode, InterpolateParams, MaxPool2dParams, MaxPool3dParams,
 };
 use convlab::{seeded_rng, Tensor};
 use serde_json::Value;
@@ -231,6 +232,104 @@ fn conv_case(case: &Value, rng: &mut convlab::Rng64) -> Result<Vec<Timing>> {
     ])
 }
 
+/// A 3-D convolution case: `"d"` and a three-element `"k"` (stride,
+/// padding and dilation one int for every axis).
+fn conv3d_case(case: &Value, rng: &mut convlab::Rng64) -> Result<Vec<Timing>> {
+    let name = case["name"].as_str().unwrap_or("?").to_string();
+    let [n, cin, d, h, w, cout, groups] =
+        ["n", "cin", "d", "h", "w", "cout", "groups"].map(|k| usize_of(case, k));
+    let (n, cin, d, h, w, cout, groups) = (n?, cin?, d?, h?, w?, cout?, groups?);
+    let k: Vec<usize> = serde_json::from_value(case["k"].clone())
+        .with_context(|| format!("case {name}: \"k\" is not three sizes"))?;
+    let [kd, kh, kw] = k[..] else {
+        bail!("case {name}: \"k\" must have three sizes");
+    };
+    let p = Conv3dParams::new()
+        .stride(usize_of(case, "stride")?)
+        .padding(usize_of(case, "padding")?)
+        .dilation(usize_of(case, "dilation")?)
+        .groups(groups);
+    let with_bias = case["bias"].as_bool().unwrap_or(false);
+    let x = Tensor::randn(&[n, cin, d, h, w], rng)?;
+    let wt = Tensor::randn(&[cout, cin / groups.max(1), kd, kh, kw], rng)?;
+    let b = if with_bias {
+        Some(Tensor::randn(&[cout], rng)?)
+    } else {
+        None
+    };
+    let y = conv3d(&x, &wt, b.as_ref(), &p).with_context(|| name.clone())?;
+    let go = Tensor::randn(y.shape(), rng)?;
+    let out: usize = y.shape()[2..].iter().product();
+    let flops = 2.0 * (n * cout * out * (cin / groups) * kd * kh * kw) as f64;
+    let fwd = unless_forced_elsewhere(&name, "fwd", || {
+        std::hint::black_box(conv3d(&x, &wt, b.as_ref(), &p)?);
+        Ok(())
+    })?;
+    let bwd = unless_forced_elsewhere(&name, "bwd", || {
+        std::hint::black_box(conv3d_backward(&x, &wt, with_bias, &go, &p)?);
+        Ok(())
+    })?;
+    Ok(vec![
+        Timing {
+            name: name.clone(),
+            pass: "fwd",
+            median_ms: fwd,
+            gflops: Some(flops / fwd / 1e6),
+        },
+        Timing {
+            name,
+            pass: "bwd",
+            median_ms: bwd,
+            gflops: Some(2.0 * flops / bwd / 1e6),
+        },
+    ])
+}
+
+/// A resampling case: `F.interpolate` of `[n, c, h, w]` by `"scale"` in
+/// `"mode"` (`bilinear`, `nearest`, `bicubic`), `align_corners` false.
+fn resample_case(case: &Value, rng: &mut convlab::Rng64) -> Result<Vec<Timing>> {
+    let name = case["name"].as_str().unwrap_or("?").to_string();
+    let shape = ["n", "c", "h", "w"]
+        .map(|k| usize_of(case, k))
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+    let mode = match case["mode"].as_str() {
+        Some("bilinear") => InterpolateMode::Bilinear,
+        Some("nearest") => InterpolateMode::Nearest,
+        Some("bicubic") => InterpolateMode::Bicubic,
+        other => bail!("case {name}: unknown interpolate mode {other:?}"),
+    };
+    let scale = case["scale"]
+        .as_f64()
+        .with_context(|| format!("case {name}: \"scale\" is not a number"))?;
+    let p = InterpolateParams::new(mode).scale_factor(scale);
+    let x = Tensor::randn(&shape, rng)?;
+    let y = interpolate(&x, &p)?;
+    let go = Tensor::randn(y.shape(), rng)?;
+    let fwd = median_ms("fwd", || {
+        std::hint::black_box(interpolate(&x, &p)?);
+        Ok(())
+    })?;
+    let bwd = median_ms("bwd", || {
+        std::hint::black_box(interpolate_backward(&go, &shape, &p)?);
+        Ok(())
+    })?;
+    Ok(vec![
+        Timing {
+            name: name.clone(),
+            pass: "fwd",
+            median_ms: fwd,
+            gflops: None,
+        },
+        Timing {
+            name,
+            pass: "bwd",
+            median_ms: bwd,
+            gflops: None,
+        },
+    ])
+}
+
 fn pool_case(case: &Value, rng: &mut convlab::Rng64) -> Result<Vec<Timing>> {
     let name = case["name"].as_str().unwrap_or("?").to_string();
     // Volumes (3-D pools) have a depth "d" before the height.
@@ -374,6 +473,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let empty = Vec::new();
     let convs = suite["conv2d"].as_array().unwrap_or(&empty);
     let pools = suite["pool"].as_array().unwrap_or(&empty);
+    let volumes = suite["conv3d"].as_array().unwrap_or(&empty);
+    let resamples = suite["resample"].as_array().unwrap_or(&empty);
     let mut rng = seeded_rng(0);
     if !args.json {
         outln!(
@@ -415,8 +516,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         for c in convs.iter().filter(selected) {
             print(conv_case(c, &mut rng)?)?;
         }
+        for c in volumes.iter().filter(selected) {
+            print(conv3d_case(c, &mut rng)?)?;
+        }
         for c in pools.iter().filter(selected) {
             print(pool_case(c, &mut rng)?)?;
+        }
+        for c in resamples.iter().filter(selected) {
+            print(resample_case(c, &mut rng)?)?;
         }
         Ok(())
     };
