@@ -4,7 +4,7 @@
 //!
 //! - [`convert`]: arrays in (one checked copy under the GIL) and out (no
 //!   copy), PyTorch's argument forms, errors as Python exceptions;
-//! - [`run`]: signals, GIL release, the thread pool, panics;
+//! - [`run`]: signals, GIL release, the library's one thread pool, panics;
 //! - [`ops`]: torch.nn.functional's ops and their backward passes;
 //! - [`tools`]: the chapter's tools and the thread count.
 
@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    run::init_global_pool();
+    run::init_pools()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     ops::register(m)?;
     tools::register(m)?;

@@ -2,31 +2,29 @@
 //! released, large work on convlab's thread pool, errors and panics turned
 //! into Python exceptions.
 //!
-//! convlab splits its ops over the rayon pool they are called from. The
-//! extension keeps its own pool, so `set_num_threads` can resize it at any
-//! time (rayon's global pool is fixed once built). Work too small to split
-//! runs on the calling thread instead: handing a job to a pool and waiting
-//! for it costs more than such an op (about 14 us on the 2-core VM against
-//! 1-3 us for the chapter's 6x8 edge detection). The global pool, which an
-//! op called off the pool would otherwise use, is built with one thread so
-//! those calls never split.
+//! There is one pool: the library's own (`convlab::parallel`), sized by
+//! `set_num_threads` and replaced whole when the size changes, so
+//! `convlab.set_num_threads(n)` and the library's policy are the same
+//! thing. Work too small to split runs on the calling thread instead:
+//! handing a job to a pool and waiting for it costs more than such an op
+//! (about 14 us on the 2-core VM against 1-3 us for the chapter's 6x8 edge
+//! detection). rayon's global pool, which an op called off the pool would
+//! otherwise use, is built with one thread so those calls never split.
 
 use crate::convert::to_pyerr;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use rayon::{ThreadPool, ThreadPoolBuilder};
+use rayon::ThreadPoolBuilder;
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
-/// The pool big ops run on, replaced whole by [`set_num_threads`].
-static POOL: Mutex<Option<Arc<ThreadPool>>> = Mutex::new(None);
-/// Its size (0 until first read), read without the lock on every call.
+/// The library pool's size (0 until first set), read without a lock on
+/// every call.
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Multiply-adds from which a convolution splits over threads (the
-/// library's own threshold, `PARALLEL_MIN_MACS`).
+/// library's `SPLIT_MIN_MACS`).
 pub const CONV_SPLIT_MACS: u128 = 1 << 22;
 /// Elements from which a pool or copy splits over threads (the library's
 /// `PARALLEL_MIN` for pooling).
@@ -51,54 +49,31 @@ fn default_threads() -> usize {
 /// The number of threads convlab's ops use.
 pub fn num_threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
-        0 => {
-            let _ = THREADS.compare_exchange(
-                0,
-                default_threads(),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
-            THREADS.load(Ordering::Relaxed)
-        }
+        0 => default_threads(),
         n => n,
     }
 }
 
 /// Use `n` threads for convlab's ops from now on (ops already running
-/// finish on the old pool).
+/// finish on the old pool): the library's pool, rebuilt with `n` threads.
 pub fn set_num_threads(n: usize) -> PyResult<()> {
     if n == 0 {
         return Err(PyValueError::new_err(
             "set_num_threads: the number of threads must be at least 1",
         ));
     }
-    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if THREADS.swap(n, Ordering::Relaxed) != n {
-        *pool = None;
-    }
+    convlab::parallel::set_num_threads(n).map_err(to_pyerr)?;
+    THREADS.store(n, Ordering::Relaxed);
     Ok(())
 }
 
-fn pool() -> PyResult<Arc<ThreadPool>> {
-    let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = slot.as_ref() {
-        return Ok(p.clone());
-    }
-    let p = ThreadPoolBuilder::new()
-        .num_threads(num_threads())
-        .thread_name(|i| format!("convlab-{i}"))
-        .build()
-        .map_err(|e| PyRuntimeError::new_err(format!("convlab: cannot start threads: {e}")))?;
-    let p = Arc::new(p);
-    *slot = Some(p.clone());
-    Ok(p)
-}
-
 /// Build rayon's global pool with one thread, so an op run on the caller's
-/// thread never splits (see the module docs). Another pool already built
-/// in this process's copy of rayon is left as it is.
-pub fn init_global_pool() {
+/// thread never splits (see the module docs), and the library's pool with
+/// the default thread count. Another global pool already built in this
+/// process's copy of rayon is left as it is.
+pub fn init_pools() -> PyResult<()> {
     let _ = ThreadPoolBuilder::new().num_threads(1).build_global();
+    set_num_threads(default_threads())
 }
 
 /// Run `f` with the GIL released: on the pool when `parallel` (and the pool
@@ -110,15 +85,14 @@ pub fn run<T: Send>(
     f: impl FnOnce() -> convlab::Result<T> + Send,
 ) -> PyResult<T> {
     py.check_signals()?;
-    let pool = if parallel && num_threads() > 1 {
-        Some(pool()?)
-    } else {
-        None
-    };
+    let split = parallel && num_threads() > 1;
     let outcome = py.detach(move || {
-        catch_unwind(AssertUnwindSafe(move || match pool {
-            Some(p) => p.install(f),
-            None => f(),
+        catch_unwind(AssertUnwindSafe(move || {
+            if split {
+                convlab::parallel::install(f)
+            } else {
+                f()
+            }
         }))
     });
     match outcome {

@@ -111,9 +111,20 @@ fn own_pool() -> Option<Arc<rayon::ThreadPool>> {
 
 /// Run `f` where convlab's parallel regions belong: inside the pool of
 /// [`set_num_threads`] when there is one and the caller is not already
-/// on it, else right here. `f` runs on another thread in the first case:
-/// callers carry thread-local settings across themselves.
-pub(crate) fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+/// on it, else right here. `f` runs on another thread in the first case
+/// (thread-local settings such as a forced algorithm do not follow it;
+/// convlab's own callers carry theirs across). A host that calls many ops
+/// in a row (a binding, a training loop) wraps the whole batch of work in
+/// one `install` so every op's regions start on the pool.
+///
+/// ```
+/// convlab::parallel::set_num_threads(2)?;
+/// let on_pool = convlab::parallel::install(|| rayon::current_thread_index().is_some());
+/// assert!(on_pool);
+/// convlab::parallel::set_num_threads(0)?;
+/// # Ok::<(), convlab::Error>(())
+/// ```
+pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     match own_pool() {
         Some(pool) if pool.current_thread_index().is_none() => pool.install(f),
         _ => f(),
