@@ -241,3 +241,35 @@ fn the_conv1d_layer_is_pytorchs() {
     assert_eq!(y, want);
     assert!(Conv1d::zeroed(Conv1dConfig::new(3, 4, 3).groups(2)).is_err());
 }
+
+/// `nn.ConvTranspose1d`: PyTorch's reprs (printed by torch 2.15 for the
+/// same arguments), weight shape, the functional op's result.
+#[test]
+fn the_conv_transpose1d_layer_is_pytorchs() {
+    use convlab::nn::{ConvTranspose1d, ConvTranspose1dConfig, Module};
+    let mut rng = convlab::seeded_rng(5);
+    let up = ConvTranspose1d::new(ConvTranspose1dConfig::new(8, 4, 4).stride(2), &mut rng).unwrap();
+    assert_eq!(
+        up.to_string(),
+        "ConvTranspose1d(8, 4, kernel_size=(4,), stride=(2,))"
+    );
+    let odd = ConvTranspose1dConfig::new(4, 6, 3)
+        .stride(2)
+        .padding(1)
+        .output_padding(1)
+        .groups(2)
+        .dilation(2)
+        .bias(false);
+    let odd = ConvTranspose1d::new(odd, &mut rng).unwrap();
+    assert_eq!(
+        odd.describe(),
+        "ConvTranspose1d(4, 6, kernel_size=(3,), stride=(2,), padding=(1,), dilation=(2,), \
+         output_padding=(1,), groups=2, bias=False)"
+    );
+    assert_eq!(odd.weight.shape(), [4, 3, 3]);
+    let x = common::rand_tensor(&[2, 4, 9], 6);
+    let y = odd.forward(&Var::new(x.clone())).unwrap().tensor();
+    let want = conv_transpose1d(&x, &odd.weight.tensor(), None, &odd.config.params).unwrap();
+    assert_eq!(y, want);
+    assert!(ConvTranspose1d::zeroed(ConvTranspose1dConfig::new(3, 4, 3).groups(2)).is_err());
+}

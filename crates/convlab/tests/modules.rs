@@ -41,6 +41,7 @@ fn every_public_layer_is_send_and_sync() {
     // The rest of the layers, every rank.
     use convlab::nn as n;
     assert_send_sync::<n::Conv1d>();
+    assert_send_sync::<n::ConvTranspose1d>();
     assert_send_sync::<n::Conv3d>();
     assert_send_sync::<n::ConvTranspose3d>();
     assert_send_sync::<n::BatchNorm1d>();

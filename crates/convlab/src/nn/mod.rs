@@ -77,7 +77,7 @@ mod resample;
 
 pub use blocks::{Concat, Residual, Sequential};
 pub use buffer::Buffer;
-pub use conv1d::{Conv1d, Conv1dConfig};
+pub use conv1d::{Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig};
 pub use conv3d::{Conv3d, Conv3dConfig, ConvTranspose3d, ConvTranspose3dConfig};
 pub use dropout::{Dropout, Dropout2d};
 pub use layers::{
