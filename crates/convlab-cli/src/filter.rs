@@ -1,5 +1,6 @@
 //! `convlab filter IN OUT --kernel K`: one image (or a directory of them)
-//! through a 2-D kernel with `conv2d`'s semantics, optionally pooled.
+//! through a 2-D kernel with `conv2d`'s semantics, optionally resized
+//! first and pooled after.
 
 use crate::files::{self, Kind};
 use crate::out::outln;
@@ -7,7 +8,9 @@ use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
 use convlab::filters;
 use convlab::io::Normalize;
-use convlab::ops::{self, AvgPool2dParams, Conv2dParams, MaxPool2dParams};
+use convlab::ops::{
+    self, AvgPool2dParams, Conv2dParams, InterpolateMode, InterpolateParams, MaxPool2dParams,
+};
 use convlab::shape::conv_out_len;
 use convlab::{memory, Padding, PaddingMode, Pair, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -45,9 +48,30 @@ pub struct Args {
     /// Convert colour images to gray before filtering.
     #[arg(long)]
     gray: bool,
+    /// Resize before filtering: HxW (e.g. 240x320) or a scale (0.5, 2).
+    /// Bilinear, antialiased when shrinking, as
+    /// F.interpolate(mode='bilinear', antialias=True).
+    #[arg(long, allow_hyphen_values = true)]
+    resize: Option<String>,
     /// With a directory, the output format (png, jpg or npy; default: the input's).
     #[arg(long)]
     format: Option<String>,
+}
+
+/// `--resize`'s parsed form: `HxW` or one scale for both axes.
+fn parse_resize(spec: &str) -> anyhow::Result<InterpolateParams> {
+    let p = InterpolateParams::new(InterpolateMode::Bilinear).antialias(true);
+    if let Some((h, w)) = spec.split_once(['x', 'X']) {
+        let size = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n > 0);
+        if let (Some(h), Some(w)) = (size(h), size(w)) {
+            return Ok(p.size(vec![h, w]));
+        }
+    } else if let Ok(f) = spec.trim().parse::<f64>() {
+        if f.is_finite() && f > 0.0 {
+            return Ok(p.scale_factor(f));
+        }
+    }
+    bail!("--resize '{spec}' is not HxW (two positive whole numbers, as 240x320) or a positive scale (0.5)")
 }
 
 /// `--pool`'s parsed form.
@@ -84,6 +108,7 @@ fn parse_pool(spec: &str) -> anyhow::Result<Pool> {
 
 /// Everything a file needs, parsed once.
 struct Plan {
+    resize: Option<InterpolateParams>,
     kernel: Tensor,
     conv: Conv2dParams,
     pool: Option<Pool>,
@@ -102,8 +127,10 @@ impl Plan {
             .stride(a.stride)
             .dilation(a.dilation);
         let pool = a.pool.as_deref().map(parse_pool).transpose()?;
+        let resize = a.resize.as_deref().map(parse_resize).transpose()?;
         let norm: Normalize = a.normalize.parse()?;
         Ok(Plan {
+            resize,
             kernel,
             conv,
             pool,
@@ -139,8 +166,25 @@ impl Plan {
         })
     }
 
+    /// `x` (`[H, W]` or `[C, H, W]`) resized as `--resize` asks, same rank.
+    fn resized(&self, x: Tensor) -> anyhow::Result<Tensor> {
+        let Some(p) = &self.resize else {
+            return Ok(x);
+        };
+        let lead = x.shape()[..x.ndim() - 2].to_vec();
+        let (h, w) = (x.shape()[x.ndim() - 2], x.shape()[x.ndim() - 1]);
+        let c = lead.first().copied().unwrap_or(1);
+        let y = ops::interpolate(&x.into_shape(&[1, c, h, w])?, p)?;
+        let (oh, ow) = (y.shape()[2], y.shape()[3]);
+        Ok(y.into_shape(&[lead, vec![oh, ow]].concat())?)
+    }
+
     fn file(&self, input: &Path, output: &Path) -> anyhow::Result<Tensor> {
         let x = files::load(input, self.gray)?;
+        let shape = x.shape().to_vec();
+        let x = self
+            .resized(x)
+            .with_context(|| format!("{} {shape:?}: --resize", input.display()))?;
         let shape = x.shape().to_vec();
         let y = self
             .check_memory(&shape)

@@ -213,6 +213,56 @@ fn filter_images_to_png_and_npy() {
     assert_eq!(img.color().channel_count(), 1);
 }
 
+/// `--resize` runs `F.interpolate(mode='bilinear', antialias=True)` before
+/// the kernel: to a size or by a scale, gray or colour; a bad spec is one
+/// line and exit 2.
+#[test]
+fn filter_resizes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_npy(&d.join("r.npy"), &ramp(8, 12)).unwrap();
+    ok(&[
+        "filter",
+        &p(d, "r.npy"),
+        &p(d, "half.npy"),
+        "--kernel",
+        "identity",
+        "--padding",
+        "same",
+        "--resize",
+        "0.5",
+    ]);
+    let half = read_npy(&d.join("half.npy")).unwrap();
+    assert_eq!(half.shape(), &[4, 6]);
+    // Halving a ramp with the antialiased (box-like) filter averages 2x2
+    // blocks away from the borders: row 1, column 1 covers rows 2-3 and
+    // columns 2-3 of the ramp, mean 2.5 * 12 + 2.5.
+    assert!((half.data()[6 + 1] - 32.5).abs() < 1e-4, "{half}");
+    // Colour, to a size, then the kernel.
+    ok(&[
+        "filter",
+        &asset("chelsea.png"),
+        &p(d, "small.npy"),
+        "--kernel",
+        "box:3",
+        "--resize",
+        "100x150",
+    ]);
+    assert_eq!(read_npy(&d.join("small.npy")).unwrap().shape(), &[3, 98, 148]);
+    for bad in ["0x3", "3x", "-1", "big"] {
+        let err = fails(&[
+            "filter",
+            &p(d, "r.npy"),
+            &p(d, "bad.npy"),
+            "--kernel",
+            "identity",
+            "--resize",
+            bad,
+        ]);
+        assert!(err.contains("--resize"), "{bad}: {err}");
+    }
+}
+
 #[test]
 fn filter_a_directory() {
     let dir = tempfile::tempdir().unwrap();
