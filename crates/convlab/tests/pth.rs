@@ -157,6 +157,18 @@ fn load_tensors_tells_the_formats_apart_by_content() {
         ],
     );
     expect_err(tensors_from_bytes(b""), &["load_tensors: ", "it is empty"]);
+    // A safetensors header 128 + 256 k bytes long starts with 0x80, the
+    // first byte of a legacy pickle: the header's frame decides (torchvision
+    // googlenet's and resnet50's state dicts were misread as pickles).
+    let json = br#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+    let mut file = (0x180u64).to_le_bytes().to_vec();
+    file.extend_from_slice(json);
+    file.resize(8 + 0x180, b' ');
+    file.extend_from_slice(&2.5f32.to_le_bytes());
+    assert_eq!(file[0], 0x80);
+    let got = tensors_from_bytes(&file).unwrap();
+    assert_eq!(got[0].0, "a");
+    assert_eq!(got[0].1.data(), &[2.5]);
     // Errors of the reader the content picked keep its name.
     expect_err(
         load_tensors(&pth("legacy.pt")),

@@ -68,6 +68,13 @@ enum Format {
 
 impl Format {
     fn of(bytes: &[u8]) -> Format {
+        // safetensors first, by its whole header frame: its length's low
+        // byte can be anything, 0x80 too (googlenet's and resnet50's state
+        // dicts had headers of 0x8580 and 0x...70 80 bytes and were taken
+        // for legacy pickles).
+        if is_safetensors(bytes) {
+            return Format::Safetensors;
+        }
         // A zip, PyTorch's legacy pickle (protocol 2's first byte), or the
         // tar of PyTorch < 0.4: the pth reader reads the first and names the
         // others.
@@ -80,10 +87,29 @@ impl Format {
         if bytes.starts_with(b"\x93NUMPY") {
             return Format::Npy;
         }
-        // safetensors: a little-endian u64 header length, then a JSON object.
+        // What looks like safetensors but whose header length does not fit
+        // the file: the safetensors reader names what is wrong.
         if bytes.get(8) == Some(&b'{') {
             return Format::Safetensors;
         }
         Format::Unknown
     }
+}
+
+/// Whether `bytes` frame a safetensors header: a little-endian u64 length
+/// `n` that fits the file, then `n` bytes of a JSON object (`{` ... `}`,
+/// padded with spaces as the format allows).
+fn is_safetensors(bytes: &[u8]) -> bool {
+    let Some(len) = bytes.get(..8) else {
+        return false;
+    };
+    let n = u64::from_le_bytes(len.try_into().expect("8 bytes"));
+    let Some(header) = usize::try_from(n)
+        .ok()
+        .and_then(|n| bytes.get(8..8usize.checked_add(n)?))
+    else {
+        return false;
+    };
+    let header = header.trim_ascii_end();
+    header.starts_with(b"{") && header.ends_with(b"}")
 }
