@@ -41,6 +41,11 @@ pub struct Args {
     /// Class names, one per line (line i names class i).
     #[arg(long)]
     labels: Option<PathBuf>,
+    /// Write the batch the network sees, [N, C, H, W] after the image
+    /// transform, to this .npy file (to compare the preprocessing with
+    /// torchvision's).
+    #[arg(long)]
+    save_input: Option<PathBuf>,
 }
 
 /// One input as `[N, C, H, W]`.
@@ -97,6 +102,9 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(out) = &a.output {
         files::check_output(out, "--output")?;
     }
+    if let Some(out) = &a.save_input {
+        files::check_output(out, "--save-input")?;
+    }
     let labels = match &a.labels {
         Some(p) => Some(
             std::fs::read_to_string(p)
@@ -114,6 +122,9 @@ pub fn run(a: Args) -> Result<()> {
         .fold_state_dict(weights)
         .with_context(|| format!("--weights {} for {arch}", a.weights.display()))?;
     let x = batch(&a.inputs)?;
+    if let Some(out) = &a.save_input {
+        io::write_npy(out, &x)?;
+    }
     let logits = no_grad(|| net.forward(&Var::new(x)))?.tensor();
     if let Some(out) = &a.output {
         io::write_npy(out, &logits)?;

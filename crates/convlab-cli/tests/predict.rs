@@ -48,6 +48,7 @@ fn lenet_logits_from(file: &str) {
     let input = dir.path().join("x.npy");
     io::write_npy(&input, &t["lenet.input"]).unwrap();
     let out = dir.path().join("logits.npy");
+    let seen = dir.path().join("seen.npy");
     let labels = dir.path().join("labels.txt");
     std::fs::write(
         &labels,
@@ -68,8 +69,12 @@ fn lenet_logits_from(file: &str) {
         "3",
         "--labels",
         labels.to_str().unwrap(),
+        "--save-input",
+        seen.to_str().unwrap(),
     ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // A .npy input runs as it is: the batch the network saw is the input.
+    assert_eq!(io::read_npy(&seen).unwrap(), t["lenet.input"]);
     let logits = io::read_npy(&out).unwrap();
     let e = max_rel_err(&logits, &t["lenet.logits"]);
     assert!(e <= 1e-4, "{file}: relative error {e:e}");
