@@ -6,7 +6,7 @@
 
 use super::ConvPass;
 use crate::error::{Error, Result};
-use crate::kernels::flat::{pack_panels, tile_shape};
+use crate::kernels::flat::{pack_panels, pack_panels_of_transpose, tile_shape};
 use crate::kernels::im2col::{col2im_batched, im2col_batched};
 use crate::kernels::ukernel::{self, Init, Tile};
 use crate::memory;
@@ -48,14 +48,23 @@ fn table_missing() -> Error {
     Error::param("conv2d", "algorithm", "im2col-batched: no gather table")
 }
 
-/// `C [m, np] = A [m, k] @ B [k, np]` on the tile kernel: `a` row-major,
-/// `B` rows `ldb` apart, `C` rows `ldc` apart (`np` rounded up to whole
-/// vectors must fit both).
+/// The `A` operand of [`gemm`], `[m, k]`, as it is stored.
+#[derive(Clone, Copy)]
+enum AMatrix<'a> {
+    /// Row-major `[m, k]`.
+    Rows(&'a [f32]),
+    /// Its transpose, row-major `[k, m]`.
+    Transposed(&'a [f32]),
+}
+
+/// `C [m, np] = A [m, k] @ B [k, np]` on the tile kernel: `B` rows `ldb`
+/// apart, `C` rows `ldc` apart (`np` rounded up to whole vectors must fit
+/// both).
 fn gemm(
     m: usize,
     k: usize,
     np: usize,
-    a: &[f32],
+    a: AMatrix,
     b: &[f32],
     ldb: usize,
     c: &mut [f32],
@@ -64,7 +73,10 @@ fn gemm(
     let lanes = ukernel::menu().lanes;
     let (mr, nv) = tile_shape(m, np);
     let mut panels = memory::Scratch::take("conv2d", m * k)?;
-    pack_panels(k, &a[..m * k], mr, &mut panels);
+    match a {
+        AMatrix::Rows(a) => pack_panels(k, &a[..m * k], mr, &mut panels),
+        AMatrix::Transposed(a) => pack_panels_of_transpose(k, &a[..m * k], mr, &mut panels),
+    }
     let b_off: Vec<usize> = (0..k).map(|kk| kk * ldb).collect();
     let nb = nv * lanes;
     let mut j = 0;
@@ -177,7 +189,7 @@ fn forward_images(
         return Ok(false);
     }
     let mut y = memory::Scratch::take("conv2d", g.c_out * ld)?;
-    gemm(g.c_out, k, np, weight, &cols, ld, &mut y, ld)?;
+    gemm(g.c_out, k, np, AMatrix::Rows(weight), &cols, ld, &mut y, ld)?;
     for img in 0..g.n {
         for co in 0..g.c_out {
             out[(img * g.c_out + co) * p..][..p].copy_from_slice(&y[co * ld + img * p..][..p]);
@@ -194,29 +206,21 @@ pub(super) fn backward_input(
     grad_output: &[f32],
     grad_input: &mut [f32],
 ) -> Result<()> {
-    let k = g.c_in * g.kh * g.kw;
-    let mut wt = memory::Scratch::take("conv2d_backward", k * g.c_out)?;
-    for co in 0..g.c_out {
-        for kk in 0..k {
-            wt[kk * g.c_out + co] = weight[co * k + kk];
-        }
-    }
     let (x_img, y_img) = (g.c_in * g.h * g.w, g.c_out * g.oh * g.ow);
-    let wt = &wt[..];
     let done = over_images(
         g,
         (grad_output, y_img),
         (grad_input, x_img),
-        |part, gy, gx| backward_input_images(part, wt, gy, gx),
+        |part, gy, gx| backward_input_images(part, weight, gy, gx),
     )?;
     done.then_some(()).ok_or_else(table_missing)
 }
 
-/// [`backward_input`] on the calling thread, with the weight transposed
-/// (`wt [K, c_out]`).
+/// [`backward_input`] on the calling thread: `dcols [K, n p] = W^T gy`,
+/// `W^T` packed straight from the weight (`[c_out, K]`).
 fn backward_input_images(
     g: &ConvGeometry,
-    wt: &[f32],
+    weight: &[f32],
     grad_output: &[f32],
     grad_input: &mut [f32],
 ) -> Result<bool> {
@@ -226,6 +230,15 @@ fn backward_input_images(
     let mut gy = memory::Scratch::take("conv2d_backward", g.c_out * ld)?;
     to_columns(grad_output, g.n, g.c_out, p, &mut gy, ld);
     let mut dcols = memory::Scratch::take("conv2d_backward", k * ld)?;
-    gemm(k, g.c_out, np, wt, &gy, ld, &mut dcols, ld)?;
+    gemm(
+        k,
+        g.c_out,
+        np,
+        AMatrix::Transposed(weight),
+        &gy,
+        ld,
+        &mut dcols,
+        ld,
+    )?;
     Ok(col2im_batched(g, g.c_in, &dcols, ld, g.n, grad_input))
 }

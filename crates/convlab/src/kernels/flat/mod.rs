@@ -280,6 +280,25 @@ pub fn pack_panels(k: usize, rows: &[f32], mr: usize, dst: &mut [f32]) {
     }
 }
 
+/// [`pack_panels`] of the `[m, k]` matrix whose transpose `cols` is
+/// (`[k, m]` row-major): each panel row of `kk` is a contiguous run of
+/// `cols`, so no transposed copy is made first (a scalar transpose of the
+/// input gradient's weight, strided stores, was 9% of a resnet18 training
+/// step).
+pub fn pack_panels_of_transpose(k: usize, cols: &[f32], mr: usize, dst: &mut [f32]) {
+    let m = cols.len() / k.max(1);
+    let mut at = 0;
+    let mut r0 = 0;
+    while r0 < m {
+        let pr = mr.min(m - r0);
+        for kk in 0..k {
+            dst[at + kk * pr..][..pr].copy_from_slice(&cols[kk * m + r0..][..pr]);
+        }
+        at += k * pr;
+        r0 += pr;
+    }
+}
+
 /// The tile shape for a GEMM with `m` rows and `cols` columns on this
 /// CPU: `(mr, nv)` minimising a rough cycle count (FMAs at two per cycle,
 /// or loads at 2.5 per cycle when a thin tile is load-bound), counting the
