@@ -254,7 +254,7 @@ fn forward_matches_reference(
         "{what}: {}",
         rel_err(&got, &want)
     );
-    let got = pool_of_two().install(|| run(algo));
+    let got = on_two(|| run(algo));
     let err = rel_err(&got, &want);
     assert!(err <= TOL, "{what} on two: {err}");
     want
@@ -583,7 +583,7 @@ proptest! {
             let y = adaptive_avg_pool2d(&x, 1).unwrap();
             (y, adaptive_avg_pool2d_backward(x.shape(), &go).unwrap())
         };
-        for (got, gx) in [run(), pool_of_two().install(run)] {
+        for (got, gx) in [run(), on_two(run)] {
             prop_assert!(rel_err(&got, &want) <= 1e-6);
             prop_assert_eq!(gx.data(), &want_gx[..]);
         }
@@ -611,16 +611,27 @@ proptest! {
     }
 }
 
-/// A two-thread pool, to run ops from a pool worker (their threading
-/// thresholds differ there).
-fn pool_of_two() -> &'static rayon::ThreadPool {
+/// `f` on a worker of a two-thread pool, to run ops from a pool worker
+/// (their threading thresholds differ there).
+///
+/// One test at a time uses the pool (as in determinism.rs): a worker
+/// waiting inside one test's convolution may steal another test's
+/// `install` job and run it nested on its own stack, where each test's
+/// recorder also sees the other's passes (recorders belong to a thread,
+/// not to a job). `forced` then panicked on the worker, whose captured
+/// output belongs to neither test: under load, 1 run in about 20 of this
+/// binary failed a Winograd test with no message.
+fn on_two<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
+    static ONE_TEST_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let pool = POOL.get_or_init(|| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()
             .expect("a two-thread pool")
-    })
+    });
+    let _turn = ONE_TEST_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    pool.install(f)
 }
 
 /// Winograd with filters too large to share (each task transforms its own

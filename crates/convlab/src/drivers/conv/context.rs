@@ -83,7 +83,10 @@ fn next_id() -> u64 {
 /// [`ConvAlgo::Auto`] lifts an outer force. A forced algorithm that does not
 /// apply to a pass makes that op return an error (never another
 /// algorithm). Guards nest and may be dropped in any order: the newest
-/// live guard's algorithm is in force.
+/// live guard's algorithm is in force. Guards belong to a thread: one made
+/// inside a rayon job is also in force for other jobs that thread runs
+/// nested while it waits (keep forced work off pools shared with
+/// unrelated work).
 ///
 /// ```
 /// use convlab::ops::{conv2d, force_conv_algo, ConvAlgo, Conv2dParams};
