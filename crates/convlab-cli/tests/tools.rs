@@ -248,7 +248,10 @@ fn filter_resizes_first() {
         "--resize",
         "100x150",
     ]);
-    assert_eq!(read_npy(&d.join("small.npy")).unwrap().shape(), &[3, 98, 148]);
+    assert_eq!(
+        read_npy(&d.join("small.npy")).unwrap().shape(),
+        &[3, 98, 148]
+    );
     for bad in ["0x3", "3x", "-1", "big"] {
         let err = fails(&[
             "filter",
