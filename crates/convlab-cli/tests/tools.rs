@@ -335,6 +335,45 @@ fn rf_table() {
     );
 }
 
+/// `rf` on a sequence (`--dims 1`) and a volume (`DxHxW`, sizes per
+/// axis in the spec), and the one-line errors of a mismatched rank.
+#[test]
+fn rf_in_one_and_three_dimensions() {
+    let out = ok(&[
+        "rf",
+        "conv9 p4, maxpool2, conv9 p4",
+        "--input",
+        "16000",
+        "--dims",
+        "1",
+    ]);
+    let last = out.lines().nth(4).unwrap();
+    assert!(
+        last.contains("8000") && last.contains(" 26 ") && last.contains(" 2 "),
+        "{out}"
+    );
+    let out = ok(&[
+        "rf",
+        "conv3x7x7 s1x2x2 p1x3x3, maxpool3 s2 p1",
+        "--input",
+        "16x112x112",
+    ]);
+    let rows: Vec<&str> = out.lines().collect();
+    assert!(
+        rows[2].contains("16x56x56") && rows[2].contains("3x7x7") && rows[2].contains("1x2x2"),
+        "{out}"
+    );
+    assert!(
+        rows[3].contains("8x28x28") && rows[3].contains("5x11x11"),
+        "{out}"
+    );
+    assert!(out.contains("(depth, row, col)"), "{out}");
+    let err = fails(&["rf", "conv3, conv3x3", "--input", "8x8x8"]);
+    assert!(err.contains("layer 2") && err.contains("1 or 3"), "{err}");
+    let err = fails(&["rf", "conv3", "--input", "8x8", "--dims", "1"]);
+    assert!(err.contains("--dims is 1"), "{err}");
+}
+
 #[test]
 fn learn_demo_recovers_sobel_x() {
     let dir = tempfile::tempdir().unwrap();

@@ -353,6 +353,126 @@ pub fn receptive_fields(layers: &[LayerSpec], input: Pair) -> Result<Vec<LayerFi
     Ok(rows)
 }
 
+/// One row of [`receptive_fields_nd`]: a layer and its geometry on each
+/// of the input's axes (outermost first).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerFieldNd {
+    /// The layer as written in the spec.
+    pub text: String,
+    /// Output size per axis.
+    pub out: Vec<usize>,
+    /// Receptive field per axis, in input pixels.
+    pub rf: Vec<usize>,
+    /// Distance between neighbouring outputs per axis, in input pixels.
+    pub jump: Vec<usize>,
+    /// Centre of the first output's field per axis (see [`LayerField`]).
+    pub centre: Vec<f64>,
+}
+
+/// The spec with every size token (`3`, `3x5`, `3x5x5`) replaced by its
+/// value on axis `axis` of `rank`: a one-number size stands for every
+/// axis; otherwise it must have `rank` parts.
+fn spec_on_axis(spec: &str, axis: usize, rank: usize) -> Result<String> {
+    let mut layers = Vec::new();
+    for (i, text) in spec.split(',').map(str::trim).enumerate() {
+        let mut words = Vec::new();
+        for (w, word) in text.split_whitespace().enumerate() {
+            // The size starts after the head's name (conv, maxpool, ...) or
+            // an option's letter (s, p, d).
+            let split = if w == 0 {
+                word.find(|c: char| c.is_ascii_digit())
+                    .unwrap_or(word.len())
+            } else {
+                1.min(word.len())
+            };
+            let (name, value) = word.split_at(split);
+            let parts: Vec<&str> = value.split(['x', 'X']).collect();
+            let numeric = !value.is_empty() && parts.iter().all(|p| p.parse::<usize>().is_ok());
+            let one = match parts.len() {
+                _ if !numeric => value,
+                1 => value,
+                n if n == rank => parts[axis],
+                n => {
+                    return Err(bad(
+                        i,
+                        text,
+                        format!("'{word}' has {n} sizes; a {rank}-D input takes 1 or {rank}"),
+                    ))
+                }
+            };
+            words.push(format!("{name}{one}"));
+        }
+        layers.push(words.join(" "));
+    }
+    Ok(layers.join(", "))
+}
+
+/// [`receptive_fields`] for an input of any rank (`[L]`, `[H, W]` or `[D,
+/// H, W]`): sizes in the spec are one number for every axis or one per
+/// axis (`conv3x5x5 s1x2x2`). Each axis is computed on its own (the rules
+/// are separable), from the same spec.
+///
+/// ```
+/// use convlab::receptive_field::receptive_fields_nd;
+/// let rows = receptive_fields_nd("conv9 p4, maxpool2, conv9 p4", &[16000])?;
+/// assert_eq!((rows[2].out.clone(), rows[2].rf.clone()), (vec![8000], vec![26]));
+/// let rows = receptive_fields_nd("conv3x7x7 s1x2x2 p1x3x3", &[16, 112, 112])?;
+/// assert_eq!(rows[0].out, [16, 56, 56]);
+/// # Ok::<(), convlab::Error>(())
+/// ```
+///
+/// # Errors
+/// As [`parse_spec`] and [`receptive_fields`]; a size with another number
+/// of parts than 1 or the input's rank; an input of rank 0 or above 3.
+pub fn receptive_fields_nd(spec: &str, input: &[usize]) -> Result<Vec<LayerFieldNd>> {
+    let rank = input.len();
+    if !(1..=3).contains(&rank) {
+        return Err(Error::param(
+            "receptive_field",
+            "input",
+            format!("has {rank} sizes; give L, HxW or DxHxW"),
+        ));
+    }
+    if rank == 2 {
+        // The 2-D engine itself, whose messages name the image's sides.
+        let fields = receptive_fields(&parse_spec(spec)?, Pair(input[0], input[1]))?;
+        return Ok(fields
+            .into_iter()
+            .map(|f| LayerFieldNd {
+                text: f.layer.text,
+                out: vec![f.out.0, f.out.1],
+                rf: vec![f.rf.0, f.rf.1],
+                jump: vec![f.jump.0, f.jump.1],
+                centre: vec![f.centre.0, f.centre.1],
+            })
+            .collect());
+    }
+    let mut rows: Vec<LayerFieldNd> = Vec::new();
+    for (axis, &len) in input.iter().enumerate() {
+        let layers = parse_spec(&spec_on_axis(spec, axis, rank)?)?;
+        let fields = receptive_fields(&layers, Pair(len, len))?;
+        if axis == 0 {
+            rows = spec
+                .split(',')
+                .map(|t| LayerFieldNd {
+                    text: t.trim().to_string(),
+                    out: Vec::new(),
+                    rf: Vec::new(),
+                    jump: Vec::new(),
+                    centre: Vec::new(),
+                })
+                .collect();
+        }
+        for (row, f) in rows.iter_mut().zip(fields) {
+            row.out.push(f.out.0);
+            row.rf.push(f.rf.0);
+            row.jump.push(f.jump.0);
+            row.centre.push(f.centre.0);
+        }
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,5 +598,45 @@ mod tests {
             let e = parse_spec(spec).unwrap_err().to_string();
             assert!(e.contains(needle), "{spec:?}: {e}");
         }
+    }
+
+    #[test]
+    fn one_and_three_axes_follow_each_axis_rule() {
+        // 1-D: two k9 convs around a pool, as an audio front end.
+        let r = receptive_fields_nd("conv9 p4, maxpool2, conv9 p4", &[16000]).unwrap();
+        let got: Vec<(usize, usize, usize)> =
+            r.iter().map(|f| (f.out[0], f.rf[0], f.jump[0])).collect();
+        assert_eq!(got, [(16000, 9, 1), (8000, 10, 2), (8000, 26, 2)]);
+        // 3-D: a video stem, stride only in space, then a cube pool.
+        let r = receptive_fields_nd("conv3x7x7 s1x2x2 p1x3x3, maxpool3 s2 p1", &[16, 112, 112])
+            .unwrap();
+        assert_eq!(r[0].out, [16, 56, 56]);
+        assert_eq!(
+            (r[0].rf.clone(), r[0].jump.clone()),
+            (vec![3, 7, 7], vec![1, 2, 2])
+        );
+        assert_eq!(r[1].out, [8, 28, 28]);
+        assert_eq!(
+            (r[1].rf.clone(), r[1].jump.clone()),
+            (vec![5, 11, 11], vec![2, 4, 4])
+        );
+        // Two-axis stacks give what receptive_fields gives.
+        let two = receptive_fields_nd("conv3 s2 p1, conv5x3 d2", &[40, 30]).unwrap();
+        let plain = receptive_fields(
+            &parse_spec("conv3 s2 p1, conv5x3 d2").unwrap(),
+            Pair(40, 30),
+        )
+        .unwrap();
+        for (a, b) in two.iter().zip(&plain) {
+            assert_eq!(a.out, [b.out.0, b.out.1]);
+            assert_eq!(a.rf, [b.rf.0, b.rf.1]);
+            assert_eq!(a.centre, [b.centre.0, b.centre.1]);
+        }
+        // A size with two parts on a 3-D input names the layer.
+        let e = receptive_fields_nd("conv3, conv3x3", &[8, 8, 8])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("layer 2") && e.contains("1 or 3"), "{e}");
+        assert!(receptive_fields_nd("conv3", &[]).is_err());
     }
 }
