@@ -264,11 +264,17 @@ pub fn grid_sample_reference(
                 Some(o)
             };
             if p.mode == GridSampleMode::Bicubic {
-                let (iy, my) = unnormalize(xyz[1], size[0], p.align_corners);
-                let (ix, mx) = unnormalize(xyz[0], size[1], p.align_corners);
-                mult = [mx as f64, my as f64, 0.0];
-                let (fy, fx) = (iy.floor(), ix.floor());
-                let (ty, tx) = ((iy - fy) as f64, (ix - fx) as f64);
+                // Bicubic in 2-D, tricubic in 3-D: 4 taps per axis, each
+                // tap's coordinate padded on its own. Axis a (outermost
+                // first) reads grid coordinate r - 1 - a.
+                let mut floor = [0.0f32; 3];
+                let mut frac = [0.0f64; 3];
+                for a in 0..r {
+                    let (u, m) = unnormalize(xyz[r - 1 - a], size[a], p.align_corners);
+                    mult[r - 1 - a] = m as f64;
+                    floor[a] = u.floor();
+                    frac[a] = (u - floor[a]) as f64;
+                }
                 // Keys' cubic (A = -0.75) and its derivative at each tap.
                 let w = |d: f64| {
                     let (a, d) = (-0.75, d.abs());
@@ -281,29 +287,31 @@ pub fn grid_sample_reference(
                     }
                 };
                 let dw = |d: f64| (w(d + 1e-4) - w(d - 1e-4)) / 2e-4;
-                for j in 0..4 {
-                    for i in 0..4 {
-                        let (dy, dx) = (ty - (j as f64 - 1.0), tx - (i as f64 - 1.0));
-                        let py = pad_coordinate(
-                            fy - 1.0 + j as f32,
-                            size[0],
+                for tap in 0..1usize << (2 * r) {
+                    let digit = |a: usize| (tap >> (2 * (r - 1 - a))) & 3;
+                    let mut idx = [0i64; 3];
+                    let mut f = [1.0f64; 3];
+                    let mut df = [0.0f64; 3];
+                    for a in 0..r {
+                        let t = digit(a);
+                        let d = frac[a] - (t as f64 - 1.0);
+                        idx[a] = pad_coordinate(
+                            floor[a] - 1.0 + t as f32,
+                            size[a],
                             p.padding_mode,
                             p.align_corners,
                         )
-                        .0;
-                        let px = pad_coordinate(
-                            fx - 1.0 + i as f32,
-                            size[1],
-                            p.padding_mode,
-                            p.align_corners,
-                        )
-                        .0;
-                        taps.push((
-                            at(&[py as i64, px as i64]),
-                            w(dy) * w(dx),
-                            [dw(dx) * w(dy), dw(dy) * w(dx), 0.0],
-                        ));
+                        .0 as i64;
+                        f[a] = w(d);
+                        df[a] = dw(d);
                     }
+                    let weight: f64 = f[..r].iter().product();
+                    let mut dweight = [0.0f64; 3];
+                    for a in 0..r {
+                        let others: f64 = (0..r).filter(|&b| b != a).map(|b| f[b]).product();
+                        dweight[r - 1 - a] = df[a] * others;
+                    }
+                    taps.push((at(&idx[..r]), weight, dweight));
                 }
             } else {
                 let mut pos = [0.0f64; 3];
