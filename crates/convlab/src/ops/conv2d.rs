@@ -306,7 +306,7 @@ pub fn conv2d(
     const OP: &str = "conv2d";
     let plan = plan(input.shape(), weight.shape(), bias.map(|b| b.shape()), p)?;
     let g = plan.geom;
-    driver::in_pool(|| {
+    driver::in_pool(g.macs(), || {
         let x = kernel_input(&plan, input)?;
         let numel = numel_or_err(OP, &[g.n, g.c_out, g.oh, g.ow])?;
         let mut buf = memory::uninit_f32(OP, numel)?;
@@ -337,14 +337,13 @@ pub fn conv2d_backward(
     grad_output: &Tensor,
     p: &Conv2dParams,
 ) -> Result<Conv2dGrads> {
-    driver::in_pool(|| {
+    // The forward's multiply-adds, from the shapes alone (a plan costs as
+    // much as d2l_edge's whole backward); bad shapes fail in either pass.
+    let macs =
+        grad_output.numel() as u128 * weight.shape().iter().skip(1).product::<usize>() as u128;
+    driver::in_pool(macs, || {
         let input_grad = || conv2d_backward_input(input.shape(), weight, grad_output, p);
         let weight_grad = || conv2d_backward_weight(input, weight.shape(), grad_output, p);
-        // The forward's multiply-adds, from the shapes alone (a plan costs
-        // as much as d2l_edge's whole backward); bad shapes fail in either
-        // pass.
-        let macs =
-            grad_output.numel() as u128 * weight.shape().iter().skip(1).product::<usize>() as u128;
         let (grad_input, grad_weight) = if crate::parallel::threads_for(macs) > 1 {
             driver::join_passes(input_grad, weight_grad)
         } else {
@@ -391,7 +390,7 @@ pub fn conv2d_backward_input(
     let plan = plan(input_shape, weight.shape(), None, p)?;
     check_grad_output(&plan, grad_output, OP)?;
     let g = plan.geom;
-    driver::in_pool(|| {
+    driver::in_pool(g.macs(), || {
         let mut buf = memory::uninit_f32(OP, numel_or_err(OP, &[g.n, g.c_in, g.h, g.w])?)?;
         let call = Call {
             op: OP,
@@ -427,7 +426,7 @@ pub fn conv2d_backward_weight(
     let plan = plan(input.shape(), weight_shape, None, p)?;
     check_grad_output(&plan, grad_output, OP)?;
     let g = plan.geom;
-    driver::in_pool(|| {
+    driver::in_pool(g.macs(), || {
         let x = kernel_input(&plan, input)?;
         let mut buf = memory::uninit_f32(OP, numel_or_err(OP, weight_shape)?)?;
         let call = Call {

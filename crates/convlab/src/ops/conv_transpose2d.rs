@@ -188,7 +188,7 @@ pub fn conv_transpose2d(
     const OP: &str = "conv_transpose2d";
     let plan = plan(input.shape(), weight.shape(), bias.map(|b| b.shape()), p)?;
     let g = plan.geom;
-    driver::in_pool(|| {
+    driver::in_pool(g.macs(), || {
         let n_out = numel_or_err(OP, &[g.n, g.c_in, g.h, g.w])?;
         let mut buf = memory::uninit_f32(OP, n_out)?;
         let call = Call {
@@ -235,7 +235,7 @@ pub fn conv_transpose2d_backward(
         ));
     }
     let g = plan.geom;
-    driver::in_pool(|| {
+    driver::in_pool(g.macs(), || {
         let input_grad = || -> Result<Vec<f32>> {
             let mut buf = memory::uninit_f32(OP, input.numel())?;
             let call = Call {
